@@ -1,0 +1,3 @@
+from konifer_edge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Builds the Litestar app from a Config: opens pools at start-up and closes them at shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from konifer_edge.config import Config, load_config
+from konifer_edge.http.errors import EXCEPTION_HANDLERS
+from konifer_edge.http.routes import ASSET_ROUTES
+from konifer_edge.imaging.pool import ImagingPool
+from konifer_edge.observability.health import HEALTH_ROUTES
+from konifer_edge.services.object_reaper import ObjectReaper
+from konifer_edge.services.runtime import Runtime
+from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
+from konifer_edge.storage.migrations import migrate
+from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
+from konifer_edge.storage.repository import AssetRepository, create_pool
+
+log = logging.getLogger("konifer_edge")
+
+# Set by `konifer-edge serve` for the worker processes Granian starts.
+ENV_CONFIG_FILE = "KONIFER_EDGE_CONFIG"
+ENV_DATA_DIR = "KONIFER_EDGE_DATA_DIR"
+ENV_EMBEDDED_DSN = "KONIFER_EDGE_EMBEDDED_DSN"
+
+
+def database_dsn(config: Config) -> str | None:
+    return os.environ.get(ENV_EMBEDDED_DSN) or config.data_store.postgresql.dsn()
+
+
+def object_store_for(config: Config, data_dir: Path) -> ObjectStore:
+    settings = config.object_store
+    s3 = settings.s3
+    return create_object_store(
+        settings.provider,
+        s3=S3Params(
+            endpoint_url=s3.endpoint_url,
+            region=s3.region,
+            access_key=s3.access_key,
+            secret_key=s3.secret_key,
+            force_path_style=s3.force_path_style,
+            allow_http=s3.allow_http,
+        ),
+        filesystem_root=Path(settings.filesystem.mount_path or data_dir / "objects"),
+    )
+
+
+def configured_buckets(config: Config) -> set[str]:
+    paths = config.paths
+    settings = [paths.root, *(paths.for_pattern(pattern) for pattern in paths.patterns)]
+    return {s.object_store.bucket for s in settings if s is not None}
+
+
+def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(dsn)
+        async with pool.acquire() as connection:
+            applied = await migrate(connection)
+        if applied:
+            log.info("applied migrations %s", applied)
+        repository = AssetRepository(pool)
+        objects = object_store_for(config, data_dir)
+        for bucket in configured_buckets(config):
+            await objects.ensure_bucket(bucket)
+        url_settings = config.source.url
+        downloader = UrlDownloader(
+            UrlFetchPolicy(
+                allowed_domains=tuple(url_settings.allowed_domains),
+                max_bytes=url_settings.max_bytes,
+                allow_private_networks=url_settings.allow_private_networks,
+                timeout_seconds=url_settings.timeout,
+                max_redirects=url_settings.max_redirects,
+            )
+        )
+        workers = config.variant_generation.workers
+        imaging = ImagingPool(workers, config.variant_generation.queue_size)
+        reaper = ObjectReaper(repository, objects)
+        reaper.start()
+        app.state.runtime = Runtime(
+            config=config,
+            repository=repository,
+            objects=objects,
+            imaging=imaging,
+            url_downloader=downloader,
+            reaper=reaper,
+        )
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            await reaper.stop()
+            await downloader.aclose()
+            imaging.shutdown()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[*ASSET_ROUTES, *HEALTH_ROUTES],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        request_max_body_size=None,
+        openapi_config=OpenAPIConfig(title="konifer-edge", version="0.1.0", path="/schema"),
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Granian's factory target: each worker reads what `serve` decided from the environment."""
+    config_file = os.environ.get(ENV_CONFIG_FILE)
+    config = load_config(Path(config_file) if config_file else None)
+    data_dir = Path(os.environ.get(ENV_DATA_DIR, "data"))
+    dsn = database_dsn(config)
+    if dsn is None:
+        raise RuntimeError("no database: `konifer-edge serve` starts the embedded one before the workers")
+    return create_app(config, data_dir, dsn)

@@ -1,0 +1,287 @@
+"""The validated settings: frozen msgspec Structs with snake_case names.
+
+Each Struct mirrors one object of Konifer's configuration tree (kebab-case keys
+in the file, snake_case attributes here). Instances are only built by the loader
+after validation, so code that receives them can trust every value.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Final, Literal
+from urllib.parse import quote, urlencode
+
+import msgspec
+
+from konifer_edge.config.paths import PathConfiguration
+
+DataStoreProvider = Literal["postgresql", "in-memory"]
+ObjectStoreProvider = Literal["s3", "filesystem", "in-memory"]
+PostgresSslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+SigningAlgorithm = Literal["hmac_sha256", "hmac_sha384", "hmac_sha512"]
+LqipKind = Literal["blurhash", "thumbhash"]
+RedirectStrategy = Literal["none", "presigned", "template"]
+CacheVisibility = Literal["public", "private"]
+CacheRevalidate = Literal["must-revalidate", "proxy-revalidate", "no-cache"]
+OnDemandMode = Literal["enabled", "profile_only", "disabled"]
+ExpireStrategy = Literal["never", "ttl", "idle"]
+
+DATA_STORE_PROVIDERS: Final[tuple[DataStoreProvider, ...]] = ("postgresql", "in-memory")
+OBJECT_STORE_PROVIDERS: Final[tuple[ObjectStoreProvider, ...]] = ("s3", "filesystem", "in-memory")
+POSTGRES_SSL_MODES: Final[tuple[PostgresSslMode, ...]] = (
+    "disable", "allow", "prefer", "require", "verify-ca", "verify-full",
+)  # fmt: skip
+SIGNING_ALGORITHMS: Final[tuple[SigningAlgorithm, ...]] = ("hmac_sha256", "hmac_sha384", "hmac_sha512")
+LQIP_KINDS: Final[tuple[LqipKind, ...]] = ("blurhash", "thumbhash")
+REDIRECT_STRATEGIES: Final[tuple[RedirectStrategy, ...]] = ("none", "presigned", "template")
+CACHE_VISIBILITIES: Final[tuple[CacheVisibility, ...]] = ("public", "private")
+CACHE_REVALIDATES: Final[tuple[CacheRevalidate, ...]] = ("must-revalidate", "proxy-revalidate", "no-cache")
+ON_DEMAND_MODES: Final[tuple[OnDemandMode, ...]] = ("enabled", "profile_only", "disabled")
+EXPIRE_STRATEGIES: Final[tuple[ExpireStrategy, ...]] = ("never", "ttl", "idle")
+
+SUPPORTED_CONTENT_TYPES: Final[tuple[str, ...]] = (
+    "image/jpeg", "image/png", "image/webp", "image/avif", "image/jxl", "image/heic", "image/gif",
+)  # fmt: skip
+
+TransformationParams = dict[str, str]
+"""Transformation keys (``w``, ``fit``, ``pad-c``...) to their values as text.
+
+Only the keys are checked here; the imaging code validates the values. Treat the
+mapping as read-only: it is shared by every path that inherits it.
+"""
+
+DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
+
+
+# --- top level ---------------------------------------------------------------
+
+
+class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
+    public_url: str | None = None
+    """Base of Location and link URLs, without a trailing slash; ``None`` derives it from the request."""
+
+
+class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str | None = None
+    port: int = 5432
+    database: str = "konifer"
+    user: str = "postgres"
+    password: str = ""
+    ssl_mode: PostgresSslMode | None = None
+    url: str | None = None
+
+    def dsn(self) -> str | None:
+        """The connection string, or ``None`` to run the embedded PostgreSQL."""
+        if self.url is not None:
+            return self.url
+        if self.host is None:
+            return None
+        credentials = quote(self.user, safe="")
+        if self.password:
+            credentials += ":" + quote(self.password, safe="")
+        query = f"?{urlencode({'sslmode': self.ssl_mode})}" if self.ssl_mode else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{credentials}@{host}:{self.port}/{quote(self.database, safe='')}{query}"
+
+
+class DataStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    provider: DataStoreProvider = "postgresql"
+    postgresql: PostgresSettings = msgspec.field(default_factory=PostgresSettings)
+
+
+class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key: str | None = None
+    secret_key: str | None = None
+    force_path_style: bool = False
+    allow_http: bool = False
+    """Whether plain-HTTP endpoints may be used; the loader sets it for ``http://`` endpoints."""
+
+
+class FilesystemSettings(msgspec.Struct, frozen=True, kw_only=True):
+    mount_path: str | None = None
+    """Root directory of stored objects; ``None`` means ``<data-dir>/objects``."""
+
+
+class ObjectStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    provider: ObjectStoreProvider = "filesystem"
+    s3: S3Settings = msgspec.field(default_factory=S3Settings)
+    filesystem: FilesystemSettings = msgspec.field(default_factory=FilesystemSettings)
+
+
+class UrlSourceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    allowed_domains: tuple[str, ...] = ()
+    """Host names (lower case) that URL sources may be fetched from; empty refuses every URL source."""
+    max_bytes: int = DEFAULT_MAX_BYTES
+    allow_private_networks: bool = False
+    timeout: float = 30.0
+    """Seconds for the whole download."""
+    max_redirects: int = 5
+
+
+class MultipartSettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+class SourceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: UrlSourceSettings = msgspec.field(default_factory=UrlSourceSettings)
+    multipart: MultipartSettings = msgspec.field(default_factory=MultipartSettings)
+
+
+class UrlSigningSettings(msgspec.Struct, frozen=True, kw_only=True):
+    enabled: bool = False
+    algorithm: SigningAlgorithm = "hmac_sha256"
+    secret_key: str | None = None
+
+
+def default_worker_count() -> int:
+    return os.cpu_count() or 1
+
+
+class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
+    workers: int = msgspec.field(default_factory=default_worker_count)
+    queue_size: int = 1000
+    synchronous_priority: int = 80
+    """Konifer's share (percent) of workers for request-blocking renders; read for compatibility."""
+
+
+class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str | None = None
+    """``None`` keeps the resolution cache in-process only."""
+
+
+# --- per path ------------------------------------------------------------------
+
+
+class PathObjectStore(msgspec.Struct, frozen=True, kw_only=True):
+    bucket: str = "assets"
+
+
+class ImageSettings(msgspec.Struct, frozen=True, kw_only=True):
+    lqip: tuple[LqipKind, ...] = ()
+
+
+class RedirectSettings(msgspec.Struct, frozen=True, kw_only=True):
+    strategy: RedirectStrategy | None = None
+    """``None`` (not configured): 307 to our own entry-pinned content URL; see spec 05 section 2."""
+    presigned_ttl: timedelta = timedelta(minutes=30)
+    template_string: str | None = None
+
+
+class ReturnFormatSettings(msgspec.Struct, frozen=True, kw_only=True):
+    redirect: RedirectSettings = msgspec.field(default_factory=RedirectSettings)
+
+
+class CacheControlSettings(msgspec.Struct, frozen=True, kw_only=True):
+    enabled: bool = False
+    max_age: int | None = None
+    s_maxage: int | None = None
+    visibility: CacheVisibility | None = None
+    revalidate: CacheRevalidate | None = None
+    stale_while_revalidate: int | None = None
+    stale_if_error: int | None = None
+    immutable: bool = False
+
+    def header_value(self) -> str | None:
+        """The ``Cache-Control`` value with exactly the configured directives.
+
+        ``None`` when disabled, or when enabled with nothing configured: an
+        empty header would say nothing and only override a CDN's defaults.
+        """
+        if not self.enabled:
+            return None
+        directives = [
+            self.visibility,
+            _directive("max-age", self.max_age),
+            _directive("s-maxage", self.s_maxage),
+            self.revalidate,
+            _directive("stale-while-revalidate", self.stale_while_revalidate),
+            _directive("stale-if-error", self.stale_if_error),
+            "immutable" if self.immutable else None,
+        ]
+        present = [directive for directive in directives if directive is not None]
+        return ", ".join(present) or None
+
+
+def _directive(name: str, seconds: int | None) -> str | None:
+    return None if seconds is None else f"{name}={seconds}"
+
+
+class PreprocessingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    params: TransformationParams = msgspec.field(default_factory=dict)
+    max_width: int | None = None
+    max_height: int | None = None
+
+
+class TransformLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """Largest output a render may produce (Konifer's ``transform.limits``)."""
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_pixels: int = 20_000_000
+
+
+class VariantCacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Konifer's ``transform.retention.cache``: how many variants an asset keeps."""
+
+    max_variants: int = 16
+    access_score_half_life: timedelta = timedelta(hours=1)
+
+
+class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
+    eager_variants: tuple[str, ...] = ()
+    on_demand_mode: OnDemandMode = "enabled"
+    expire_strategy: ExpireStrategy = "never"
+    expire_ttl: timedelta | None = None
+    preprocessing_enabled: bool = False
+    preprocessing: PreprocessingSettings = msgspec.field(default_factory=PreprocessingSettings)
+    limits: TransformLimits = msgspec.field(default_factory=TransformLimits)
+    variant_cache: VariantCacheSettings = msgspec.field(default_factory=VariantCacheSettings)
+
+
+class AssetLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """Largest original accepted at store time (Konifer's per-path ``limits``)."""
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_pixels: int = 20_000_000
+    max_pages: int = 20
+    max_pixels_per_page: int = 1_000_000
+    """Applies instead of ``max_pixels`` to each frame of a multi-page image."""
+
+
+class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
+    pattern: str = "/**"
+    """The configured pattern these settings belong to (lower case), for logs and debugging."""
+    object_store: PathObjectStore = msgspec.field(default_factory=PathObjectStore)
+    allowed_content_types: tuple[str, ...] | None = None
+    """``None`` allows all seven supported formats; an empty tuple allows none."""
+    image: ImageSettings = msgspec.field(default_factory=ImageSettings)
+    return_format: ReturnFormatSettings = msgspec.field(default_factory=ReturnFormatSettings)
+    cache_control: CacheControlSettings = msgspec.field(default_factory=CacheControlSettings)
+    transform: TransformSettings = msgspec.field(default_factory=TransformSettings)
+    limits: AssetLimits = msgspec.field(default_factory=AssetLimits)
+    url_signing: UrlSigningSettings | None = None
+    """A per-path override of the top-level ``url-signing``; ``None`` means the top level applies."""
+
+    def allows_content_type(self, content_type: str) -> bool:
+        allowed = SUPPORTED_CONTENT_TYPES if self.allowed_content_types is None else self.allowed_content_types
+        return content_type.lower() in allowed
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    data_store: DataStoreSettings = msgspec.field(default_factory=DataStoreSettings)
+    object_store: ObjectStoreSettings = msgspec.field(default_factory=ObjectStoreSettings)
+    source: SourceSettings = msgspec.field(default_factory=SourceSettings)
+    url_signing: UrlSigningSettings = msgspec.field(default_factory=UrlSigningSettings)
+    variant_generation: VariantGenerationSettings = msgspec.field(default_factory=VariantGenerationSettings)
+    variant_profiles: dict[str, TransformationParams] = msgspec.field(default_factory=dict)
+    cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
+    paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
+
+    def signing_for(self, settings: PathSettings) -> UrlSigningSettings:
+        """The URL-signing rules that govern a path: its override, else the top level."""
+        return settings.url_signing if settings.url_signing is not None else self.url_signing

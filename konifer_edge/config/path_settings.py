@@ -1,0 +1,254 @@
+"""Reading one pattern's merged settings into a validated :class:`PathSettings`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from konifer_edge.config.errors import ConfigError
+from konifer_edge.config.model import (
+    CACHE_REVALIDATES,
+    CACHE_VISIBILITIES,
+    EXPIRE_STRATEGIES,
+    LQIP_KINDS,
+    ON_DEMAND_MODES,
+    REDIRECT_STRATEGIES,
+    SUPPORTED_CONTENT_TYPES,
+    AssetLimits,
+    CacheControlSettings,
+    ImageSettings,
+    PathObjectStore,
+    PathSettings,
+    PreprocessingSettings,
+    RedirectSettings,
+    ReturnFormatSettings,
+    TransformLimits,
+    TransformSettings,
+    UrlSigningSettings,
+    VariantCacheSettings,
+)
+from konifer_edge.config.reader import Section
+from konifer_edge.config.sections import read_url_signing
+from konifer_edge.config.transformations import read_transformation_params
+from konifer_edge.config.tree import deep_merge
+
+UPLOAD_RULES_REFUSED: Final = (
+    "Konifer's zero-shot upload rules need a vision model and are not supported by konifer-edge; "
+    "remove this key (spec 05 section 7)"
+)
+MAX_PRESIGNED_TTL: Final = timedelta(days=7)
+
+# Konifer's reading of the S3 bucket naming rules, so a bucket that loads here
+# also exists in S3 (and is a safe directory name for the filesystem store).
+_BUCKET_NAME: Final = re.compile(
+    r"(?!xn--)(?!sthree-)(?!amzn-s3-demo-)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"
+    r"(?<!-s3alias)(?<!--ol-s3)(?<!--x-s3)(?<!--table-s3)"
+)
+_PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
+_TEMPLATE_PLACEHOLDERS: Final = frozenset({"bucket", "key"})
+_REFUSED_SCHEMES: Final = ("javascript:", "vbscript:", "data:")
+# Browsers drop tabs and newlines inside a URL before reading its scheme, so
+# "java\tscript:" must be refused as well.
+_URL_WHITESPACE: Final = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(frozen=True)
+class PathContext:
+    """What path settings are checked against: the top-level profiles and signing rules."""
+
+    profile_names: Set[str]
+    url_signing: Mapping[str, object]
+
+
+def read_path_settings(section: Section, context: PathContext) -> PathSettings:
+    section.refuse("upload-ruleset", UPLOAD_RULES_REFUSED)
+    settings = PathSettings(
+        object_store=_read_object_store(section.section("object-store")),
+        allowed_content_types=_read_content_types(section, "allowed-content-types"),
+        image=_read_image(section.section("image")),
+        return_format=_read_return_format(section.section("return-format")),
+        cache_control=_read_cache_control(section.section("cache-control")),
+        transform=_read_transform(section.section("transform"), context.profile_names),
+        limits=_read_asset_limits(section.section("limits")),
+        url_signing=_read_url_signing_override(section, context.url_signing),
+    )
+    section.finish()
+    return settings
+
+
+def _read_object_store(section: Section) -> PathObjectStore:
+    bucket = section.string("bucket", PathObjectStore().bucket)
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            section.key_of("bucket"),
+            f"{bucket!r} is not a valid bucket name (3-63 characters: lower-case letters, digits and '-')",
+        )
+    section.finish()
+    return PathObjectStore(bucket=bucket)
+
+
+def _read_content_types(section: Section, name: str) -> tuple[str, ...] | None:
+    written = section.string_list(name)
+    if written is None:
+        return None
+    content_types = tuple(dict.fromkeys(content_type.strip().lower() for content_type in written))
+    for content_type in content_types:
+        if content_type not in SUPPORTED_CONTENT_TYPES:
+            supported = ", ".join(SUPPORTED_CONTENT_TYPES)
+            raise ConfigError(
+                section.key_of(name),
+                f"{content_type!r} is not a supported content type; use any of {supported}",
+            )
+    return content_types
+
+
+def _read_image(section: Section) -> ImageSettings:
+    settings = ImageSettings(lqip=section.choice_list("lqip", LQIP_KINDS) or ())
+    section.finish()
+    return settings
+
+
+def _read_return_format(section: Section) -> ReturnFormatSettings:
+    settings = ReturnFormatSettings(redirect=_read_redirect(section.section("redirect")))
+    section.finish()
+    return settings
+
+
+def _read_redirect(section: Section) -> RedirectSettings:
+    strategy = section.optional_choice("strategy", REDIRECT_STRATEGIES)
+    presigned = section.section("presigned")
+    presigned_ttl = presigned.duration("ttl", RedirectSettings().presigned_ttl, maximum=MAX_PRESIGNED_TTL)
+    presigned.boolean("enabled", False)  # in Konifer's documented defaults, read by nothing
+    presigned.finish()
+    template = section.section("template")
+    template_string = _read_template(template, "string")
+    template.finish()
+    section.finish()
+    if strategy == "template" and template_string is None:
+        raise ConfigError(template.key_of("string"), "required when the redirect strategy is 'template'")
+    return RedirectSettings(strategy=strategy, presigned_ttl=presigned_ttl, template_string=template_string)
+
+
+def _read_template(section: Section, name: str) -> str | None:
+    written = section.optional_string(name)
+    if written is None:
+        return None
+    template = written.strip()
+    key = section.key_of(name)
+    if not template:
+        raise ConfigError(key, "must not be blank")
+    if any(character in template for character in "\r\n\x00"):
+        raise ConfigError(key, "must not contain line breaks or NUL characters")
+    if _URL_WHITESPACE.sub("", template).lower().startswith(_REFUSED_SCHEMES):
+        raise ConfigError(key, f"must not use a javascript:, vbscript: or data: URL, got {written!r}")
+    unknown = set(_PLACEHOLDER.findall(template)) - _TEMPLATE_PLACEHOLDERS
+    if unknown:
+        raise ConfigError(key, f"unknown placeholder {{{sorted(unknown)[0]}}}; only {{bucket}} and {{key}} exist")
+    if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
+        raise ConfigError(key, "has an unbalanced '{' or '}'")
+    return template
+
+
+def _read_cache_control(section: Section) -> CacheControlSettings:
+    settings = CacheControlSettings(
+        enabled=section.boolean("enabled", False),
+        max_age=section.seconds("max-age", minimum=0),
+        s_maxage=section.seconds("s-maxage", minimum=0),
+        visibility=section.optional_choice("visibility", CACHE_VISIBILITIES),
+        revalidate=section.optional_choice("revalidate", CACHE_REVALIDATES),
+        stale_while_revalidate=section.seconds("stale-while-revalidate", minimum=0),
+        stale_if_error=section.seconds("stale-if-error", minimum=0),
+        immutable=section.boolean("immutable", False),
+    )
+    section.finish()
+    return settings
+
+
+def _read_transform(section: Section, profile_names: Set[str]) -> TransformSettings:
+    on_demand = section.section("on-demand-variant")
+    expire = section.section("expire")
+    preprocessing = section.section("preprocessing")
+    retention = section.section("retention")
+    expire_strategy = expire.choice("strategy", EXPIRE_STRATEGIES, "never")
+    settings = TransformSettings(
+        eager_variants=_read_eager_variants(section, profile_names),
+        on_demand_mode=on_demand.choice("mode", ON_DEMAND_MODES, "enabled"),
+        expire_strategy=expire_strategy,
+        expire_ttl=expire.optional_duration("ttl"),
+        preprocessing_enabled=preprocessing.boolean("enabled", False),
+        preprocessing=_read_preprocessing_image(preprocessing.section("image")),
+        limits=_read_transform_limits(section.section("limits")),
+        variant_cache=_read_variant_cache(retention.section("cache")),
+    )
+    for finished in (on_demand, expire, preprocessing, retention, section):
+        finished.finish()
+    if expire_strategy != "never" and settings.expire_ttl is None:
+        raise ConfigError(expire.key_of("ttl"), f"required when the expire strategy is '{expire_strategy}'")
+    return settings
+
+
+def _read_eager_variants(section: Section, profile_names: Set[str]) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for name in section.string_list("eager-variants") or ()))
+    for name in names:
+        if name not in profile_names:
+            defined = ", ".join(sorted(profile_names)) or "none"
+            raise ConfigError(
+                section.key_of("eager-variants"),
+                f"{name!r} is not a profile in variant-profiles (defined: {defined})",
+            )
+    return names
+
+
+def _read_preprocessing_image(section: Section) -> PreprocessingSettings:
+    settings = PreprocessingSettings(
+        params=read_transformation_params(section, extra_keys=frozenset({"max-width", "max-height"})),
+        max_width=section.optional_integer("max-width", minimum=1),
+        max_height=section.optional_integer("max-height", minimum=1),
+    )
+    section.finish()
+    return settings
+
+
+def _read_transform_limits(section: Section) -> TransformLimits:
+    defaults = TransformLimits()
+    settings = TransformLimits(
+        max_width=section.integer("max-width", defaults.max_width, minimum=1),
+        max_height=section.integer("max-height", defaults.max_height, minimum=1),
+        max_pixels=section.pixel_count("max-pixels", defaults.max_pixels, minimum=1),
+    )
+    section.finish()
+    return settings
+
+
+def _read_variant_cache(section: Section) -> VariantCacheSettings:
+    defaults = VariantCacheSettings()
+    settings = VariantCacheSettings(
+        max_variants=section.integer("max-variants", defaults.max_variants, minimum=1),
+        access_score_half_life=section.duration("access-score-half-life", defaults.access_score_half_life),
+    )
+    section.finish()
+    return settings
+
+
+def _read_asset_limits(section: Section) -> AssetLimits:
+    defaults = AssetLimits()
+    settings = AssetLimits(
+        max_width=section.integer("max-width", defaults.max_width, minimum=1),
+        max_height=section.integer("max-height", defaults.max_height, minimum=1),
+        max_pixels=section.pixel_count("max-pixels", defaults.max_pixels, minimum=1),
+        max_pages=section.integer("max-pages", defaults.max_pages, minimum=1),
+        max_pixels_per_page=section.pixel_count("max-pixels-per-page", defaults.max_pixels_per_page, minimum=1),
+    )
+    section.finish()
+    return settings
+
+
+def _read_url_signing_override(section: Section, top_level: Mapping[str, object]) -> UrlSigningSettings | None:
+    if not section.has("url-signing"):
+        return None
+    override = section.section("url-signing")
+    # Keys the path leaves out (typically the shared secret) come from the top level.
+    return read_url_signing(Section(deep_merge(top_level, override.data), override.key))

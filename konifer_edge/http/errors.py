@@ -1,0 +1,65 @@
+"""Every failure becomes a JSON answer `{"message", "error"}`; stack traces go to the log only."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from konifer_edge.domain.errors import ApiError
+from konifer_edge.http.wire import ErrorWire
+from konifer_edge.storage.object_store import ObjectStoreError
+
+log = logging.getLogger("konifer_edge.errors")
+
+AnyRequest = Request[Any, Any, Any]
+
+_HTTP_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def error_response(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        content=msgspec.json.encode(ErrorWire(message=message, error=reason)),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def handle_api_error(_: AnyRequest, error: ApiError) -> Response[bytes]:
+    headers = {"Retry-After": "1"} if error.status == 503 else None
+    return error_response(error.status, error.reason, error.message, headers)
+
+
+def handle_http_exception(_: AnyRequest, error: HTTPException) -> Response[bytes]:
+    status = error.status_code
+    message = error.detail if status < 500 else "Internal server error"
+    return error_response(status, _HTTP_REASONS.get(status, "http_error"), message, None)
+
+
+def handle_unavailable(request: AnyRequest, error: Exception) -> Response[bytes]:
+    log.warning("dependency unavailable during %s: %r", request.method, error)
+    return error_response(
+        503, "dependency_unavailable", "A storage dependency is unavailable; retry shortly", {"Retry-After": "1"}
+    )
+
+
+def handle_unexpected(request: AnyRequest, error: Exception) -> Response[bytes]:
+    log.exception("unhandled error during %s", request.method, exc_info=error)
+    return error_response(500, "internal_error", "Internal server error", None)
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+    ObjectStoreError: handle_unavailable,
+    asyncpg.PostgresConnectionError: handle_unavailable,
+    asyncpg.InterfaceError: handle_unavailable,
+    ConnectionError: handle_unavailable,
+    TimeoutError: handle_unavailable,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,258 @@
+"""The asset routes. Each handler parses the request into typed values, calls one service, and answers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import msgspec
+from litestar import Request, Response, delete, post, put, route
+from litestar.enums import HttpMethod
+from litestar.response import Redirect, Stream
+
+from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
+from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource
+from konifer_edge.domain.paths import normalise_asset_path
+from konifer_edge.domain.query import QueryParts, split_query
+from konifer_edge.domain.selectors import (
+    FetchSelector,
+    ReturnFormat,
+    parse_delete_selector,
+    parse_fetch_selector,
+    parse_update_selector,
+    split_asset_path,
+)
+from konifer_edge.http import headers as answer_headers
+from konifer_edge.http.uploads import (
+    MAX_JSON_BODY_BYTES,
+    read_json_body,
+    read_multipart,
+    require_store_content_type,
+)
+from konifer_edge.http.url_errors import url_source_api_error
+from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
+from konifer_edge.services import delivery
+from konifer_edge.services.delete import delete_assets
+from konifer_edge.services.fetch import resolve_assets, resolve_variant
+from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.store import StoreRequest, store_asset
+from konifer_edge.services.update import update_asset
+from konifer_edge.sources.url import UrlSourceError
+
+ASSETS_PREFIX = "/assets/"
+# Room for the metadata part and multipart framing on top of the asset's own limit.
+MULTIPART_OVERHEAD_BYTES = MAX_JSON_BODY_BYTES + 16 * 1024
+
+AnyRequest = Request[Any, Any, Any]
+
+
+class ParsedTarget(msgspec.Struct, frozen=True):
+    path: str
+    tokens: list[str]
+    query: QueryParts
+
+
+def _runtime(request: AnyRequest) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _parse_target(request: AnyRequest) -> ParsedTarget:
+    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    after_prefix = raw_path.decode("latin-1").split("?", 1)[0][len(ASSETS_PREFIX) :]
+    path_part, tokens = split_asset_path(after_prefix)
+    path = normalise_asset_path(unquote(path_part, errors="strict"))
+    pairs = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    query = split_query([(unquote_latin(k), unquote_latin(v)) for k, v in pairs])
+    return ParsedTarget(path=path, tokens=tokens, query=query)
+
+
+def unquote_latin(text: str) -> str:
+    """parse_qsl already decoded percent-escapes as latin-1; re-read them as UTF-8."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError as error:
+        raise BadRequest("The query string is not valid UTF-8", reason="invalid_query") from error
+
+
+def _base_url(request: AnyRequest, runtime: Runtime) -> str:
+    configured = runtime.config.http.public_url
+    if configured:
+        return configured.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def _json(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        content=msgspec.json.encode(value), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+@route("/assets/{asset_path:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=True)
+async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
+    """Fetch the asset(s) a selector names as link, content, download, redirect or metadata."""
+    runtime = _runtime(request)
+    target = _parse_target(request)
+    selector = parse_fetch_selector(target.tokens, target.query.limit)
+    if selector.return_format is ReturnFormat.METADATA and target.query.transformation:
+        keys = ", ".join(sorted(target.query.transformation))
+        raise BadRequest(f"Transformation parameters ({keys}) are not allowed on metadata", reason="invalid_query")
+    if target.query.transformation:
+        keys = ", ".join(sorted(target.query.transformation))
+        raise BadRequest(f"Transformation parameters ({keys}) are not supported yet", reason="unsupported_query")
+    assets = await resolve_assets(runtime, target.path, selector, target.query.labels)
+    answer = _ANSWERS[selector.return_format]
+    return await answer(request, runtime, target, selector, assets)
+
+
+async def _metadata_answer(
+    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+) -> Response[Any]:
+    if selector.many:
+        return _json([metadata_wire(asset) for asset in assets], headers=_cache_headers(runtime, target))
+    return _json(metadata_wire(assets[0]), headers=_cache_headers(runtime, target))
+
+
+async def _link_answer(
+    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+) -> Response[Any]:
+    settings = runtime.config.paths.resolve(target.path)
+    base_url = _base_url(request, runtime)
+    links = []
+    for asset in assets:
+        variant = await resolve_variant(runtime, asset)
+        url = await delivery.link_url(runtime, settings, base_url, asset, variant)
+        links.append(AssetLinkWire(url=url, lqip=lqip_wire(variant.lqip), alt=asset.alt))
+    if selector.many:
+        return _json(links, headers=_cache_headers(runtime, target))
+    headers = _cache_headers(runtime, target) | answer_headers.alt_headers(assets[0]) | {"K-Cache-Status": "hit"}
+    return _json(links[0], headers=headers)
+
+
+async def _content_answer(
+    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+) -> Response[Any]:
+    asset = assets[0]
+    variant = await resolve_variant(runtime, asset)
+    etag = answer_headers.content_etag(asset, variant)
+    headers = {
+        "ETag": etag,
+        "K-Cache-Status": "hit",
+        **_cache_headers(runtime, target),
+        **answer_headers.alt_headers(asset),
+        **_lqip_headers(variant.lqip),
+    }
+    if selector.return_format is ReturnFormat.DOWNLOAD:
+        headers["Content-Disposition"] = answer_headers.content_disposition(asset, variant)
+    if answer_headers.etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(content=b"", status_code=304, headers=headers)
+    stored, chunks = await runtime.objects.stream(variant.bucket, variant.store_key)
+    headers["Content-Length"] = str(stored.size)
+    if request.method == HttpMethod.HEAD:
+        return Response(content=b"", media_type=variant.content_type, headers=headers)
+    return Stream(chunks, media_type=variant.content_type, headers=headers)
+
+
+async def _redirect_answer(
+    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+) -> Response[Any]:
+    asset = assets[0]
+    variant = await resolve_variant(runtime, asset)
+    settings = runtime.config.paths.resolve(target.path)
+    location = await delivery.redirect_target(runtime, settings, _base_url(request, runtime), asset, variant)
+    if location is None:
+        return await _content_answer(request, runtime, target, selector, assets)
+    headers = _cache_headers(runtime, target) | answer_headers.alt_headers(asset) | {"K-Cache-Status": "hit"}
+    return Redirect(path=location, status_code=307, headers=headers)
+
+
+_ANSWERS = {
+    ReturnFormat.METADATA: _metadata_answer,
+    ReturnFormat.LINK: _link_answer,
+    ReturnFormat.CONTENT: _content_answer,
+    ReturnFormat.DOWNLOAD: _content_answer,
+    ReturnFormat.REDIRECT: _redirect_answer,
+}
+
+
+def _cache_headers(runtime: Runtime, target: ParsedTarget) -> dict[str, str]:
+    value = runtime.config.paths.resolve(target.path).cache_control.header_value()
+    return {"Cache-Control": value} if value else {}
+
+
+def _lqip_headers(lqip: Any) -> dict[str, str]:
+    found = {}
+    if lqip.blurhash:
+        found["K-LQIP-Blurhash"] = lqip.blurhash
+    if lqip.thumbhash:
+        found["K-LQIP-Thumbhash"] = lqip.thumbhash
+    return found
+
+
+@post("/assets/{asset_path:path}", status_code=201, responses=None)
+async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
+    """Store an image: multipart `metadata` + image part, or JSON with a `url`. 201 with its metadata."""
+    runtime = _runtime(request)
+    target = _parse_target(request)
+    if target.tokens:
+        raise BadRequest("Query modifiers after /-/ are not allowed when storing", reason="invalid_selector")
+    media_type = require_store_content_type(request.headers.get("content-type", ""))
+    sources = runtime.config.source
+    if media_type == "multipart/form-data":
+        _refuse_declared_length(request, sources.multipart.max_bytes + MULTIPART_OVERHEAD_BYTES)
+        upload = await read_multipart(request.headers["content-type"], request.stream(), sources.multipart.max_bytes)
+        store_request = StoreRequest(
+            path=target.path, metadata=upload.metadata, content=upload.content, source=AssetSource.UPLOAD
+        )
+    else:
+        body = await read_json_body(request.stream())
+        if not body.url:
+            raise BadRequest(
+                "A JSON store request needs a 'url' (or send multipart with an asset)", reason="missing_asset"
+            )
+        metadata = AssetMetadataInput(alt=body.alt, labels=body.labels, tags=body.tags)
+        try:
+            content = await runtime.url_downloader.download(body.url)
+        except UrlSourceError as error:
+            raise url_source_api_error(error) from error
+        store_request = StoreRequest(
+            path=target.path, metadata=metadata, content=content, source=AssetSource.URL, source_url=body.url
+        )
+    asset = await store_asset(runtime, store_request)
+    location = delivery.entry_url(_base_url(request, runtime), asset)
+    return _json(metadata_wire(asset), status=201, headers={"Location": location})
+
+
+def _refuse_declared_length(request: AnyRequest, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes", reason="body_too_large")
+
+
+@put("/assets/{asset_path:path}")
+async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
+    """Replace an entry's alt, labels and tags; a field left out is erased."""
+    runtime = _runtime(request)
+    target = _parse_target(request)
+    entry_id = parse_update_selector(target.tokens)
+    body = await read_json_body(request.stream())
+    if body.url is not None:
+        raise BadRequest("Content cannot be changed; 'url' is not allowed on update", reason="invalid_metadata")
+    metadata = AssetMetadataInput(alt=body.alt, labels=body.labels, tags=body.tags)
+    asset = await update_asset(runtime, target.path, entry_id, metadata)
+    return _json(metadata_wire(asset))
+
+
+@delete("/assets/{asset_path:path}", status_code=204)
+async def remove(request: AnyRequest, asset_path: str) -> None:
+    """Delete what the selector names (entry, newest N, all, recursive), narrowed by labels. Always 204."""
+    runtime = _runtime(request)
+    target = _parse_target(request)
+    if target.query.transformation:
+        keys = ", ".join(sorted(target.query.transformation))
+        raise BadRequest(f"Transformation parameters ({keys}) have no meaning on delete", reason="invalid_query")
+    selector = parse_delete_selector(target.tokens, target.query.limit)
+    await delete_assets(runtime, target.path, selector, target.query.labels)
+
+
+ASSET_ROUTES = [fetch_asset, store, update, remove]

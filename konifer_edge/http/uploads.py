@@ -1,0 +1,111 @@
+"""Reading a store request's body: multipart (metadata + image) or JSON with a URL.
+
+The body is read as a stream and cut off as soon as it passes its limit, so no more
+than the limit (plus a small allowance for the metadata part) is ever held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+import multipart
+
+from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from konifer_edge.domain.models import AssetMetadataInput
+
+METADATA_PART = "metadata"
+MAX_METADATA_BYTES = 64 * 1024
+MAX_JSON_BODY_BYTES = 64 * 1024
+
+
+class UrlStoreBody(msgspec.Struct, frozen=True):
+    url: str | None = None
+    alt: str | None = None
+    labels: dict[str, str] = {}
+    tags: list[str] = []
+
+
+class MultipartUpload(msgspec.Struct, frozen=True):
+    metadata: AssetMetadataInput
+    content: bytes
+
+
+def decode_metadata(raw: bytes, *, what: str) -> UrlStoreBody:
+    try:
+        return msgspec.json.decode(raw or b"{}", type=UrlStoreBody)
+    except msgspec.ValidationError as error:
+        raise BadRequest(f"The {what} is not valid: {error}", reason="invalid_metadata") from error
+    except msgspec.DecodeError as error:
+        raise BadRequest(f"The {what} is not valid JSON", reason="invalid_metadata") from error
+
+
+async def read_json_body(chunks: AsyncIterator[bytes]) -> UrlStoreBody:
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > MAX_JSON_BODY_BYTES:
+            raise PayloadTooLarge(f"A JSON body may be at most {MAX_JSON_BODY_BYTES} bytes", reason="body_too_large")
+    return decode_metadata(bytes(body), what="JSON body")
+
+
+async def read_multipart(content_type: str, chunks: AsyncIterator[bytes], max_asset_bytes: int) -> MultipartUpload:
+    """Parse `metadata` and the image part (any other name) from a streamed multipart body."""
+    _, options = multipart.parse_options_header(content_type)
+    boundary = options.get("boundary")
+    if not boundary:
+        raise BadRequest("The multipart body has no boundary", reason="invalid_multipart")
+    parser = multipart.PushMultipartParser(boundary, max_segment_count=8, strict=False)
+    metadata_raw: bytearray | None = None
+    content: bytearray | None = None
+    current: bytearray | None = None
+    current_limit = 0
+    try:
+        async for chunk in chunks:
+            for event in parser.parse(chunk):
+                if isinstance(event, multipart.MultipartSegment):
+                    current = bytearray()
+                    if event.name == METADATA_PART:
+                        if metadata_raw is not None:
+                            raise BadRequest("More than one metadata part", reason="invalid_multipart")
+                        metadata_raw, current_limit = current, MAX_METADATA_BYTES
+                    else:
+                        if content is not None:
+                            raise BadRequest("Exactly one asset part is allowed", reason="invalid_multipart")
+                        content, current_limit = current, max_asset_bytes
+                elif event is None:
+                    current = None
+                elif current is not None:
+                    current += event
+                    if len(current) > current_limit:
+                        raise PayloadTooLarge(
+                            f"The {'metadata' if current is metadata_raw else 'asset'} part is larger than"
+                            f" {current_limit} bytes",
+                            reason="body_too_large",
+                        )
+        parser.close()
+    except multipart.MultipartError as error:
+        raise BadRequest(f"The multipart body is malformed: {error}", reason="invalid_multipart") from error
+    if metadata_raw is None:
+        raise BadRequest("The multipart body has no 'metadata' part (send {} for none)", reason="missing_metadata")
+    metadata = decode_metadata(bytes(metadata_raw), what="metadata part")
+    if metadata.url is not None:
+        if content is not None:
+            raise BadRequest("Give either an asset part or a url, not both", reason="two_sources")
+        raise BadRequest("A url source is sent as application/json, not multipart", reason="invalid_multipart")
+    if content is None or not content:
+        raise BadRequest("The multipart body has no asset part", reason="missing_asset")
+    return MultipartUpload(
+        metadata=AssetMetadataInput(alt=metadata.alt, labels=metadata.labels, tags=metadata.tags),
+        content=bytes(content),
+    )
+
+
+def require_store_content_type(content_type: str) -> str:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in ("multipart/form-data", "application/json"):
+        raise UnsupportedMediaType(
+            "Store with multipart/form-data (metadata + asset) or application/json with a url",
+            reason="unsupported_request_type",
+        )
+    return media_type

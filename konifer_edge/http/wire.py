@@ -1,0 +1,107 @@
+"""JSON shapes on the wire, with Konifer's field names. Encoded once with msgspec."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from konifer_edge.domain.models import Asset, Attributes, Lqip, Variant
+
+
+class AttributesWire(msgspec.Struct, rename="camel"):
+    width: int
+    height: int
+    format: str
+    page_count: int
+    loop: int
+
+
+class LqipWire(msgspec.Struct, omit_defaults=True):
+    blurhash: str | None = None
+    thumbhash: str | None = None
+
+
+class VariantWire(msgspec.Struct, rename="camel", omit_defaults=True):
+    is_original_variant: bool
+    store_bucket: str
+    store_key: str
+    attributes: AttributesWire
+    lqip: LqipWire = msgspec.field(default_factory=LqipWire)
+    transformation: dict[str, object] | None = None
+
+
+class AssetMetadataWire(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Konifer omits null fields rather than writing them, and so do we."""
+
+    class_: str = msgspec.field(name="class")
+    entry_id: int
+    labels: dict[str, str]
+    tags: list[str]
+    source: str
+    variants: list[VariantWire]
+    created_at: datetime
+    modified_at: datetime
+    alt: str | None = None
+    source_url: str | None = None
+
+
+class AssetLinkWire(msgspec.Struct, omit_defaults=True):
+    url: str
+    lqip: LqipWire
+    alt: str | None = None
+
+
+class ErrorWire(msgspec.Struct):
+    message: str
+    error: str
+
+
+class HealthWire(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = {}
+
+
+def lqip_wire(lqip: Lqip) -> LqipWire:
+    return LqipWire(blurhash=lqip.blurhash, thumbhash=lqip.thumbhash)
+
+
+def attributes_wire(attributes: Attributes) -> AttributesWire:
+    return AttributesWire(
+        width=attributes.width,
+        height=attributes.height,
+        format=attributes.format,
+        page_count=attributes.page_count,
+        loop=attributes.loop,
+    )
+
+
+def variant_wire(variant: Variant) -> VariantWire:
+    return VariantWire(
+        is_original_variant=variant.is_original,
+        store_bucket=variant.bucket,
+        store_key=variant.store_key,
+        attributes=attributes_wire(variant.attributes),
+        lqip=lqip_wire(variant.lqip),
+        transformation=None if variant.is_original else variant.transformation,
+    )
+
+
+def local_time(moment: datetime) -> datetime:
+    """Konifer writes ISO local date-times without a zone; ours are UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def metadata_wire(asset: Asset) -> AssetMetadataWire:
+    return AssetMetadataWire(
+        class_="image",
+        alt=asset.alt,
+        entry_id=asset.entry_id,
+        labels=asset.labels,
+        tags=asset.tags,
+        source=asset.source.value,
+        source_url=asset.source_url,
+        variants=[variant_wire(v) for v in asset.variants],
+        created_at=local_time(asset.created_at),
+        modified_at=local_time(asset.modified_at),
+    )

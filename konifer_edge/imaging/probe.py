@@ -1,0 +1,94 @@
+"""Reading what an image is from its header alone, before any pixel is decoded."""
+
+from __future__ import annotations
+
+import msgspec
+
+from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from konifer_edge.domain.formats import ImageFormat, sniff_format
+from konifer_edge.domain.models import Attributes
+from konifer_edge.imaging.vips import pyvips
+
+# The loader libvips must pick for each format: a file whose signature says one
+# format but which a different loader claims is a polyglot and is refused.
+_LOADER_PREFIX = {
+    ImageFormat.JPEG: "jpegload",
+    ImageFormat.PNG: "pngload",
+    ImageFormat.WEBP: "webpload",
+    ImageFormat.AVIF: "heifload",
+    ImageFormat.JPEG_XL: "jxlload",
+    ImageFormat.HEIC: "heifload",
+    ImageFormat.GIF: "gifload",
+}
+
+
+class ProbeLimits(msgspec.Struct, frozen=True):
+    max_pixels: int = 100_000_000
+    max_frames: int = 1000
+
+
+class ProbedImage(msgspec.Struct, frozen=True):
+    format: ImageFormat
+    attributes: Attributes
+
+
+def sniff(data: bytes | memoryview) -> ImageFormat:
+    image_format = sniff_format(bytes(data[:64]))
+    if image_format is None:
+        raise UnsupportedMediaType(
+            "The content is not an image in a supported format"
+            " (jpg, png, webp, avif, jxl, heic or gif, recognised from its bytes)",
+            reason="unsupported_format",
+        )
+    return image_format
+
+
+DEFAULT_LIMITS = ProbeLimits()
+
+
+def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> ProbedImage:
+    """Identify the format from the bytes and read the attributes from the header only."""
+    image_format = sniff(data)
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        loader = str(image.get("vips-loader"))
+        width, page_height = int(image.width), int(image.height)
+        fields = set(image.get_fields())
+        pages = int(image.get("n-pages")) if "n-pages" in fields else 1
+        vips_loop = int(image.get("loop")) if "loop" in fields else 0
+    except pyvips.Error as error:
+        raise BadRequest(
+            f"The {image_format.short_name} image cannot be read: it is damaged or truncated",
+            reason="undecodable_image",
+        ) from error
+    if not loader.startswith(_LOADER_PREFIX[image_format]):
+        raise UnsupportedMediaType(
+            f"The content starts like {image_format.short_name} but decodes as something else",
+            reason="ambiguous_format",
+        )
+    if pages > limits.max_frames:
+        raise PayloadTooLarge(
+            f"The image has {pages} frames; at most {limits.max_frames} are accepted", reason="too_many_frames"
+        )
+    if width * page_height * pages > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"The image is {width}x{page_height} with {pages} frame(s), more than {limits.max_pixels} pixels in all",
+            reason="too_many_pixels",
+        )
+    return ProbedImage(
+        format=image_format,
+        attributes=Attributes(
+            width=width,
+            height=page_height,
+            format=image_format.short_name,
+            page_count=pages,
+            loop=_konifer_loop(pages, vips_loop),
+        ),
+    )
+
+
+def _konifer_loop(pages: int, vips_loop: int) -> int:
+    """Konifer counts repetitions with -1 for endless; libvips uses 0 for endless."""
+    if pages <= 1:
+        return 0
+    return -1 if vips_loop == 0 else vips_loop

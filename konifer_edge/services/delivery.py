@@ -1,0 +1,59 @@
+"""Where a link points and where a redirect goes, per the path's redirect strategy."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from konifer_edge.config import PathSettings
+from konifer_edge.domain.models import Asset, Variant
+from konifer_edge.services.runtime import Runtime
+
+
+def entry_url(base_url: str, asset: Asset) -> str:
+    return f"{base_url}/assets{quote(asset.path)}/-/entry/{asset.entry_id}"
+
+
+def content_url(base_url: str, asset: Asset, transformation: dict[str, str] | None = None) -> str:
+    url = f"{entry_url(base_url, asset)}/content"
+    if transformation:
+        url += "?" + urlencode(sorted(transformation.items()))
+    return url
+
+
+async def object_store_target(runtime: Runtime, settings: PathSettings, variant: Variant) -> str | None:
+    """The object-store URL a `presigned` or `template` strategy sends clients to, if any."""
+    redirect = settings.return_format.redirect
+    if redirect.strategy == "presigned":
+        return await runtime.objects.presigned_get_url(variant.bucket, variant.store_key, redirect.presigned_ttl)
+    if redirect.strategy == "template" and redirect.template_string:
+        # Plain replacement, not str.format: the template is operator text with braces of its own.
+        return redirect.template_string.replace("{bucket}", variant.bucket).replace("{key}", variant.store_key)
+    return None
+
+
+async def redirect_target(
+    runtime: Runtime,
+    settings: PathSettings,
+    base_url: str,
+    asset: Asset,
+    variant: Variant,
+    transformation: dict[str, str] | None = None,
+) -> str | None:
+    """Where `redirect` sends the client; None means serve the content in place (strategy `none`)."""
+    strategy = settings.return_format.redirect.strategy
+    if strategy is None:
+        return content_url(base_url, asset, transformation)
+    if strategy == "none":
+        return None
+    return await object_store_target(runtime, settings, variant)
+
+
+async def link_url(
+    runtime: Runtime,
+    settings: PathSettings,
+    base_url: str,
+    asset: Asset,
+    variant: Variant,
+    transformation: dict[str, str] | None = None,
+) -> str:
+    return await object_store_target(runtime, settings, variant) or content_url(base_url, asset, transformation)

@@ -1,0 +1,68 @@
+"""Removes the objects of deleted assets, after their rows are gone, until every one is gone.
+
+The queue lives in PostgreSQL, written in the same transaction as the delete, so a
+crash between commit and removal only delays the removal. Failures back off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from konifer_edge.storage.object_store import ObjectStore
+from konifer_edge.storage.repository import AssetRepository
+
+log = logging.getLogger(__name__)
+
+_BATCH = 100
+_IDLE_INTERVAL_SECONDS = 30.0
+_MAX_BACKOFF = timedelta(minutes=30)
+
+
+class ObjectReaper:
+    def __init__(self, repository: AssetRepository, objects: ObjectStore) -> None:
+        self._repository = repository
+        self._objects = objects
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="object-reaper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.reap_due() == _BATCH:
+                    pass
+            except Exception:  # the database may be down; the queue waits for it
+                log.exception("object reaper pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _IDLE_INTERVAL_SECONDS)
+            self._wake.clear()
+
+    async def reap_due(self) -> int:
+        """Remove the objects whose removal is due; return how many were attempted."""
+        due = await self._repository.due_deletions(_BATCH)
+        removed: list[int] = []
+        for deletion in due:
+            try:
+                await self._objects.delete(deletion.bucket, deletion.store_key)
+            except Exception as error:
+                delay = min(timedelta(seconds=2 ** min(deletion.attempts, 20)), _MAX_BACKOFF)
+                await self._repository.postpone_deletion(deletion.id, delay, repr(error))
+            else:
+                removed.append(deletion.id)
+        if removed:
+            await self._repository.finish_deletions(removed)
+        return len(due)

@@ -1,0 +1,20 @@
+"""Replacing an asset's metadata. Content never changes; alt, labels and tags do."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from konifer_edge.domain.errors import NotFound
+from konifer_edge.domain.metadata_rules import validate_metadata
+from konifer_edge.domain.models import Asset, AssetMetadataInput
+from konifer_edge.services.runtime import Runtime
+
+
+async def update_asset(runtime: Runtime, path: str, entry_id: int, metadata: AssetMetadataInput) -> Asset:
+    validate_metadata(metadata)
+    asset = await runtime.repository.update_metadata(
+        path, entry_id, metadata.alt, metadata.labels, metadata.tags, datetime.now(UTC)
+    )
+    if asset is None:
+        raise NotFound(f"No asset with entry id {entry_id} at {path}", reason="asset_not_found")
+    return asset

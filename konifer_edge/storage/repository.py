@@ -1,0 +1,330 @@
+"""The metadata repository: assets and variants in PostgreSQL through asyncpg.
+
+Every statement is parameterised. Writes that touch several rows run in one
+transaction; objects whose rows are deleted are queued in the same transaction so a
+crash after commit never forgets an object that must go.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from konifer_edge.domain.models import Asset, AssetSource, Attributes, Lqip, Variant
+from konifer_edge.domain.selectors import ALL, DeleteScope, DeleteSelector, Order
+
+# Pool connections are proxies; both run the same statements.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+_ORDER_BY = {
+    Order.CREATED: "created_at DESC, entry_id DESC",
+    Order.MODIFIED: "modified_at DESC, entry_id DESC",
+}
+
+_VARIANT_COLUMNS = (
+    "id, asset_id, transformation_key, transformation, bucket, store_key, width, height, format,"
+    " page_count, loop, content_type, size_bytes, content_hash, lqip"
+)
+_ASSET_COLUMNS = "id, path, entry_id, alt, labels, tags, source, source_url, created_at, modified_at"
+
+
+class NewAsset(msgspec.Struct, frozen=True):
+    path: str
+    alt: str | None
+    labels: dict[str, str]
+    tags: list[str]
+    source: AssetSource
+    source_url: str | None
+    created_at: datetime
+
+
+class NewVariant(msgspec.Struct, frozen=True):
+    transformation_key: str
+    transformation: dict[str, object] | None
+    bucket: str
+    store_key: str
+    attributes: Attributes
+    content_type: str
+    size: int
+    content_hash: str
+    lqip: Lqip = Lqip()
+
+
+class ObjectRef(msgspec.Struct, frozen=True):
+    bucket: str
+    store_key: str
+
+
+class PendingDeletion(msgspec.Struct, frozen=True):
+    id: int
+    bucket: str
+    store_key: str
+    attempts: int
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb",
+        encoder=lambda value: msgspec.json.encode(value).decode(),
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    assert pool is not None
+    return pool
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _variant_from_row(row: asyncpg.Record) -> Variant:
+    return Variant(
+        id=row["id"],
+        asset_id=row["asset_id"],
+        transformation_key=row["transformation_key"],
+        transformation=row["transformation"],
+        bucket=row["bucket"],
+        store_key=row["store_key"],
+        attributes=Attributes(
+            width=row["width"],
+            height=row["height"],
+            format=row["format"],
+            page_count=row["page_count"],
+            loop=row["loop"],
+        ),
+        content_type=row["content_type"],
+        size=row["size_bytes"],
+        content_hash=row["content_hash"],
+        lqip=msgspec.convert(row["lqip"], Lqip),
+    )
+
+
+def _asset_from_row(row: asyncpg.Record, variants: Sequence[Variant]) -> Asset:
+    return Asset(
+        id=row["id"],
+        path=row["path"],
+        entry_id=row["entry_id"],
+        alt=row["alt"],
+        labels=row["labels"],
+        tags=list(row["tags"]),
+        source=AssetSource(row["source"]),
+        source_url=row["source_url"],
+        created_at=row["created_at"],
+        modified_at=row["modified_at"],
+        variants=tuple(variants),
+    )
+
+
+class AssetRepository:
+    """Reads and writes asset metadata. One instance per process, over a connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def create(self, asset: NewAsset, original: NewVariant) -> Asset:
+        """Insert an asset with its original variant, taking the path's next entry id."""
+        asset_id = uuid.uuid4()
+        async with self._pool.acquire() as connection, connection.transaction():
+            # The upsert serialises concurrent stores to one path on the counter row.
+            entry_id = await connection.fetchval(
+                "INSERT INTO asset_path (path, last_entry_id) VALUES ($1, 0)"
+                " ON CONFLICT (path) DO UPDATE SET last_entry_id = asset_path.last_entry_id + 1"
+                " RETURNING last_entry_id",
+                asset.path,
+            )
+            row = await connection.fetchrow(
+                f"INSERT INTO asset ({_ASSET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+                f" RETURNING {_ASSET_COLUMNS}",
+                asset_id,
+                asset.path,
+                entry_id,
+                asset.alt,
+                asset.labels,
+                asset.tags,
+                asset.source.value,
+                asset.source_url,
+                asset.created_at,
+            )
+            variant = await self._insert_variant(connection, asset_id, original, asset.created_at)
+        assert row is not None
+        return _asset_from_row(row, [variant])
+
+    async def add_variant(self, asset_id: uuid.UUID, variant: NewVariant, now: datetime) -> Variant | None:
+        """Record a generated variant; None when the asset is gone or the variant already exists."""
+        async with self._pool.acquire() as connection:
+            try:
+                return await self._insert_variant(connection, asset_id, variant, now)
+            except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError):
+                return None
+
+    async def _insert_variant(
+        self, connection: Connection, asset_id: uuid.UUID, variant: NewVariant, now: datetime
+    ) -> Variant:
+        row = await connection.fetchrow(
+            f"INSERT INTO variant ({_VARIANT_COLUMNS}, created_at, last_accessed_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+            f" RETURNING {_VARIANT_COLUMNS}",
+            uuid.uuid4(),
+            asset_id,
+            variant.transformation_key,
+            variant.transformation,
+            variant.bucket,
+            variant.store_key,
+            variant.attributes.width,
+            variant.attributes.height,
+            variant.attributes.format,
+            variant.attributes.page_count,
+            variant.attributes.loop,
+            variant.content_type,
+            variant.size,
+            variant.content_hash,
+            msgspec.to_builtins(variant.lqip),
+            now,
+        )
+        assert row is not None
+        return _variant_from_row(row)
+
+    async def find_entry(self, path: str, entry_id: int) -> Asset | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_ASSET_COLUMNS} FROM asset WHERE path = $1 AND entry_id = $2", path, entry_id
+        )
+        if row is None:
+            return None
+        return (await self._with_variants([row]))[0]
+
+    async def find_newest(self, path: str, order: Order, limit: int, labels: dict[str, str]) -> list[Asset]:
+        """The newest assets at one path (by creation or modification), narrowed by labels."""
+        sql = f"SELECT {_ASSET_COLUMNS} FROM asset WHERE path = $1"
+        args: list[Any] = [path]
+        if labels:
+            args.append(labels)
+            sql += f" AND labels @> ${len(args)}"
+        sql += f" ORDER BY {_ORDER_BY[order]}"
+        if limit != ALL:
+            args.append(limit)
+            sql += f" LIMIT ${len(args)}"
+        rows = await self._pool.fetch(sql, *args)
+        return await self._with_variants(rows)
+
+    async def _with_variants(self, rows: Sequence[asyncpg.Record]) -> list[Asset]:
+        if not rows:
+            return []
+        variant_rows = await self._pool.fetch(
+            f"SELECT {_VARIANT_COLUMNS} FROM variant WHERE asset_id = ANY($1::uuid[]) ORDER BY created_at, id",
+            [row["id"] for row in rows],
+        )
+        by_asset: dict[uuid.UUID, list[Variant]] = {row["id"]: [] for row in rows}
+        for variant_row in variant_rows:
+            by_asset[variant_row["asset_id"]].append(_variant_from_row(variant_row))
+        return [_asset_from_row(row, by_asset[row["id"]]) for row in rows]
+
+    async def find_variant(self, asset_id: uuid.UUID, transformation_key: str) -> Variant | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_VARIANT_COLUMNS} FROM variant WHERE asset_id = $1 AND transformation_key = $2",
+            asset_id,
+            transformation_key,
+        )
+        return None if row is None else _variant_from_row(row)
+
+    async def update_metadata(
+        self, path: str, entry_id: int, alt: str | None, labels: dict[str, str], tags: list[str], now: datetime
+    ) -> Asset | None:
+        row = await self._pool.fetchrow(
+            "UPDATE asset SET alt = $3, labels = $4, tags = $5,"
+            # modifiedAt must move forward even when two updates land within one clock tick.
+            " modified_at = GREATEST($6, modified_at + interval '1 microsecond')"
+            f" WHERE path = $1 AND entry_id = $2 RETURNING {_ASSET_COLUMNS}",
+            path,
+            entry_id,
+            alt,
+            labels,
+            tags,
+            now,
+        )
+        if row is None:
+            return None
+        return (await self._with_variants([row]))[0]
+
+    async def delete(self, path: str, selector: DeleteSelector, labels: dict[str, str]) -> list[ObjectRef]:
+        """Delete the selected assets and queue their objects; return the queued objects."""
+        where, args = self._delete_filter(path, selector, labels)
+        async with self._pool.acquire() as connection, connection.transaction():
+            doomed = await connection.fetch(f"SELECT id FROM asset WHERE {where} FOR UPDATE", *args)
+            if not doomed:
+                return []
+            ids = [row["id"] for row in doomed]
+            objects = await connection.fetch(
+                "INSERT INTO pending_object_deletion (bucket, store_key)"
+                " SELECT bucket, store_key FROM variant WHERE asset_id = ANY($1::uuid[])"
+                " RETURNING bucket, store_key",
+                ids,
+            )
+            await connection.execute("DELETE FROM asset WHERE id = ANY($1::uuid[])", ids)
+        return [ObjectRef(bucket=row["bucket"], store_key=row["store_key"]) for row in objects]
+
+    @staticmethod
+    def _delete_filter(path: str, selector: DeleteSelector, labels: dict[str, str]) -> tuple[str, list[Any]]:
+        args: list[Any] = []
+
+        def bind(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        label_filter = f" AND labels @> {bind(labels)}" if labels else ""
+        if selector.scope is DeleteScope.RECURSIVE:
+            if path == "/":
+                return "TRUE" + label_filter, args
+            prefix = bind(_escape_like(path) + "/%")
+            return f"(path = {bind(path)} OR path LIKE {prefix})" + label_filter, args
+        at_path = f"path = {bind(path)}" + label_filter
+        if selector.entry_id is not None:
+            return f"{at_path} AND entry_id = {bind(selector.entry_id)}", args
+        if selector.scope is DeleteScope.ALL or selector.limit == ALL:
+            return at_path, args
+        newest = (
+            f"SELECT id FROM asset WHERE {at_path} ORDER BY {_ORDER_BY[selector.order]} LIMIT {bind(selector.limit)}"
+        )
+        return f"id IN ({newest})", args
+
+    async def due_deletions(self, batch: int) -> list[PendingDeletion]:
+        rows = await self._pool.fetch(
+            "SELECT id, bucket, store_key, attempts FROM pending_object_deletion"
+            " WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1",
+            batch,
+        )
+        return [PendingDeletion(**dict(row)) for row in rows]
+
+    async def finish_deletions(self, ids: Iterable[int]) -> None:
+        await self._pool.execute("DELETE FROM pending_object_deletion WHERE id = ANY($1::bigint[])", list(ids))
+
+    async def postpone_deletion(self, deletion_id: int, delay: timedelta, error: str) -> None:
+        await self._pool.execute(
+            "UPDATE pending_object_deletion SET attempts = attempts + 1,"
+            " next_attempt_at = now() + $2, last_error = $3 WHERE id = $1",
+            deletion_id,
+            delay,
+            error[:500],
+        )
+
+    async def referenced_object(self, bucket: str, store_key: str) -> bool:
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM variant WHERE bucket = $1 AND store_key = $2)", bucket, store_key
+            )
+        )
