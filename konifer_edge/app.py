@@ -92,10 +92,12 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             url_downloader=downloader,
             reaper=reaper,
         )
+        app.state.runtime.upkeep.start(app.state.runtime)
         try:
             yield
         finally:
             app.state.shutting_down = True
+            await app.state.runtime.upkeep.stop(app.state.runtime)
             await reaper.stop()
             await downloader.aclose()
             imaging.shutdown()

@@ -10,8 +10,9 @@ from litestar import Request, Response, delete, post, put, route
 from litestar.enums import HttpMethod
 from litestar.response import Redirect, Stream
 
+from konifer_edge.config import PathSettings
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
-from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource
+from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource, Lqip
 from konifer_edge.domain.paths import normalise_asset_path
 from konifer_edge.domain.query import QueryParts, split_query
 from konifer_edge.domain.selectors import (
@@ -22,6 +23,7 @@ from konifer_edge.domain.selectors import (
     parse_update_selector,
     split_asset_path,
 )
+from konifer_edge.domain.transformation import RequestedTransformation, parse_transformation, query_parameters
 from konifer_edge.http import headers as answer_headers
 from konifer_edge.http.uploads import (
     MAX_JSON_BODY_BYTES,
@@ -33,10 +35,11 @@ from konifer_edge.http.url_errors import url_source_api_error
 from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
-from konifer_edge.services.fetch import resolve_assets, resolve_variant
+from konifer_edge.services.fetch import resolve_assets
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.store import StoreRequest, store_asset
 from konifer_edge.services.update import update_asset
+from konifer_edge.services.variants import ResolvedVariant, check_on_demand_mode, resolve_variant
 from konifer_edge.sources.url import UrlSourceError
 
 ASSETS_PREFIX = "/assets/"
@@ -88,61 +91,103 @@ def _json(value: object, status: int = 200, headers: dict[str, str] | None = Non
     )
 
 
-@route("/assets/{asset_path:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=True)
+class FetchRequest(msgspec.Struct, frozen=True):
+    """Everything a fetch answer needs, parsed and validated before any lookup."""
+
+    target: ParsedTarget
+    selector: FetchSelector
+    settings: PathSettings
+    requested: RequestedTransformation
+    base_url: str
+
+
+@route("/assets/{asset_path:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD])
 async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
     """Fetch the asset(s) a selector names as link, content, download, redirect or metadata."""
     runtime = _runtime(request)
     target = _parse_target(request)
     selector = parse_fetch_selector(target.tokens, target.query.limit)
-    if selector.return_format is ReturnFormat.METADATA and target.query.transformation:
-        keys = ", ".join(sorted(target.query.transformation))
+    raw_transformation = target.query.transformation
+    if selector.return_format is ReturnFormat.METADATA and raw_transformation:
+        keys = ", ".join(sorted(raw_transformation))
         raise BadRequest(f"Transformation parameters ({keys}) are not allowed on metadata", reason="invalid_query")
-    if target.query.transformation:
-        keys = ", ".join(sorted(target.query.transformation))
-        raise BadRequest(f"Transformation parameters ({keys}) are not supported yet", reason="unsupported_query")
+    settings = runtime.config.paths.resolve(target.path)
+    check_on_demand_mode(settings, raw_transformation)
+    fetch = FetchRequest(
+        target=target,
+        selector=selector,
+        settings=settings,
+        requested=parse_transformation(raw_transformation, runtime.config.variant_profiles),
+        base_url=_base_url(request, runtime),
+    )
     assets = await resolve_assets(runtime, target.path, selector, target.query.labels)
     answer = _ANSWERS[selector.return_format]
-    return await answer(request, runtime, target, selector, assets)
+    return await answer(request, runtime, fetch, assets)
 
 
 async def _metadata_answer(
-    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
 ) -> Response[Any]:
-    if selector.many:
-        return _json([metadata_wire(asset) for asset in assets], headers=_cache_headers(runtime, target))
-    return _json(metadata_wire(assets[0]), headers=_cache_headers(runtime, target))
+    headers = _cache_headers(fetch.settings)
+    if fetch.selector.many:
+        return _json([metadata_wire(asset) for asset in assets], headers=headers)
+    return _json(metadata_wire(assets[0]), headers=headers)
+
+
+def _link_parameters(fetch: FetchRequest, resolved: ResolvedVariant) -> dict[str, str] | None:
+    """The canonical parameters a link carries; the format only when the request fixed it."""
+    if not fetch.target.query.transformation or resolved.plan is None:
+        return None
+    params = query_parameters(resolved.plan)
+    if fetch.requested.format is None:
+        del params["format"]
+    return params
 
 
 async def _link_answer(
-    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
 ) -> Response[Any]:
-    settings = runtime.config.paths.resolve(target.path)
-    base_url = _base_url(request, runtime)
     links = []
+    statuses = []
     for asset in assets:
-        variant = await resolve_variant(runtime, asset)
-        url = await delivery.link_url(runtime, settings, base_url, asset, variant)
-        links.append(AssetLinkWire(url=url, lqip=lqip_wire(variant.lqip), alt=asset.alt))
-    if selector.many:
-        return _json(links, headers=_cache_headers(runtime, target))
-    headers = _cache_headers(runtime, target) | answer_headers.alt_headers(assets[0]) | {"K-Cache-Status": "hit"}
+        resolved = await resolve_variant(runtime, fetch.settings, asset, fetch.requested, accept=None)
+        url = await delivery.link_url(
+            runtime, fetch.settings, fetch.base_url, asset, resolved.variant, _link_parameters(fetch, resolved)
+        )
+        links.append(AssetLinkWire(url=url, lqip=lqip_wire(resolved.variant.lqip), alt=asset.alt))
+        statuses.append(resolved.cache_status)
+    headers = _cache_headers(fetch.settings)
+    if fetch.selector.many:
+        return _json(links, headers=headers)
+    headers |= answer_headers.alt_headers(assets[0]) | {"K-Cache-Status": statuses[0]}
     return _json(links[0], headers=headers)
 
 
 async def _content_answer(
-    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
 ) -> Response[Any]:
     asset = assets[0]
-    variant = await resolve_variant(runtime, asset)
+    resolved = await resolve_variant(
+        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
+    )
+    return await _serve_variant(request, runtime, fetch, asset, resolved)
+
+
+async def _serve_variant(
+    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, asset: Asset, resolved: ResolvedVariant
+) -> Response[Any]:
+    variant = resolved.variant
     etag = answer_headers.content_etag(asset, variant)
     headers = {
         "ETag": etag,
-        "K-Cache-Status": "hit",
-        **_cache_headers(runtime, target),
+        "K-Cache-Status": resolved.cache_status,
+        **_cache_headers(fetch.settings),
         **answer_headers.alt_headers(asset),
         **_lqip_headers(variant.lqip),
     }
-    if selector.return_format is ReturnFormat.DOWNLOAD:
+    if resolved.negotiated:
+        headers["Vary"] = "Accept"
+    if fetch.selector.return_format is ReturnFormat.DOWNLOAD:
         headers["Content-Disposition"] = answer_headers.content_disposition(asset, variant)
     if answer_headers.etag_matches(request.headers.get("if-none-match"), etag):
         return Response(content=b"", status_code=304, headers=headers)
@@ -154,16 +199,25 @@ async def _content_answer(
 
 
 async def _redirect_answer(
-    request: AnyRequest, runtime: Runtime, target: ParsedTarget, selector: FetchSelector, assets: list[Asset]
+    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
 ) -> Response[Any]:
     asset = assets[0]
-    variant = await resolve_variant(runtime, asset)
-    settings = runtime.config.paths.resolve(target.path)
-    location = await delivery.redirect_target(runtime, settings, _base_url(request, runtime), asset, variant)
-    if location is None:
-        return await _content_answer(request, runtime, target, selector, assets)
-    headers = _cache_headers(runtime, target) | answer_headers.alt_headers(asset) | {"K-Cache-Status": "hit"}
-    return Redirect(path=location, status_code=307, headers=headers)
+    strategy = fetch.settings.return_format.redirect.strategy
+    headers = _cache_headers(fetch.settings) | answer_headers.alt_headers(asset)
+    if strategy is None:
+        # Our own content URL negotiates and renders by itself; nothing to resolve here.
+        location = delivery.content_url(fetch.base_url, asset, fetch.target.query.transformation)
+        return Redirect(path=location, status_code=307, headers=headers)
+    resolved = await resolve_variant(
+        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
+    )
+    target = await delivery.object_store_target(runtime, fetch.settings, resolved.variant)
+    if target is None:
+        return await _serve_variant(request, runtime, fetch, asset, resolved)
+    headers["K-Cache-Status"] = resolved.cache_status
+    if resolved.negotiated:
+        headers["Vary"] = "Accept"
+    return Redirect(path=target, status_code=307, headers=headers)
 
 
 _ANSWERS = {
@@ -175,12 +229,12 @@ _ANSWERS = {
 }
 
 
-def _cache_headers(runtime: Runtime, target: ParsedTarget) -> dict[str, str]:
-    value = runtime.config.paths.resolve(target.path).cache_control.header_value()
+def _cache_headers(settings: PathSettings) -> dict[str, str]:
+    value = settings.cache_control.header_value()
     return {"Cache-Control": value} if value else {}
 
 
-def _lqip_headers(lqip: Any) -> dict[str, str]:
+def _lqip_headers(lqip: Lqip) -> dict[str, str]:
     found = {}
     if lqip.blurhash:
         found["K-LQIP-Blurhash"] = lqip.blurhash

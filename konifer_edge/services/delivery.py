@@ -31,23 +31,6 @@ async def object_store_target(runtime: Runtime, settings: PathSettings, variant:
     return None
 
 
-async def redirect_target(
-    runtime: Runtime,
-    settings: PathSettings,
-    base_url: str,
-    asset: Asset,
-    variant: Variant,
-    transformation: dict[str, str] | None = None,
-) -> str | None:
-    """Where `redirect` sends the client; None means serve the content in place (strategy `none`)."""
-    strategy = settings.return_format.redirect.strategy
-    if strategy is None:
-        return content_url(base_url, asset, transformation)
-    if strategy == "none":
-        return None
-    return await object_store_target(runtime, settings, variant)
-
-
 async def link_url(
     runtime: Runtime,
     settings: PathSettings,

@@ -6,7 +6,7 @@ The HTTP layer turns the result into an answer; nothing here knows about headers
 from __future__ import annotations
 
 from konifer_edge.domain.errors import NotFound
-from konifer_edge.domain.models import Asset, Variant
+from konifer_edge.domain.models import Asset
 from konifer_edge.domain.selectors import FetchSelector
 from konifer_edge.services.runtime import Runtime
 
@@ -26,8 +26,3 @@ async def resolve_assets(runtime: Runtime, path: str, selector: FetchSelector, l
 
 def _has_labels(asset: Asset, labels: dict[str, str]) -> bool:
     return all(asset.labels.get(key) == value for key, value in labels.items())
-
-
-async def resolve_variant(runtime: Runtime, asset: Asset) -> Variant:
-    """The stored variant that answers a content request: the original until transformations exist."""
-    return asset.original

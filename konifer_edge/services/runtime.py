@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from konifer_edge.cache.single_flight import SingleFlight
 from konifer_edge.config import Config
+from konifer_edge.domain.models import Variant
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.services.object_reaper import ObjectReaper
+from konifer_edge.services.variant_upkeep import AccessTracker, VariantUpkeep
 from konifer_edge.sources.url import UrlDownloader
 from konifer_edge.storage.object_store import ObjectStore
 from konifer_edge.storage.repository import AssetRepository
@@ -20,3 +23,6 @@ class Runtime:
     imaging: ImagingPool
     url_downloader: UrlDownloader
     reaper: ObjectReaper
+    renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
+    access: AccessTracker = field(default_factory=AccessTracker)
+    upkeep: VariantUpkeep = field(default_factory=VariantUpkeep)

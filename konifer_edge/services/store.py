@@ -10,15 +10,27 @@ import contextlib
 import hashlib
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import msgspec
 
-from konifer_edge.domain.errors import UnsupportedMediaType
+from konifer_edge.config import PathSettings
+from konifer_edge.config.model import PreprocessingSettings
+from konifer_edge.domain.errors import Forbidden
 from konifer_edge.domain.metadata_rules import validate_metadata
-from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource
-from konifer_edge.imaging.probe import ProbedImage, probe
+from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource, Attributes, Lqip
+from konifer_edge.domain.transformation import (
+    RequestedTransformation,
+    is_identity,
+    parse_transformation,
+    plan_transformation,
+)
+from konifer_edge.imaging.lqip import lqips_of_encoded
+from konifer_edge.imaging.probe import ProbedImage, probe, sniff
+from konifer_edge.imaging.transform import render
 from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.variant_upkeep import render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
 
 log = logging.getLogger(__name__)
@@ -32,28 +44,67 @@ class StoreRequest(msgspec.Struct, frozen=True):
     source_url: str | None = None
 
 
-def _probe_and_hash(content: bytes) -> tuple[ProbedImage, str]:
+class PreparedOriginal(msgspec.Struct, frozen=True):
+    content: bytes
+    probed: ProbedImage
+    content_hash: str
+    lqip: Lqip
+
+
+def _prepare_original(
+    content: bytes, settings: PathSettings, profiles: Mapping[str, Mapping[str, str]]
+) -> PreparedOriginal:
+    """Probe the upload and, where the path preprocesses, replace it with its processed form."""
     probed = probe(content)
-    return probed, hashlib.sha256(content).hexdigest()
+    lqip_kinds = settings.image.lqip
+    preprocessing = settings.transform.preprocessing
+    if settings.transform.preprocessing_enabled:
+        requested = _preprocessing_request(preprocessing, probed.attributes, profiles)
+        output_format = requested.format or probed.format
+        plan = plan_transformation(requested, probed.attributes, output_format)
+        if not is_identity(plan, probed.attributes, requested):
+            rendered = render(content, plan, lqip_kinds)
+            processed = ProbedImage(format=output_format, attributes=rendered.attributes)
+            return PreparedOriginal(
+                content=rendered.data,
+                probed=processed,
+                content_hash=hashlib.sha256(rendered.data).hexdigest(),
+                lqip=rendered.lqip,
+            )
+    return PreparedOriginal(
+        content=content,
+        probed=probed,
+        content_hash=hashlib.sha256(content).hexdigest(),
+        lqip=lqips_of_encoded(content, lqip_kinds),
+    )
+
+
+def _preprocessing_request(
+    preprocessing: PreprocessingSettings, original: Attributes, profiles: Mapping[str, Mapping[str, str]]
+) -> RequestedTransformation:
+    requested = parse_transformation(preprocessing.params, profiles)
+    if requested.width is not None or requested.height is not None:
+        return requested  # explicit sizes win over the maxima
+    max_width, max_height = preprocessing.max_width, preprocessing.max_height
+    width = max_width if max_width is not None and original.width > max_width else None
+    height = max_height if max_height is not None and original.height > max_height else None
+    return msgspec.structs.replace(requested, width=width, height=height)
 
 
 async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
     validate_metadata(request.metadata)
     settings = runtime.config.paths.resolve(request.path)
-    probed, content_hash = await runtime.imaging.run(_probe_and_hash, request.content)
+    upload_format = await runtime.imaging.run(sniff, request.content)
+    _check_allowed(settings, request.path, upload_format.mime_type)
+    prepared = await runtime.imaging.run(_prepare_original, request.content, settings, runtime.config.variant_profiles)
+    probed, content_hash = prepared.probed, prepared.content_hash
     mime_type = probed.format.mime_type
-    allowed = settings.allowed_content_types
-    if allowed is not None and mime_type not in allowed:
-        raise UnsupportedMediaType(
-            f"Content type {mime_type} is not allowed at {request.path}; allowed: {', '.join(allowed)}",
-            reason="content_type_not_allowed",
-        )
     bucket = settings.object_store.bucket
     store_key = str(uuid.uuid4())
-    await runtime.objects.put(bucket, store_key, request.content, mime_type)
+    await runtime.objects.put(bucket, store_key, prepared.content, mime_type)
     now = datetime.now(UTC)
     try:
-        return await runtime.repository.create(
+        asset = await runtime.repository.create(
             NewAsset(
                 path=request.path,
                 alt=request.metadata.alt,
@@ -70,11 +121,24 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
                 store_key=store_key,
                 attributes=probed.attributes,
                 content_type=mime_type,
-                size=len(request.content),
+                size=len(prepared.content),
                 content_hash=content_hash,
+                lqip=prepared.lqip,
             ),
         )
     except BaseException:
         with contextlib.suppress(Exception):
             await runtime.objects.delete(bucket, store_key)
         raise
+    if settings.transform.eager_variants:
+        runtime.upkeep.spawn(render_eager_variants(runtime, asset))
+    return asset
+
+
+def _check_allowed(settings: PathSettings, path: str, mime_type: str) -> None:
+    allowed = settings.allowed_content_types
+    if allowed is not None and mime_type not in allowed:
+        raise Forbidden(
+            f"Content type {mime_type} is not allowed at {path}; allowed: {', '.join(allowed)}",
+            reason="content_type_not_allowed",
+        )

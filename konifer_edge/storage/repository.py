@@ -61,6 +61,13 @@ class ObjectRef(msgspec.Struct, frozen=True):
     store_key: str
 
 
+class AgingVariant(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    created_at: datetime
+    last_accessed_at: datetime
+    path: str
+
+
 class PendingDeletion(msgspec.Struct, frozen=True):
     id: int
     bucket: str
@@ -328,3 +335,33 @@ class AssetRepository:
                 "SELECT EXISTS (SELECT 1 FROM variant WHERE bucket = $1 AND store_key = $2)", bucket, store_key
             )
         )
+
+    async def touch_variants(self, variant_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        await self._pool.execute(
+            "UPDATE variant SET last_accessed_at = GREATEST(last_accessed_at, $2) WHERE id = ANY($1::uuid[])",
+            list(variant_ids),
+            now,
+        )
+
+    async def aging_variants(self, older_than: datetime, batch: int) -> list[AgingVariant]:
+        """Generated variants created or last used before a moment, with their asset's path."""
+        rows = await self._pool.fetch(
+            "SELECT v.id, v.created_at, v.last_accessed_at, a.path FROM variant v JOIN asset a ON a.id = v.asset_id"
+            " WHERE v.transformation_key <> '' AND LEAST(v.created_at, v.last_accessed_at) < $1"
+            " ORDER BY v.created_at LIMIT $2",
+            older_than,
+            batch,
+        )
+        return [AgingVariant(**dict(row)) for row in rows]
+
+    async def delete_variants(self, variant_ids: Sequence[uuid.UUID]) -> list[ObjectRef]:
+        """Remove generated variants (never an original) and queue their objects."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            objects = await connection.fetch(
+                "WITH gone AS (DELETE FROM variant WHERE id = ANY($1::uuid[]) AND transformation_key <> ''"
+                " RETURNING bucket, store_key)"
+                " INSERT INTO pending_object_deletion (bucket, store_key) SELECT bucket, store_key FROM gone"
+                " RETURNING bucket, store_key",
+                list(variant_ids),
+            )
+        return [ObjectRef(bucket=row["bucket"], store_key=row["store_key"]) for row in objects]

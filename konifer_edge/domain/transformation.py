@@ -1,0 +1,401 @@
+"""Konifer's transformation vocabulary: query parameters in, one canonical plan out.
+
+Parsing happens before any pixel is touched. Normalisation then folds every spelling
+that must give the same pixels into one plan, whose `key` names the stored variant:
+order-independent, defaults filled, `dpr` folded in, no-ops dropped, and equivalent
+geometry (`f=h&r=180` is `f=v`; `w=400` on 800x600 is `h=300`) made equal.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import msgspec
+
+from konifer_edge.domain.errors import BadRequest
+from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.domain.models import Attributes
+
+MAX_DIMENSION = 8192
+MAX_PAD = 2048
+MAX_BLUR = 150.0
+MAX_DPR = 4.0
+
+
+class Fit(enum.Enum):
+    FIT = "fit"
+    FILL = "fill"
+    STRETCH = "stretch"
+    CROP = "crop"
+
+
+class Gravity(enum.Enum):
+    CENTER = "center"
+    ENTROPY = "entropy"
+    ATTENTION = "attention"
+
+
+class Rotation(enum.Enum):
+    R0 = "0"
+    R90 = "90"
+    R180 = "180"
+    R270 = "270"
+    AUTO = "auto"
+
+    @property
+    def degrees(self) -> int:
+        return 0 if self is Rotation.AUTO else int(self.value)
+
+
+class Flip(enum.Enum):
+    NONE = "none"
+    H = "h"
+    V = "v"
+
+
+class Filter(enum.Enum):
+    NONE = "none"
+    BLACK_WHITE = "black_white"
+    GREYSCALE = "greyscale"
+    SEPIA = "sepia"
+
+
+class ColorSpace(enum.Enum):
+    ORIGIN = "origin"
+    GRAYSCALE = "grayscale"
+    SRGB = "srgb"
+    P3 = "p3"
+
+
+STRIPPABLE = ("exif", "iptc", "xmp")
+DEFAULT_QUALITY = {
+    ImageFormat.JPEG: 80,
+    ImageFormat.WEBP: 80,
+    ImageFormat.AVIF: 50,
+    ImageFormat.JPEG_XL: 90,
+    ImageFormat.HEIC: 50,
+}
+FORMATS_WITH_ALPHA = frozenset(
+    {ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.JPEG_XL, ImageFormat.HEIC}
+)
+ANIMATED_FORMATS = frozenset({ImageFormat.GIF, ImageFormat.WEBP})
+
+Rgba = tuple[int, int, int, int]
+E = TypeVar("E", bound=enum.Enum)
+
+
+class RequestedTransformation(msgspec.Struct, frozen=True):
+    """What a request asked for, validated but not yet resolved against an image."""
+
+    width: int | None = None
+    height: int | None = None
+    fit: Fit = Fit.FIT
+    gravity: Gravity = Gravity.CENTER
+    format: ImageFormat | None = None
+    rotate: Rotation = Rotation.R0
+    flip: Flip = Flip.NONE
+    filter: Filter = Filter.NONE
+    blur: float = 0.0
+    quality: int | None = None
+    pad: int = 0
+    pad_color: Rgba | None = None
+    strip: frozenset[str] = frozenset()
+    color_space: ColorSpace = ColorSpace.ORIGIN
+    dpr: float = 1.0
+    profile: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self == NOTHING_REQUESTED
+
+
+NOTHING_REQUESTED = RequestedTransformation()
+
+
+def hex_colour(colour: Rgba) -> str:
+    return "".join(f"{channel:02x}" for channel in colour)
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """A resolved transformation of one original: exact output size and every option decided."""
+
+    width: int
+    height: int
+    fit: Fit
+    gravity: Gravity
+    format: ImageFormat
+    rotate: Rotation
+    flip: Flip
+    filter: Filter
+    blur: float
+    quality: int | None
+    pad: int
+    pad_color: Rgba | None
+    strip: frozenset[str]
+    color_space: ColorSpace
+    resize: bool
+
+    @property
+    def key(self) -> str:
+        """The variant's name: equal for every request that must give the same pixels."""
+        parts = [f"{self.width}x{self.height}", self.format.short_name]
+        if self.resize:
+            parts.append(f"fit={self.fit.value}")
+            if self.fit is Fit.CROP:
+                parts.append(f"g={self.gravity.value}")
+        if self.rotate is not Rotation.R0:
+            parts.append(f"r={self.rotate.value}")
+        if self.flip is not Flip.NONE:
+            parts.append(f"f={self.flip.value}")
+        if self.filter is not Filter.NONE:
+            parts.append(f"filter={self.filter.value}")
+        if self.blur:
+            parts.append(f"blur={self.blur:g}")
+        if self.quality is not None:
+            parts.append(f"q={self.quality}")
+        if self.pad:
+            parts.append(f"pad={self.pad}:{hex_colour(self.pad_color) if self.pad_color else ''}")
+        if self.strip:
+            parts.append("strip=" + ",".join(sorted(self.strip)))
+        if self.color_space is not ColorSpace.ORIGIN:
+            parts.append(f"cs={self.color_space.value}")
+        return ";".join(parts)
+
+    def spelled_out(self) -> dict[str, object]:
+        """Konifer's `transformation` object in metadata."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "fit": self.fit.value,
+            "gravity": self.gravity.value,
+            "format": self.format.short_name,
+            "rotate": self.rotate.value,
+            "flip": self.flip.value,
+            "filter": self.filter.value,
+            "blur": int(self.blur) if float(self.blur).is_integer() else self.blur,
+            "quality": self.quality,
+            "padding": {"amount": self.pad, "color": list(self.pad_color) if self.pad_color else []},
+        }
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _bad(key: str, message: str) -> BadRequest:
+    return BadRequest(f"Parameter '{key}': {message}", reason="invalid_transformation")
+
+
+def _positive_int(key: str, raw: str, maximum: int) -> int:
+    if not (raw.isascii() and raw.isdigit()):
+        raise _bad(key, f"'{raw}' is not a positive whole number")
+    value = int(raw)
+    if value < 1 or value > maximum:
+        raise _bad(key, f"{value} is out of range 1..{maximum}")
+    return value
+
+
+def _number(key: str, raw: str, low: float, high: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(key, f"'{raw}' is not a number") from None
+    if not math.isfinite(value) or value < low or value > high:
+        raise _bad(key, f"{raw} is out of range {low:g}..{high:g}")
+    return value
+
+
+def _choice(key: str, raw: str, kind: type[E], aliases: Mapping[str, E] | None = None) -> E:
+    lowered = raw.lower()
+    if aliases and lowered in aliases:
+        return aliases[lowered]
+    for member in kind:
+        if member.value == lowered:
+            return member
+    allowed = ", ".join([m.value for m in kind] + list(aliases or {}))
+    raise _bad(key, f"'{raw}' is not one of {allowed}")
+
+
+_HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
+
+
+def _colour(key: str, raw: str) -> Rgba:
+    match = _HEX_COLOUR.fullmatch(raw)
+    if not match:
+        raise _bad(key, f"'{raw}' is not a colour #RRGGBB or #RRGGBBAA")
+    digits = match.group(1) + ("ff" if len(match.group(1)) == 6 else "")
+    r, g, b, a = (int(digits[i : i + 2], 16) for i in range(0, 8, 2))
+    return (r, g, b, a)
+
+
+def _strip(key: str, raw: str) -> frozenset[str]:
+    items = {item.strip().lower() for item in raw.split(",") if item.strip()}
+    unknown = items - set(STRIPPABLE)
+    if unknown:
+        raise _bad(key, f"'{', '.join(sorted(unknown))}' cannot be stripped; use exif, iptc, xmp")
+    return frozenset(items)
+
+
+def _format(key: str, raw: str) -> ImageFormat:
+    image_format = ImageFormat.from_short_name(raw)
+    if image_format is None:
+        raise _bad(key, f"'{raw}' is not one of jpg, png, webp, avif, jxl, heic, gif")
+    return image_format
+
+
+_PARSERS: dict[str, Callable[[str], dict[str, object]]] = {
+    "w": lambda raw: {"width": _positive_int("w", raw, MAX_DIMENSION)},
+    "h": lambda raw: {"height": _positive_int("h", raw, MAX_DIMENSION)},
+    "fit": lambda raw: {"fit": _choice("fit", raw, Fit)},
+    "g": lambda raw: {"gravity": _choice("g", raw, Gravity, {"centre": Gravity.CENTER})},
+    "format": lambda raw: {"format": _format("format", raw)},
+    "r": lambda raw: {"rotate": _choice("r", raw, Rotation)},
+    "f": lambda raw: {"flip": _choice("f", raw, Flip)},
+    "filter": lambda raw: {"filter": _choice("filter", raw, Filter, {"grayscale": Filter.GREYSCALE})},
+    "blur": lambda raw: {"blur": _number("blur", raw, 0, MAX_BLUR)},
+    "q": lambda raw: {"quality": int(_positive_int("q", raw, 100))},
+    "pad": lambda raw: {"pad": _positive_int("pad", raw, MAX_PAD)},
+    "pad-c": lambda raw: {"pad_color": _colour("pad-c", raw)},
+    "strip": lambda raw: {"strip": _strip("strip", raw)},
+    "cs": lambda raw: {"color_space": _choice("cs", raw, ColorSpace)},
+    "dpr": lambda raw: {"dpr": _number("dpr", raw, 1, MAX_DPR)},
+}
+
+
+def parse_transformation(
+    params: Mapping[str, str], profiles: Mapping[str, Mapping[str, str]]
+) -> RequestedTransformation:
+    """Validate query parameters (a profile's first, then the request's own, which win)."""
+    merged: dict[str, str] = {}
+    profile = params.get("profile")
+    if profile is not None:
+        if profile not in profiles:
+            raise _bad("profile", f"no variant profile named '{profile}'")
+        merged.update(profiles[profile])
+    merged.update({key: value for key, value in params.items() if key != "profile"})
+    fields: dict[str, object] = {"profile": profile}
+    for key, raw in merged.items():
+        fields.update(_PARSERS[key](raw))
+    requested = RequestedTransformation(**fields)  # type: ignore[arg-type]
+    if requested.fit in (Fit.FILL, Fit.STRETCH, Fit.CROP) and (requested.width is None or requested.height is None):
+        raise _bad("fit", f"'{requested.fit.value}' needs both w and h")
+    return requested
+
+
+def validate_profile(name: str, params: Mapping[str, str]) -> None:
+    parse_transformation({"profile": name}, {name: params})
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def _fold_orientation(rotate: Rotation, flip: Flip) -> tuple[Rotation, Flip]:
+    """Rotate-then-flip pairs that give the same pixels become one pair.
+
+    A vertical flip equals a horizontal flip after a half turn, so every mirrored
+    orientation has two spellings; the one with the smaller rotation is canonical.
+    """
+    if rotate is Rotation.AUTO or flip is Flip.NONE:
+        return rotate, flip
+    degrees = rotate.degrees if flip is Flip.H else (rotate.degrees + 180) % 360
+    alternative = (degrees + 180) % 360
+    if alternative < degrees:
+        return Rotation(str(alternative)), Flip.V
+    return Rotation(str(degrees)), Flip.H
+
+
+def _scaled(value: int | None, dpr: float) -> int | None:
+    return None if value is None else max(1, min(MAX_DIMENSION, round(value * dpr)))
+
+
+def _fit_box(source_w: int, source_h: int, width: int | None, height: int | None) -> tuple[int, int]:
+    """The size `fit` gives: inside the box, aspect kept (one side may be open)."""
+    if width is None and height is None:
+        return source_w, source_h
+    scale_w = width / source_w if width is not None else math.inf
+    scale_h = height / source_h if height is not None else math.inf
+    scale = min(scale_w, scale_h)
+    return max(1, round(source_w * scale)), max(1, round(source_h * scale))
+
+
+def plan_transformation(requested: RequestedTransformation, original: Attributes, output_format: ImageFormat) -> Plan:
+    """Resolve a request against the original it will be applied to."""
+    width = _scaled(requested.width, requested.dpr)
+    height = _scaled(requested.height, requested.dpr)
+    pad = 0 if requested.pad == 0 else min(MAX_PAD, round(requested.pad * requested.dpr))
+    if requested.fit is Fit.FIT:
+        width, height = _fit_box(original.width, original.height, width, height)
+    assert width is not None and height is not None
+    resize = (width, height) != (original.width, original.height)
+    rotate, flip = _fold_orientation(requested.rotate, requested.flip)
+    quality = None
+    if output_format in DEFAULT_QUALITY:
+        quality = requested.quality or DEFAULT_QUALITY[output_format]
+    pad_color = None
+    if pad:
+        default_colour = (0, 0, 0, 0) if output_format in FORMATS_WITH_ALPHA else (255, 255, 255, 255)
+        pad_color = requested.pad_color or default_colour
+    return Plan(
+        width=width,
+        height=height,
+        fit=requested.fit if resize else Fit.FIT,
+        gravity=requested.gravity if resize and requested.fit is Fit.CROP else Gravity.CENTER,
+        format=output_format,
+        rotate=rotate,
+        flip=flip,
+        filter=requested.filter,
+        blur=requested.blur,
+        quality=quality,
+        pad=pad,
+        pad_color=pad_color,
+        strip=requested.strip,
+        color_space=requested.color_space,
+        resize=resize,
+    )
+
+
+def is_identity(plan: Plan, original: Attributes, requested: RequestedTransformation) -> bool:
+    """A plan that would reproduce the original exactly: serve the original itself."""
+    return (
+        not plan.resize
+        and plan.format.short_name == original.format
+        and plan.rotate is Rotation.R0
+        and plan.flip is Flip.NONE
+        and plan.filter is Filter.NONE
+        and not plan.blur
+        and not plan.pad
+        and not plan.strip
+        and plan.color_space is ColorSpace.ORIGIN
+        and requested.quality is None
+    )
+
+
+def query_parameters(plan: Plan) -> dict[str, str]:
+    """The canonical plan as Konifer query parameters, for link URLs."""
+    params = {"w": str(plan.width), "h": str(plan.height), "format": plan.format.short_name}
+    if plan.resize and plan.fit is not Fit.FIT:
+        params["fit"] = plan.fit.value
+        if plan.fit is Fit.CROP:
+            params["g"] = plan.gravity.value
+    if plan.rotate is not Rotation.R0:
+        params["r"] = plan.rotate.value
+    if plan.flip is not Flip.NONE:
+        params["f"] = plan.flip.value
+    if plan.filter is not Filter.NONE:
+        params["filter"] = plan.filter.value
+    if plan.blur:
+        params["blur"] = f"{plan.blur:g}"
+    if plan.quality is not None:
+        params["q"] = str(plan.quality)
+    if plan.pad:
+        params["pad"] = str(plan.pad)
+        if plan.pad_color:
+            params["pad-c"] = "#" + hex_colour(plan.pad_color)
+    if plan.strip:
+        params["strip"] = ",".join(sorted(plan.strip))
+    if plan.color_space is not ColorSpace.ORIGIN:
+        params["cs"] = plan.color_space.value
+    return params

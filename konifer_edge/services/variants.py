@@ -1,0 +1,134 @@
+"""Resolving the variant that answers a request: stored already, or rendered once and stored.
+
+A request's transformation is planned against the original, named by its canonical
+key, and looked up. Only a miss renders, and concurrent misses for one key share a
+single render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+
+from konifer_edge.config import PathSettings
+from konifer_edge.domain.errors import BadRequest
+from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.domain.models import Asset, Variant
+from konifer_edge.domain.negotiation import choose_format
+from konifer_edge.domain.transformation import (
+    Plan,
+    RequestedTransformation,
+    is_identity,
+    plan_transformation,
+)
+from konifer_edge.imaging.transform import render
+from konifer_edge.services.runtime import Runtime
+from konifer_edge.storage.repository import NewVariant
+
+
+class ResolvedVariant(msgspec.Struct, frozen=True):
+    variant: Variant
+    cache_status: str  # "hit" or "miss", for K-Cache-Status
+    negotiated: bool  # the format came from Accept, so the answer varies by it
+    plan: Plan | None = None
+
+
+def check_on_demand_mode(settings: PathSettings, raw_params: dict[str, str]) -> None:
+    """Refuse transformations the path's on-demand mode does not allow, before anything is resolved."""
+    mode = settings.transform.on_demand_mode
+    if mode == "enabled" or not raw_params:
+        return
+    if mode == "profile_only" and set(raw_params) != {"profile"}:
+        raise BadRequest(
+            "Only 'profile' may be given at this path (on-demand mode profile_only)",
+            reason="transformation_not_allowed",
+        )
+    if mode == "disabled" and (
+        set(raw_params) != {"profile"} or raw_params["profile"] not in settings.transform.eager_variants
+    ):
+        raise BadRequest(
+            "This path serves only the original and its eager variants (on-demand mode disabled)",
+            reason="transformation_not_allowed",
+        )
+
+
+async def resolve_variant(
+    runtime: Runtime,
+    settings: PathSettings,
+    asset: Asset,
+    requested: RequestedTransformation,
+    accept: str | None,
+) -> ResolvedVariant:
+    original = asset.original
+    original_format = ImageFormat.from_short_name(original.attributes.format)
+    assert original_format is not None
+    # Only a path that renders on demand may answer a browser's Accept with a new format.
+    may_negotiate = settings.transform.on_demand_mode == "enabled" or requested.profile is not None
+    chosen = choose_format(requested.format, accept if may_negotiate else None, original_format)
+    negotiated = requested.format is None and may_negotiate
+    if requested.is_empty and chosen.format is original_format:
+        return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated)
+    plan = plan_transformation(requested, original.attributes, chosen.format)
+    if is_identity(plan, original.attributes, requested):
+        return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated, plan=plan)
+    variant, rendered_here = await _stored_or_rendered(runtime, settings, asset, plan)
+    runtime.access.touch(variant)
+    return ResolvedVariant(
+        variant=variant, cache_status="miss" if rendered_here else "hit", negotiated=negotiated, plan=plan
+    )
+
+
+async def _stored_or_rendered(
+    runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan
+) -> tuple[Variant, bool]:
+    """The stored variant, and whether this request rendered it (waiters on a render did not)."""
+    existing = await runtime.repository.find_variant(asset.id, plan.key)
+    if existing is not None:
+        return existing, False
+
+    async def render_unless_stored() -> tuple[Variant, bool]:
+        again = await runtime.repository.find_variant(asset.id, plan.key)
+        if again is not None:
+            return again, False
+        return await _render_and_store(runtime, settings, asset, plan), True
+
+    (variant, rendered), leader = await runtime.renders.run(f"{asset.id}:{plan.key}", render_unless_stored)
+    return variant, rendered and leader
+
+
+async def _render_and_store(runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan) -> Variant:
+    original = asset.original
+    source = await runtime.objects.read(original.bucket, original.store_key)
+    rendered = await runtime.imaging.run(render, source, plan, settings.image.lqip)
+    del source
+    store_key = str(uuid.uuid4())
+    await runtime.objects.put(original.bucket, store_key, rendered.data, plan.format.mime_type)
+    record = NewVariant(
+        transformation_key=plan.key,
+        transformation=plan.spelled_out(),
+        bucket=original.bucket,
+        store_key=store_key,
+        attributes=rendered.attributes,
+        content_type=plan.format.mime_type,
+        size=len(rendered.data),
+        content_hash=_hash(rendered.data),
+        lqip=rendered.lqip,
+    )
+    variant = await runtime.repository.add_variant(asset.id, record, datetime.now(UTC))
+    if variant is not None:
+        return variant
+    # Another node stored it first (or the asset was deleted meanwhile): keep theirs.
+    with contextlib.suppress(Exception):
+        await runtime.objects.delete(original.bucket, store_key)
+    existing = await runtime.repository.find_variant(asset.id, plan.key)
+    if existing is None:
+        raise BadRequest("The asset was deleted while its variant was rendered", reason="asset_gone")
+    return existing
+
+
+def _hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
