@@ -13,6 +13,8 @@ from typing import Final
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import TransformationParams
 from konifer_edge.config.reader import Section, describe
+from konifer_edge.domain.errors import BadRequest
+from konifer_edge.domain.transformation import validate_parameter
 
 TRANSFORMATION_KEYS: Final = frozenset(
     {"w", "h", "fit", "g", "format", "r", "f", "filter", "blur", "q", "pad", "pad-c", "strip", "cs"}
@@ -32,7 +34,17 @@ def read_transformation_params(section: Section, *, extra_keys: frozenset[str] =
         elif name not in extra_keys:
             allowed = ", ".join(sorted(TRANSFORMATION_KEYS | extra_keys))
             raise ConfigError(section.key_of(name), f"not a transformation key; expected one of {allowed}")
+    for name, value in params.items():
+        _check_value(name, value, section.key_of(name))
     return params
+
+
+def _check_value(name: str, value: str, key: str) -> None:
+    """Each value must be one a request could send; combinations are checked where requests merge them."""
+    try:
+        validate_parameter(name, value)
+    except BadRequest as error:
+        raise ConfigError(key, error.message) from error
 
 
 def read_variant_profiles(value: object, key: str = "variant-profiles") -> dict[str, TransformationParams]:

@@ -285,8 +285,9 @@ def parse_transformation(
     return requested
 
 
-def validate_profile(name: str, params: Mapping[str, str]) -> None:
-    parse_transformation({"profile": name}, {name: params})
+def validate_parameter(key: str, raw: str) -> None:
+    """Check one parameter's value on its own (profiles may leave companions to the request)."""
+    _PARSERS[key](raw)
 
 
 # ---------------------------------------------------------------- normalisation

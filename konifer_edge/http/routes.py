@@ -25,6 +25,7 @@ from konifer_edge.domain.selectors import (
 )
 from konifer_edge.domain.transformation import RequestedTransformation, parse_transformation, query_parameters
 from konifer_edge.http import headers as answer_headers
+from konifer_edge.http import openapi
 from konifer_edge.http.uploads import (
     MAX_JSON_BODY_BYTES,
     read_json_body,
@@ -101,7 +102,12 @@ class FetchRequest(msgspec.Struct, frozen=True):
     base_url: str
 
 
-@route("/assets/{asset_path:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD])
+@route(
+    "/assets/{asset_path:path}",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    responses=openapi.FETCH_RESPONSES,
+    operation_class=openapi.FetchOperation,
+)
 async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
     """Fetch the asset(s) a selector names as link, content, download, redirect or metadata."""
     runtime = _runtime(request)
@@ -243,7 +249,7 @@ def _lqip_headers(lqip: Lqip) -> dict[str, str]:
     return found
 
 
-@post("/assets/{asset_path:path}", status_code=201, responses=None)
+@post("/assets/{asset_path:path}", status_code=201, responses=openapi.STORE_RESPONSES)
 async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
     """Store an image: multipart `metadata` + image part, or JSON with a `url`. 201 with its metadata."""
     runtime = _runtime(request)
@@ -283,7 +289,7 @@ def _refuse_declared_length(request: AnyRequest, limit: int) -> None:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes", reason="body_too_large")
 
 
-@put("/assets/{asset_path:path}")
+@put("/assets/{asset_path:path}", responses=openapi.UPDATE_RESPONSES)
 async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
     """Replace an entry's alt, labels and tags; a field left out is erased."""
     runtime = _runtime(request)
@@ -297,7 +303,12 @@ async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
     return _json(metadata_wire(asset))
 
 
-@delete("/assets/{asset_path:path}", status_code=204)
+@delete(
+    "/assets/{asset_path:path}",
+    status_code=204,
+    responses=openapi.DELETE_RESPONSES,
+    operation_class=openapi.DeleteOperation,
+)
 async def remove(request: AnyRequest, asset_path: str) -> None:
     """Delete what the selector names (entry, newest N, all, recursive), narrowed by labels. Always 204."""
     runtime = _runtime(request)

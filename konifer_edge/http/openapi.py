@@ -1,0 +1,121 @@
+"""What the OpenAPI schema says about the asset routes, which parse their own path and query.
+
+The handlers read `/-/` modifiers and query parameters themselves (labels are open-ended),
+so the parameters and answers are described here rather than inferred from signatures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation, Parameter, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+
+from konifer_edge.http.wire import AssetMetadataWire, ErrorWire
+
+_STRING = Schema(type=OpenAPIType.STRING)
+_INTEGER = Schema(type=OpenAPIType.INTEGER)
+
+_TRANSFORMATION_PARAMETERS = [
+    ("w", _INTEGER, "Width, 1..8192"),
+    ("h", _INTEGER, "Height, 1..8192"),
+    ("fit", Schema(type=OpenAPIType.STRING, enum=["fit", "fill", "stretch", "crop"]), "How the box is filled"),
+    ("g", Schema(type=OpenAPIType.STRING, enum=["center", "entropy", "attention"]), "Where crop cuts"),
+    (
+        "format",
+        Schema(type=OpenAPIType.STRING, enum=["jpg", "png", "webp", "avif", "jxl", "heic", "gif"]),
+        "Output format; otherwise negotiated from Accept",
+    ),
+    ("r", Schema(type=OpenAPIType.STRING, enum=["0", "90", "180", "270", "auto"]), "Clockwise rotation"),
+    ("f", Schema(type=OpenAPIType.STRING, enum=["h", "v", "none"]), "Flip"),
+    (
+        "filter",
+        Schema(type=OpenAPIType.STRING, enum=["none", "black_white", "greyscale", "grayscale", "sepia"]),
+        "Colour filter",
+    ),
+    ("blur", Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=150), "Gaussian blur sigma"),
+    ("q", Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=100), "Quality of lossy formats"),
+    ("pad", _INTEGER, "Padding in pixels on every side"),
+    ("pad-c", _STRING, "Padding colour #RRGGBB or #RRGGBBAA"),
+    ("strip", _STRING, "Comma list of exif, iptc, xmp to remove"),
+    ("cs", Schema(type=OpenAPIType.STRING, enum=["origin", "grayscale", "srgb", "p3"]), "Colour space"),
+    ("profile", _STRING, "A variant profile name"),
+    ("dpr", Schema(type=OpenAPIType.NUMBER, minimum=1, maximum=4), "Device pixel ratio, multiplies w, h, pad"),
+]
+
+_PATH_DESCRIPTION = (
+    "The asset path, optionally followed by `/-/` and modifiers in any order: a return format (link, content,"
+    " download, redirect, metadata, info), an order (created, new, modified), a limit (a number, -1 for all),"
+    " `entry/{id}`; on delete also `all` and `recursive`."
+)
+
+
+def _query(name: str, schema: Schema, description: str) -> Parameter:
+    return Parameter(name=name, param_in="query", schema=schema, description=description, required=False)
+
+
+_LIMIT = _query("limit", _INTEGER, "How many assets (link and metadata); -1 for all")
+_LABELS = _query("{label}", _STRING, "Any other key filters by label; `label:KEY` forces a label whose key is reserved")
+
+
+@dataclass
+class _AssetOperation(Operation):
+    extra_parameters: list[Parameter] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for parameter in self.parameters or []:
+            if isinstance(parameter, Parameter) and parameter.name == "asset_path":
+                parameter.description = _PATH_DESCRIPTION
+        self.parameters = [*(self.parameters or []), *self.extra_parameters]
+
+
+@dataclass
+class FetchOperation(_AssetOperation):
+    extra_parameters: list[Parameter] = field(
+        default_factory=lambda: [_LIMIT, _LABELS, *(_query(*p) for p in _TRANSFORMATION_PARAMETERS)]
+    )
+
+
+@dataclass
+class DeleteOperation(_AssetOperation):
+    extra_parameters: list[Parameter] = field(default_factory=lambda: [_LIMIT, _LABELS])
+
+
+def _error(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorWire, description=description, generate_examples=False)
+
+
+_COMMON_ERRORS = {400: _error("Invalid path, selector, parameter or body"), 503: _error("A dependency is down")}
+
+FETCH_RESPONSES = {
+    200: ResponseSpec(
+        data_container=AssetMetadataWire,
+        description="metadata: the asset's metadata (a JSON array with a limit); link: "
+        + "{url, lqip, alt}; content and download: the image bytes",
+        generate_examples=False,
+    ),
+    304: ResponseSpec(data_container=None, description="Not modified (If-None-Match)"),
+    307: ResponseSpec(data_container=None, description="redirect: Location holds the image URL"),
+    404: _error("No such path or entry"),
+    **_COMMON_ERRORS,
+}
+
+STORE_RESPONSES = {
+    201: ResponseSpec(data_container=AssetMetadataWire, description="Stored", generate_examples=False),
+    403: _error("Format not allowed at this path, or URL host refused"),
+    413: _error("Body or remote image over the size limit"),
+    415: _error("Not multipart or JSON, or not an image in a supported format"),
+    422: _error("The URL cannot be used"),
+    502: _error("The URL's server failed"),
+    504: _error("The URL's server timed out"),
+    **_COMMON_ERRORS,
+}
+
+UPDATE_RESPONSES = {
+    200: ResponseSpec(data_container=AssetMetadataWire, description="Updated", generate_examples=False),
+    404: _error("No such entry"),
+    **_COMMON_ERRORS,
+}
+
+DELETE_RESPONSES = {204: ResponseSpec(data_container=None, description="Deleted, or nothing matched"), **_COMMON_ERRORS}
