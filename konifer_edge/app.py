@@ -11,6 +11,7 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
+from konifer_edge.cache.shared import create_shared_state
 from konifer_edge.config import Config, load_config
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.routes import ASSET_ROUTES
@@ -82,6 +83,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         )
         workers = config.variant_generation.workers
         imaging = ImagingPool(workers, config.variant_generation.queue_size)
+        shared = create_shared_state(config.cache.redis_url)
         reaper = ObjectReaper(repository, objects)
         reaper.start()
         app.state.runtime = Runtime(
@@ -91,6 +93,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             imaging=imaging,
             url_downloader=downloader,
             reaper=reaper,
+            shared=shared,
         )
         app.state.runtime.upkeep.start(app.state.runtime)
         try:
@@ -99,6 +102,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             app.state.shutting_down = True
             await app.state.runtime.upkeep.stop(app.state.runtime)
             await reaper.stop()
+            await shared.close()
             await downloader.aclose()
             imaging.shutdown()
             await pool.close()

@@ -66,17 +66,13 @@ def _parse_target(request: AnyRequest) -> ParsedTarget:
     after_prefix = raw_path.decode("latin-1").split("?", 1)[0][len(ASSETS_PREFIX) :]
     path_part, tokens = split_asset_path(after_prefix)
     path = normalise_asset_path(unquote(path_part, errors="strict"))
-    pairs = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    query = split_query([(unquote_latin(k), unquote_latin(v)) for k, v in pairs])
-    return ParsedTarget(path=path, tokens=tokens, query=query)
-
-
-def unquote_latin(text: str) -> str:
-    """parse_qsl already decoded percent-escapes as latin-1; re-read them as UTF-8."""
+    query_string = request.scope.get("query_string", b"").decode("latin-1")
     try:
-        return text.encode("latin-1").decode("utf-8")
-    except UnicodeError as error:
+        pairs = parse_qsl(query_string, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as error:
         raise BadRequest("The query string is not valid UTF-8", reason="invalid_query") from error
+    query = split_query(pairs)
+    return ParsedTarget(path=path, tokens=tokens, query=query)
 
 
 def _base_url(request: AnyRequest, runtime: Runtime) -> str:

@@ -52,10 +52,14 @@ def compute_lqips(image: pyvips.Image, kinds: tuple[str, ...]) -> Lqip:
     return Lqip(**found)
 
 
-def lqips_of_encoded(data: bytes, kinds: tuple[str, ...]) -> Lqip:
-    """For an original: shrink-on-load straight to the placeholder size."""
-    if not kinds:
-        return Lqip()
-    # Tiny, and read twice (once per hash), so it is materialised once.
-    thumbnail = pyvips.Image.thumbnail_buffer(data, THUMBHASH_SIZE, height=THUMBHASH_SIZE).copy_memory()
-    return compute_lqips(thumbnail, kinds)
+def decode_thumbnail(data: bytes, pages: int) -> pyvips.Image:
+    """Decode every byte of an image at placeholder size (shrink-on-load keeps it cheap).
+
+    A store does this once: a file damaged or cut short anywhere, in any frame, fails here,
+    and the tiny result feeds the placeholders.
+    """
+    options = "fail_on=truncated" + (",n=-1" if pages > 1 else "")
+    thumbnail = pyvips.Image.thumbnail_buffer(
+        data, THUMBHASH_SIZE, height=THUMBHASH_SIZE, option_string=options
+    ).copy_memory()
+    return thumbnail

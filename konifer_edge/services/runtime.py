@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from konifer_edge.cache.shared import SharedState
 from konifer_edge.cache.single_flight import SingleFlight
 from konifer_edge.config import Config
 from konifer_edge.domain.models import Variant
@@ -23,6 +24,7 @@ class Runtime:
     imaging: ImagingPool
     url_downloader: UrlDownloader
     reaper: ObjectReaper
+    shared: SharedState
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: VariantUpkeep = field(default_factory=VariantUpkeep)

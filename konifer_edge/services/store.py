@@ -17,7 +17,7 @@ import msgspec
 
 from konifer_edge.config import PathSettings
 from konifer_edge.config.model import PreprocessingSettings
-from konifer_edge.domain.errors import Forbidden
+from konifer_edge.domain.errors import BadRequest, Forbidden
 from konifer_edge.domain.metadata_rules import validate_metadata
 from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource, Attributes, Lqip
 from konifer_edge.domain.transformation import (
@@ -26,9 +26,10 @@ from konifer_edge.domain.transformation import (
     parse_transformation,
     plan_transformation,
 )
-from konifer_edge.imaging.lqip import lqips_of_encoded
+from konifer_edge.imaging.lqip import compute_lqips, decode_thumbnail
 from konifer_edge.imaging.probe import ProbedImage, probe, sniff
 from konifer_edge.imaging.transform import render
+from konifer_edge.imaging.vips import pyvips
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variant_upkeep import render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
@@ -56,18 +57,23 @@ def _prepare_original(
 ) -> PreparedOriginal:
     """Probe the upload and, where the path preprocesses, replace it with its processed form."""
     probed = probe(content)
+    try:
+        thumbnail = decode_thumbnail(content, probed.attributes.page_count)
+    except pyvips.Error as error:
+        raise BadRequest(
+            f"The {probed.format.short_name} image cannot be decoded: it is damaged or truncated",
+            reason="undecodable_image",
+        ) from error
     lqip_kinds = settings.image.lqip
-    preprocessing = settings.transform.preprocessing
     if settings.transform.preprocessing_enabled:
-        requested = _preprocessing_request(preprocessing, probed.attributes, profiles)
+        requested = _preprocessing_request(settings.transform.preprocessing, probed.attributes, profiles)
         output_format = requested.format or probed.format
         plan = plan_transformation(requested, probed.attributes, output_format)
         if not is_identity(plan, probed.attributes, requested):
             rendered = render(content, plan, lqip_kinds)
-            processed = ProbedImage(format=output_format, attributes=rendered.attributes)
             return PreparedOriginal(
                 content=rendered.data,
-                probed=processed,
+                probed=ProbedImage(format=output_format, attributes=rendered.attributes),
                 content_hash=hashlib.sha256(rendered.data).hexdigest(),
                 lqip=rendered.lqip,
             )
@@ -75,7 +81,7 @@ def _prepare_original(
         content=content,
         probed=probed,
         content_hash=hashlib.sha256(content).hexdigest(),
-        lqip=lqips_of_encoded(content, lqip_kinds),
+        lqip=compute_lqips(thumbnail, lqip_kinds),
     )
 
 

@@ -7,6 +7,7 @@ single render.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import uuid
@@ -28,6 +29,10 @@ from konifer_edge.domain.transformation import (
 from konifer_edge.imaging.transform import render
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.storage.repository import NewVariant
+
+# A render holding the lock longer than this is presumed dead and others render themselves.
+RENDER_LOCK_SECONDS = 30.0
+_POLL_SECONDS = 0.05
 
 
 class ResolvedVariant(msgspec.Struct, frozen=True):
@@ -94,10 +99,32 @@ async def _stored_or_rendered(
         again = await runtime.repository.find_variant(asset.id, plan.key)
         if again is not None:
             return again, False
-        return await _render_and_store(runtime, settings, asset, plan), True
+        # Across nodes: one holds the render lock, the others wait for its row to appear.
+        lock_name = f"render:{asset.id}:{plan.key}"
+        token = await runtime.shared.try_lock(lock_name, RENDER_LOCK_SECONDS)
+        if token is None:
+            rendered_elsewhere = await _wait_for_variant(runtime, asset, plan.key)
+            if rendered_elsewhere is not None:
+                return rendered_elsewhere, False
+        try:
+            # Without the lock here, its holder vanished: render anyway; the row insert settles ties.
+            return await _render_and_store(runtime, settings, asset, plan), True
+        finally:
+            if token is not None:
+                await runtime.shared.unlock(lock_name, token)
 
     (variant, rendered), leader = await runtime.renders.run(f"{asset.id}:{plan.key}", render_unless_stored)
     return variant, rendered and leader
+
+
+async def _wait_for_variant(runtime: Runtime, asset: Asset, key: str) -> Variant | None:
+    deadline = asyncio.get_running_loop().time() + RENDER_LOCK_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(_POLL_SECONDS)
+        variant = await runtime.repository.find_variant(asset.id, key)
+        if variant is not None:
+            return variant
+    return None
 
 
 async def _render_and_store(runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan) -> Variant:

@@ -1,0 +1,88 @@
+"""State shared by every node: short-lived locks today, resolution entries as they come.
+
+With a Redis URL the nodes share Valkey/Redis; without one, an in-process stand-in gives
+the same semantics on a single node. A Redis outage degrades to per-node behaviour
+instead of failing requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Protocol
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# Compare-and-delete: a lock is released only by the holder whose token it carries.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class SharedState(Protocol):
+    async def try_lock(self, name: str, ttl_seconds: float) -> str | None:
+        """A token when this node now holds the lock, None when another holder has it."""
+        ...
+
+    async def unlock(self, name: str, token: str) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessState:
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[str, float]] = {}
+
+    async def try_lock(self, name: str, ttl_seconds: float) -> str | None:
+        now = time.monotonic()
+        held = self._locks.get(name)
+        if held is not None and held[1] > now:
+            return None
+        token = secrets.token_hex(8)
+        self._locks[name] = (token, now + ttl_seconds)
+        return token
+
+    async def unlock(self, name: str, token: str) -> None:
+        if self._locks.get(name, ("", 0.0))[0] == token:
+            del self._locks[name]
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisState:
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._fallback = InProcessState()
+
+    async def try_lock(self, name: str, ttl_seconds: float) -> str | None:
+        token = secrets.token_hex(8)
+        try:
+            acquired = await self._client.set(f"konifer:lock:{name}", token, nx=True, px=int(ttl_seconds * 1000))
+        except (TimeoutError, RedisError, OSError) as error:
+            log.warning("shared lock unavailable, using a local one: %r", error)
+            return await self._fallback.try_lock(name, ttl_seconds)
+        return token if acquired else None
+
+    async def unlock(self, name: str, token: str) -> None:
+        try:
+            await self._client.eval(_RELEASE, 1, f"konifer:lock:{name}", token)
+        except (TimeoutError, RedisError, OSError):
+            await self._fallback.unlock(name, token)
+
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def create_shared_state(redis_url: str | None) -> SharedState:
+    return RedisState(redis_url) if redis_url else InProcessState()
