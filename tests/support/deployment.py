@@ -60,12 +60,14 @@ class Deployment:
         s3: S3Service | None = None,
         env: dict[str, str] | None = None,
         config_name: str = "konifer.toml",
+        dsn: str | None = None,
     ) -> None:
         self.store = store
         self.s3 = s3
         self.root = root
         self.database = f"konifer_test_{next(_database_numbers)}"
-        self.dsn = postgres.create_database(self.database)
+        # Nodes of one cluster share a database: pass the first node's dsn to the others.
+        self.dsn = dsn or postgres.create_database(self.database)
         config_path = root / config_name
         root.mkdir(parents=True, exist_ok=True)
         config_path.write_text(
