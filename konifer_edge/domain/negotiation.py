@@ -30,7 +30,14 @@ def _q_value(parameters: list[str]) -> float:
     return 1.0
 
 
-def choose_format(explicit: ImageFormat | None, accept: str | None, original: ImageFormat) -> Negotiated:
+def choose_format(
+    explicit: ImageFormat | None,
+    accept: str | None,
+    original: ImageFormat,
+    *,
+    candidates: frozenset[ImageFormat] | None = None,
+) -> Negotiated:
+    """`candidates` narrows what Accept may pick (an animation only goes to formats that animate)."""
     if explicit is not None:
         return Negotiated(format=explicit, by_accept=False)
     if not accept or not accept.strip():
@@ -46,7 +53,7 @@ def choose_format(explicit: ImageFormat | None, accept: str | None, original: Im
             ranked.append((q, position, _KEEP_ORIGINAL))
         else:
             image_format = ImageFormat.from_mime_type(media_range)
-            if image_format is not None:
+            if image_format is not None and (candidates is None or image_format in candidates):
                 ranked.append((q, position, image_format))
     if not ranked:
         raise BadRequest(

@@ -21,6 +21,7 @@ from konifer_edge.domain.formats import ImageFormat
 from konifer_edge.domain.models import Asset, Variant
 from konifer_edge.domain.negotiation import choose_format
 from konifer_edge.domain.transformation import (
+    ANIMATED_FORMATS,
     Plan,
     RequestedTransformation,
     is_identity,
@@ -73,7 +74,13 @@ async def resolve_variant(
     assert original_format is not None
     # Only a path that renders on demand may answer a browser's Accept with a new format.
     may_negotiate = settings.transform.on_demand_mode == "enabled" or requested.profile is not None
-    chosen = choose_format(requested.format, accept if may_negotiate else None, original_format)
+    animated = original.attributes.page_count > 1
+    chosen = choose_format(
+        requested.format,
+        accept if may_negotiate else None,
+        original_format,
+        candidates=ANIMATED_FORMATS if animated else None,
+    )
     negotiated = requested.format is None and may_negotiate
     if requested.is_empty and chosen.format is original_format:
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated)
