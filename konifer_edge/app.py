@@ -16,7 +16,10 @@ from konifer_edge.config import Config, load_config
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.imaging.pool import ImagingPool
+from konifer_edge.observability import metrics
 from konifer_edge.observability.health import HEALTH_ROUTES
+from konifer_edge.observability.logs import configure_logging
+from konifer_edge.observability.request_log import request_accounting
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
@@ -30,6 +33,18 @@ log = logging.getLogger("konifer_edge")
 ENV_CONFIG_FILE = "KONIFER_EDGE_CONFIG"
 ENV_DATA_DIR = "KONIFER_EDGE_DATA_DIR"
 ENV_EMBEDDED_DSN = "KONIFER_EDGE_EMBEDDED_DSN"
+
+
+REPOSITORY_OPERATIONS = (
+    "create",
+    "add_variant",
+    "find_entry",
+    "find_newest",
+    "find_variant",
+    "update_metadata",
+    "delete",
+)
+OBJECT_STORE_OPERATIONS = ("put", "stream", "read", "delete", "presigned_get_url")
 
 
 def database_dsn(config: Config) -> str | None:
@@ -68,7 +83,9 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         if applied:
             log.info("applied migrations %s", applied)
         repository = AssetRepository(pool)
+        metrics.instrument(repository, metrics.DATABASE_DURATION, REPOSITORY_OPERATIONS)
         objects = object_store_for(config, data_dir)
+        metrics.instrument(objects, metrics.OBJECT_STORE_DURATION, OBJECT_STORE_OPERATIONS)
         for bucket in configured_buckets(config):
             await objects.ensure_bucket(bucket)
         url_settings = config.source.url
@@ -109,6 +126,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
 
     return Litestar(
         route_handlers=[*ASSET_ROUTES, *HEALTH_ROUTES],
+        middleware=[request_accounting],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=None,
@@ -119,6 +137,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
 
 def create_app_from_env() -> Litestar:
     """Granian's factory target: each worker reads what `serve` decided from the environment."""
+    configure_logging()
     config_file = os.environ.get(ENV_CONFIG_FILE)
     config = load_config(Path(config_file) if config_file else None)
     data_dir = Path(os.environ.get(ENV_DATA_DIR, "data"))

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from konifer_edge.config import Config, ConfigError, load_config
+from konifer_edge.observability.logs import configure_logging
 
 log = logging.getLogger("konifer_edge")
 
@@ -51,15 +52,27 @@ async def _migrate(dsn: str) -> list[str]:
         await connection.close()
 
 
+def _prepare_metrics_dir(directory: Path) -> None:
+    """Workers share their metric samples through files here; stale ones from a last run must go."""
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 def serve(args: argparse.Namespace) -> int:
+    config = _load_or_exit(args.config)
+    data_dir: Path = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Before anything creates a metric: prometheus-client picks its storage at creation.
+    _prepare_metrics_dir(data_dir / "metrics")
+
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
     from konifer_edge import app as app_module
 
-    config = _load_or_exit(args.config)
-    data_dir: Path = args.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
     dsn, embedded = _database(config, data_dir)
     asyncio.run(_migrate(dsn))
     os.environ[app_module.ENV_DATA_DIR] = str(data_dir)
@@ -122,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     args = build_parser().parse_args(argv)
     handler = args.handler
     result: int = handler(args)

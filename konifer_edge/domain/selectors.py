@@ -177,9 +177,14 @@ def _parse_limit(raw: str) -> int:
     return limit
 
 
+MAX_ENTRY_ID = 2**63 - 1  # the bigint column's range
+
+
 def _parse_entry_id(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise BadRequest(f"Entry id '{raw}' is not a non-negative whole number", reason="invalid_entry_id")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_ENTRY_ID:
+        raise BadRequest(
+            f"Entry id '{raw[:24]}' is not a whole number from 0 to {MAX_ENTRY_ID}", reason="invalid_entry_id"
+        )
     return int(raw)
 
 

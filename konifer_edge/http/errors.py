@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException
 
 from konifer_edge.domain.errors import ApiError
 from konifer_edge.http.wire import ErrorWire
+from konifer_edge.observability.request_log import REJECT_REASON, mark
 from konifer_edge.storage.object_store import ObjectStoreError
 
 log = logging.getLogger("konifer_edge.errors")
@@ -30,7 +31,8 @@ def error_response(status: int, reason: str, message: str, headers: dict[str, st
     )
 
 
-def handle_api_error(_: AnyRequest, error: ApiError) -> Response[bytes]:
+def handle_api_error(request: AnyRequest, error: ApiError) -> Response[bytes]:
+    mark(request.scope, REJECT_REASON, error.reason)
     headers = {"Retry-After": "1"} if error.status == 503 else None
     return error_response(error.status, error.reason, error.message, headers)
 

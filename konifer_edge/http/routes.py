@@ -34,6 +34,8 @@ from konifer_edge.http.uploads import (
 )
 from konifer_edge.http.url_errors import url_source_api_error
 from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
+from konifer_edge.observability import metrics
+from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
 from konifer_edge.services.fetch import resolve_assets
@@ -109,6 +111,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
     runtime = _runtime(request)
     target = _parse_target(request)
     selector = parse_fetch_selector(target.tokens, target.query.limit)
+    mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
     raw_transformation = target.query.transformation
     if selector.return_format is ReturnFormat.METADATA and raw_transformation:
         keys = ", ".join(sorted(raw_transformation))
@@ -179,6 +182,7 @@ async def _serve_variant(
     request: AnyRequest, runtime: Runtime, fetch: FetchRequest, asset: Asset, resolved: ResolvedVariant
 ) -> Response[Any]:
     variant = resolved.variant
+    mark(request.scope, CACHE_OUTCOME, _cache_outcome(resolved))
     etag = answer_headers.content_etag(asset, variant)
     headers = {
         "ETag": etag,
@@ -231,6 +235,10 @@ _ANSWERS = {
 }
 
 
+def _cache_outcome(resolved: ResolvedVariant) -> str:
+    return "rendered" if resolved.cache_status == "miss" else "database"
+
+
 def _cache_headers(settings: PathSettings) -> dict[str, str]:
     value = settings.cache_control.header_value()
     return {"Cache-Control": value} if value else {}
@@ -270,7 +278,9 @@ async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
         try:
             content = await runtime.url_downloader.download(body.url)
         except UrlSourceError as error:
+            metrics.URL_DOWNLOADS.labels(error.reason).inc()
             raise url_source_api_error(error) from error
+        metrics.URL_DOWNLOADS.labels("ok").inc()
         store_request = StoreRequest(
             path=target.path, metadata=metadata, content=content, source=AssetSource.URL, source_url=body.url
         )

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from konifer_edge.http.wire import HealthWire
+from konifer_edge.observability import metrics
 
 _CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -38,4 +39,10 @@ async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _json(HealthWire(status="ok" if healthy else "unavailable", checks=checks), 200 if healthy else 503)
 
 
-HEALTH_ROUTES = [health, ready]
+@get("/metrics", sync_to_thread=False, include_in_schema=False)
+def metrics_endpoint() -> Response[bytes]:
+    body, content_type = metrics.exposition()
+    return Response(content=body, media_type=content_type)
+
+
+HEALTH_ROUTES = [health, ready, metrics_endpoint]

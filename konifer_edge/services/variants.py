@@ -28,6 +28,7 @@ from konifer_edge.domain.transformation import (
     plan_transformation,
 )
 from konifer_edge.imaging.transform import render
+from konifer_edge.observability import metrics
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.storage.repository import NewVariant
 
@@ -88,6 +89,7 @@ async def resolve_variant(
     if is_identity(plan, original.attributes, requested):
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated, plan=plan)
     variant, rendered_here = await _stored_or_rendered(runtime, settings, asset, plan)
+    metrics.VARIANT_LOOKUPS.labels("miss" if rendered_here else "hit").inc()
     runtime.access.touch(variant)
     return ResolvedVariant(
         variant=variant, cache_status="miss" if rendered_here else "hit", negotiated=negotiated, plan=plan
@@ -137,7 +139,9 @@ async def _wait_for_variant(runtime: Runtime, asset: Asset, key: str) -> Variant
 async def _render_and_store(runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan) -> Variant:
     original = asset.original
     source = await runtime.objects.read(original.bucket, original.store_key)
-    rendered = await runtime.imaging.run(render, source, plan, settings.image.lqip)
+    async with metrics.timed(metrics.RENDER_DURATION, plan.format.short_name):
+        rendered = await runtime.imaging.run(render, source, plan, settings.image.lqip)
+    metrics.RENDERS.labels(plan.format.short_name).inc()
     del source
     store_key = str(uuid.uuid4())
     await runtime.objects.put(original.bucket, store_key, rendered.data, plan.format.mime_type)

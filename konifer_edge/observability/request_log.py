@@ -1,0 +1,115 @@
+"""Per-request accounting: one JSON log line and the request metrics, with a request id.
+
+Handlers say what they did (route kind, cache outcome) in the ASGI scope's state; this
+middleware reads it once the answer is sent. User input reaches the log only as
+JSON-escaped strings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from konifer_edge.observability import metrics
+from konifer_edge.observability.logs import ACCESS_LOGGER
+
+log = logging.getLogger(ACCESS_LOGGER)
+
+ROUTE_KIND = "konifer_route"
+CACHE_OUTCOME = "konifer_cache"
+REJECT_REASON = "konifer_reject_reason"
+_REQUEST_ID_HEADER = b"x-request-id"
+_MAX_REQUEST_ID = 128
+
+
+class AccessLine(msgspec.Struct):
+    time: str
+    method: str
+    path: str
+    route: str
+    status: int
+    duration_ms: float
+    cache: str
+    bytes: int
+    request_id: str
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == _REQUEST_ID_HEADER and 0 < len(value) <= _MAX_REQUEST_ID and value.isascii():
+            text: str = value.decode("ascii")
+            if text.isprintable():
+                return text
+    return uuid.uuid4().hex
+
+
+_ASSET_ROUTES = {"GET": "fetch", "HEAD": "fetch", "POST": "store", "PUT": "update", "DELETE": "delete"}
+_OTHER_ROUTES = {"/health": "health", "/ready": "ready", "/metrics": "metrics"}
+
+
+def _route_of(scope: Scope) -> str:
+    """The route kind when no handler said (refused before it ran, or no handler at all)."""
+    path = str(scope.get("path", ""))
+    if path.startswith("/assets/"):
+        return _ASSET_ROUTES.get(str(scope.get("method", "")), "other")
+    return _OTHER_ROUTES.get(path, "other")
+
+
+def mark(scope: Scope, key: str, value: str) -> None:
+    """Say something about this request for its log line and metrics."""
+    scope.setdefault("state", {})[key] = value
+
+
+def request_accounting(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        status = 500
+        sent = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            duration = time.perf_counter() - started
+            route = state.get(ROUTE_KIND) or _route_of(scope)
+            cache = state.get(CACHE_OUTCOME, "none")
+            metrics.REQUESTS.labels(route, f"{status // 100}xx", cache).inc()
+            metrics.REQUEST_DURATION.labels(route).observe(duration)
+            metrics.SERVED_BYTES.labels(route).inc(sent)
+            if 400 <= status < 500:
+                metrics.REJECTED_INPUTS.labels(state.get(REJECT_REASON, "other")).inc()
+            if route not in ("health", "metrics"):
+                line = AccessLine(
+                    time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    method=str(scope.get("method", "")),
+                    path=scope.get("path", "")[:512],
+                    route=route,
+                    status=status,
+                    duration_ms=round(duration * 1000, 3),
+                    cache=cache,
+                    bytes=sent,
+                    request_id=request_id,
+                )
+                log.info(msgspec.json.encode(line).decode())
+
+    return middleware
