@@ -309,25 +309,56 @@ def _fold_orientation(rotate: Rotation, flip: Flip) -> tuple[Rotation, Flip]:
 
 
 def _scaled(value: int | None, dpr: float) -> int | None:
-    return None if value is None else max(1, min(MAX_DIMENSION, round(value * dpr)))
+    return None if value is None else min(MAX_DIMENSION, _round(value * dpr))
 
 
 def _fit_box(source_w: int, source_h: int, width: int | None, height: int | None) -> tuple[int, int]:
-    """The size `fit` gives: inside the box, aspect kept (one side may be open)."""
+    """The exact size `fit` gives: inside the box, aspect kept, one side possibly open.
+
+    The side not given is derived from the given one. With both given, of the two sizes
+    that fit the box the larger wins, so a plan's own sizes, sent back as a request
+    (as link URLs do), give the same plan.
+    """
     if width is None and height is None:
-        return source_w, source_h
-    scale_w = width / source_w if width is not None else math.inf
-    scale_h = height / source_h if height is not None else math.inf
-    scale = min(scale_w, scale_h)
-    return max(1, round(source_w * scale)), max(1, round(source_h * scale))
+        return _clamped(source_w, source_h)
+    by_width = (width, _round(source_h * width / source_w)) if width is not None else None
+    by_height = (_round(source_w * height / source_h), height) if height is not None else None
+    fitting = [
+        size
+        for size in (by_width, by_height)
+        if size is not None and (width is None or size[0] <= width) and (height is None or size[1] <= height)
+    ]
+    chosen = max(fitting, key=lambda size: size[0] * size[1]) if fitting else (width or 1, height or 1)
+    return _clamped(*chosen)
+
+
+def _round(value: float) -> int:
+    """Half up, as libvips rounds sizes (Python's round() would send 112.5 to 112)."""
+    return max(1, math.floor(value + 0.5))
+
+
+def _clamped(width: int, height: int) -> tuple[int, int]:
+    """A derived side may outgrow the limit: shrink both, aspect kept."""
+    largest = max(width, height)
+    if largest <= MAX_DIMENSION:
+        return width, height
+    scale = MAX_DIMENSION / largest
+    return _round(width * scale), _round(height * scale)
 
 
 def plan_transformation(requested: RequestedTransformation, original: Attributes, output_format: ImageFormat) -> Plan:
     """Resolve a request against the original it will be applied to."""
     width = _scaled(requested.width, requested.dpr)
     height = _scaled(requested.height, requested.dpr)
-    pad = 0 if requested.pad == 0 else min(MAX_PAD, round(requested.pad * requested.dpr))
-    if requested.fit is Fit.FIT:
+    pad = 0 if requested.pad == 0 else min(MAX_PAD, _round(requested.pad * requested.dpr))
+    fit, gravity = requested.fit, requested.gravity
+    if fit is not Fit.FIT and width is not None and height is not None:
+        if _fit_box(original.width, original.height, width, height) == (width, height):
+            # A covering box of the original's own aspect crops nothing and stretches nothing.
+            fit, gravity = Fit.FIT, Gravity.CENTER
+        elif fit is Fit.CROP and gravity is Gravity.CENTER:
+            fit = Fit.FILL  # a centred crop is exactly what fill does
+    if fit is Fit.FIT:
         width, height = _fit_box(original.width, original.height, width, height)
     assert width is not None and height is not None
     resize = (width, height) != (original.width, original.height)
@@ -342,8 +373,8 @@ def plan_transformation(requested: RequestedTransformation, original: Attributes
     return Plan(
         width=width,
         height=height,
-        fit=requested.fit if resize else Fit.FIT,
-        gravity=requested.gravity if resize and requested.fit is Fit.CROP else Gravity.CENTER,
+        fit=fit if resize else Fit.FIT,
+        gravity=gravity if resize and fit is Fit.CROP else Gravity.CENTER,
         format=output_format,
         rotate=rotate,
         flip=flip,

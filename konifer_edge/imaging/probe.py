@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from konifer_edge.domain.errors import BadRequest, UnsupportedMediaType
 from konifer_edge.domain.formats import ImageFormat, sniff_format
 from konifer_edge.domain.models import Attributes
 from konifer_edge.imaging.vips import pyvips
@@ -23,8 +23,13 @@ _LOADER_PREFIX = {
 
 
 class ProbeLimits(msgspec.Struct, frozen=True):
-    max_pixels: int = 100_000_000
-    max_frames: int = 1000
+    """The largest original accepted, judged from the header alone."""
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_pixels: int = 20_000_000
+    max_frames: int = 20
+    max_pixels_per_frame: int = 1_000_000
 
 
 class ProbedImage(msgspec.Struct, frozen=True):
@@ -66,15 +71,7 @@ def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> Pro
             f"The content starts like {image_format.short_name} but decodes as something else",
             reason="ambiguous_format",
         )
-    if pages > limits.max_frames:
-        raise PayloadTooLarge(
-            f"The image has {pages} frames; at most {limits.max_frames} are accepted", reason="too_many_frames"
-        )
-    if width * page_height * pages > limits.max_pixels:
-        raise PayloadTooLarge(
-            f"The image is {width}x{page_height} with {pages} frame(s), more than {limits.max_pixels} pixels in all",
-            reason="too_many_pixels",
-        )
+    _check_limits(width, page_height, pages, limits)
     return ProbedImage(
         format=image_format,
         attributes=Attributes(
@@ -85,6 +82,24 @@ def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> Pro
             loop=_konifer_loop(pages, vips_loop),
         ),
     )
+
+
+def _check_limits(width: int, height: int, pages: int, limits: ProbeLimits) -> None:
+    if pages > limits.max_frames:
+        raise BadRequest(
+            f"The image has {pages} frames; at most {limits.max_frames} are accepted", reason="too_many_frames"
+        )
+    if width > limits.max_width or height > limits.max_height:
+        raise BadRequest(
+            f"The image is {width}x{height}; at most {limits.max_width}x{limits.max_height} is accepted",
+            reason="image_too_large",
+        )
+    per_frame_limit = limits.max_pixels if pages == 1 else limits.max_pixels_per_frame
+    if width * height > per_frame_limit:
+        raise BadRequest(
+            f"The image has {width * height} pixels per frame; at most {per_frame_limit} are accepted",
+            reason="too_many_pixels",
+        )
 
 
 def _konifer_loop(pages: int, vips_loop: int) -> int:

@@ -67,22 +67,22 @@ def _is_animated(source: bytes) -> bool:
 
 
 def _load(source: bytes, plan: Plan, animated: bool) -> pyvips.Image:
+    """Decode, shrinking on load to the planned size. Orientation waits: sizes come first."""
     options = "n=-1" if animated else ""
-    auto_rotate = plan.rotate is Rotation.AUTO
     if not plan.resize:
-        image = pyvips.Image.new_from_buffer(source, options, access="sequential")
-        return image.autorot() if auto_rotate else image
-    keywords: dict[str, object] = {"height": plan.height, "no_rotate": not auto_rotate, "option_string": options}
-    if plan.fit is Fit.FILL:
-        keywords["crop"] = "centre"
-    elif plan.fit is Fit.CROP:
+        return pyvips.Image.new_from_buffer(source, options, access="sequential")
+    keywords: dict[str, object] = {"height": plan.height, "no_rotate": True, "option_string": options}
+    if plan.fit in (Fit.FILL, Fit.CROP):
         keywords["crop"] = _CROP[plan.gravity]
-    elif plan.fit is Fit.STRETCH:
+    else:
+        # The plan already kept the aspect for `fit`; force its exact size, no refitting.
         keywords["size"] = "force"
     return pyvips.Image.thumbnail_buffer(source, plan.width, **keywords)
 
 
 def _frame_steps(frame: pyvips.Image, plan: Plan) -> pyvips.Image:
+    if plan.rotate is Rotation.AUTO:
+        frame = frame.autorot()
     if plan.rotate in (Rotation.R90, Rotation.R180, Rotation.R270):
         frame = frame.rot(f"d{plan.rotate.value}")
     if plan.flip is Flip.H:
@@ -176,12 +176,11 @@ def _strip_metadata(image: pyvips.Image, strip: frozenset[str]) -> pyvips.Image:
     if not strip:
         return image
     image = image.copy()
-    for name in strip:
-        field = _METADATA_FIELDS[name]
-        if field in image.get_fields():
+    for field in image.get_fields():
+        # libvips rebuilds EXIF on save from the parsed `exif-*` fields, so those go too.
+        exif_field = field.startswith("exif-") or field == "orientation"
+        if ("exif" in strip and exif_field) or any(field == _METADATA_FIELDS[name] for name in strip):
             image.remove(field)
-    if "exif" in strip and "orientation" in image.get_fields():
-        image.remove("orientation")
     return image
 
 

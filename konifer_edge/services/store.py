@@ -27,7 +27,7 @@ from konifer_edge.domain.transformation import (
     plan_transformation,
 )
 from konifer_edge.imaging.lqip import compute_lqips, decode_thumbnail
-from konifer_edge.imaging.probe import ProbedImage, probe, sniff
+from konifer_edge.imaging.probe import ProbedImage, ProbeLimits, probe, sniff
 from konifer_edge.imaging.transform import render
 from konifer_edge.imaging.vips import pyvips
 from konifer_edge.services.runtime import Runtime
@@ -56,7 +56,17 @@ def _prepare_original(
     content: bytes, settings: PathSettings, profiles: Mapping[str, Mapping[str, str]]
 ) -> PreparedOriginal:
     """Probe the upload and, where the path preprocesses, replace it with its processed form."""
-    probed = probe(content)
+    limits = settings.limits
+    probed = probe(
+        content,
+        ProbeLimits(
+            max_width=limits.max_width,
+            max_height=limits.max_height,
+            max_pixels=limits.max_pixels,
+            max_frames=limits.max_pages,
+            max_pixels_per_frame=limits.max_pixels_per_page,
+        ),
+    )
     try:
         thumbnail = decode_thumbnail(content, probed.attributes.page_count)
     except pyvips.Error as error:

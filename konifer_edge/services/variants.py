@@ -86,6 +86,7 @@ async def resolve_variant(
     if requested.is_empty and chosen.format is original_format:
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated)
     plan = plan_transformation(requested, original.attributes, chosen.format)
+    _check_output_limits(settings, plan)
     if is_identity(plan, original.attributes, requested):
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated, plan=plan)
     variant, rendered_here = await _stored_or_rendered(runtime, settings, asset, plan)
@@ -94,6 +95,17 @@ async def resolve_variant(
     return ResolvedVariant(
         variant=variant, cache_status="miss" if rendered_here else "hit", negotiated=negotiated, plan=plan
     )
+
+
+def _check_output_limits(settings: PathSettings, plan: Plan) -> None:
+    limits = settings.transform.limits
+    width, height = plan.width + 2 * plan.pad, plan.height + 2 * plan.pad
+    if width > limits.max_width or height > limits.max_height or width * height > limits.max_pixels:
+        raise BadRequest(
+            f"The requested output {width}x{height} is larger than this path allows"
+            f" ({limits.max_width}x{limits.max_height}, {limits.max_pixels} pixels)",
+            reason="output_too_large",
+        )
 
 
 async def _stored_or_rendered(

@@ -127,7 +127,11 @@ class Deployment:
     def snapshot(self) -> Snapshot:
         return Snapshot(
             assets=self.query("SELECT * FROM asset ORDER BY id"),
-            variants=self.query("SELECT * FROM variant ORDER BY id"),
+            # last_accessed_at moves whenever a background flush records a use; it is not state a request owns.
+            variants=self.query(
+                "SELECT id, asset_id, transformation_key, bucket, store_key, size_bytes, content_hash"
+                " FROM variant ORDER BY id"
+            ),
             objects=self.stored_objects(),
         )
 
