@@ -8,10 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import redis.asyncio as redis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from konifer_edge.cache.shared import create_shared_state
+from konifer_edge.cache.bodies import SmallBodyCache
+from konifer_edge.cache.generations import Generations, RedisGenerations, SharedMemoryGenerations
+from konifer_edge.cache.resolution import ResolutionCache
+from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.routes import ASSET_ROUTES
@@ -20,6 +24,7 @@ from konifer_edge.observability import metrics
 from konifer_edge.observability.health import HEALTH_ROUTES
 from konifer_edge.observability.logs import configure_logging
 from konifer_edge.observability.request_log import request_accounting
+from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
@@ -68,6 +73,11 @@ def object_store_for(config: Config, data_dir: Path) -> ObjectStore:
     )
 
 
+def _redis_client(url: str | None) -> redis.Redis | None:
+    # Short timeouts: a Redis outage must degrade to the database, not stall requests.
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5) if url else None
+
+
 def configured_buckets(config: Config) -> set[str]:
     paths = config.paths
     settings = [paths.root, *(paths.for_pattern(pattern) for pattern in paths.patterns)]
@@ -100,7 +110,12 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         )
         workers = config.variant_generation.workers
         imaging = ImagingPool(workers, config.variant_generation.queue_size)
-        shared = create_shared_state(config.cache.redis_url)
+        redis_client = _redis_client(config.cache.redis_url)
+        shared: SharedState = RedisState(redis_client) if redis_client else PostgresLocks(pool)
+        generations: Generations = (
+            RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
+        )
+        purge = PurgeHook(config.cache.purge_webhook_url)
         reaper = ObjectReaper(repository, objects)
         reaper.start()
         app.state.runtime = Runtime(
@@ -111,6 +126,9 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             url_downloader=downloader,
             reaper=reaper,
             shared=shared,
+            resolutions=ResolutionCache(generations, redis_client, config.cache.resolution_entries),
+            bodies=SmallBodyCache(config.cache.memory_size, config.cache.small_object_max_size),
+            purge=purge,
         )
         app.state.runtime.upkeep.start(app.state.runtime)
         try:
@@ -120,6 +138,9 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             await app.state.runtime.upkeep.stop(app.state.runtime)
             await reaper.stop()
             await shared.close()
+            await purge.aclose()
+            if redis_client is not None:
+                await redis_client.aclose()
             await downloader.aclose()
             imaging.shutdown()
             await pool.close()

@@ -8,10 +8,12 @@ import logging
 import os
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from konifer_edge.config import Config, ConfigError, load_config
 from konifer_edge.observability.logs import configure_logging
+from konifer_edge.security.commands import add_commands as add_security_commands
 
 log = logging.getLogger("konifer_edge")
 
@@ -80,7 +82,8 @@ def serve(args: argparse.Namespace) -> int:
         os.environ[app_module.ENV_CONFIG_FILE] = str(args.config.resolve())
     if embedded is not None:
         os.environ[app_module.ENV_EMBEDDED_DSN] = dsn
-    workers = args.workers or 1
+    # One process per core: request handling holds the GIL, so more processes serve more.
+    workers = args.workers or config.http.workers or os.cpu_count() or 1
     log.info("serving on http://%s:%d with %d worker(s), data in %s", args.host, args.port, workers, data_dir)
     Granian(
         target="konifer_edge.app:create_app_from_env",
@@ -92,6 +95,7 @@ def serve(args: argparse.Namespace) -> int:
         loop=Loops.auto,
         log_access=False,
         workers_kill_timeout=30,
+        respawn_failed_workers=True,
     ).serve()
     return 0
 
@@ -111,6 +115,38 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _min_age(text: str) -> timedelta:
+    from konifer_edge.config.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    """Remove objects no variant row references; retry queued object removals now."""
+    from konifer_edge.app import configured_buckets, object_store_for
+    from konifer_edge.services import sweep
+
+    config = _load_or_exit(args.config)
+    refused = sweep.refusal(config)
+    if refused is not None:
+        print(f"sweep: {refused}", file=sys.stderr)
+        return 2
+    data_dir: Path = args.data_dir.resolve()
+    buckets = sorted(set(args.buckets or configured_buckets(config)))
+    dsn, _embedded = _database(config, data_dir)  # the embedded server, if any, runs until we return
+    objects = object_store_for(config, data_dir)
+    return sweep.run(dsn, objects, buckets, min_age=args.min_age, dry_run=args.dry_run)
+
+
+def _config_from_env() -> Path | None:
+    """Containers pass the configuration file by environment as readily as by flag."""
+    value = os.environ.get("KONIFER_EDGE_CONFIG")
+    return Path(value) if value else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="konifer-edge", description="An image CDN origin for the Konifer asset API")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,18 +155,38 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8080)
     serve_parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    serve_parser.add_argument("--config", type=Path, default=None, help="konifer.toml or konifer.conf")
-    serve_parser.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    serve_parser.add_argument(
+        "--config", type=Path, default=_config_from_env(), help="konifer.toml or konifer.conf (env KONIFER_EDGE_CONFIG)"
+    )
+    serve_parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: http.workers, else one per CPU core)"
+    )
     serve_parser.set_defaults(handler=serve)
 
     migrate_parser = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate_parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    migrate_parser.add_argument("--config", type=Path, default=None)
+    migrate_parser.add_argument("--config", type=Path, default=_config_from_env())
     migrate_parser.set_defaults(handler=migrate_command)
 
     check_parser = commands.add_parser("check-config", help="validate a configuration file")
     check_parser.add_argument("file", type=Path)
     check_parser.set_defaults(handler=check_config)
+
+    sweep_parser = commands.add_parser(
+        "sweep", help="remove objects no variant references (orphans) and retry queued object removals now"
+    )
+    sweep_parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    sweep_parser.add_argument("--config", type=Path, default=None)
+    sweep_parser.add_argument(
+        "--bucket", action="append", dest="buckets", default=None, help="repeatable (default: every configured bucket)"
+    )
+    sweep_parser.add_argument(
+        "--min-age", type=_min_age, default="1h", help="keep orphans younger than this, e.g. 30m (default 1h)"
+    )
+    sweep_parser.add_argument("--dry-run", action="store_true", help="report, remove nothing")
+    sweep_parser.set_defaults(handler=sweep_command)
+
+    add_security_commands(commands)  # sign, keys create | list | revoke
     return parser
 
 

@@ -12,6 +12,8 @@ import secrets
 import time
 from typing import Protocol
 
+import asyncpg
+import asyncpg.pool
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
@@ -58,8 +60,8 @@ class InProcessState:
 
 
 class RedisState:
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
         self._fallback = InProcessState()
 
     async def try_lock(self, name: str, ttl_seconds: float) -> str | None:
@@ -81,8 +83,47 @@ class RedisState:
         await self._client.ping()
 
     async def close(self) -> None:
-        await self._client.aclose()
+        return None
 
 
-def create_shared_state(redis_url: str | None) -> SharedState:
-    return RedisState(redis_url) if redis_url else InProcessState()
+class PostgresLocks:
+    """Advisory locks in the shared database: every worker of a node, and every node, sees them.
+
+    Used when no Redis is configured. A lock holds one pooled connection while it is held,
+    and renders are few (bounded by the imaging pool), so the pool is not starved.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._held: dict[str, asyncpg.pool.PoolConnectionProxy[asyncpg.Record]] = {}
+
+    async def try_lock(self, name: str, ttl_seconds: float) -> str | None:
+        connection = await self._pool.acquire()
+        try:
+            acquired = await connection.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name)
+        except BaseException:
+            await self._pool.release(connection)
+            raise
+        if not acquired:
+            await self._pool.release(connection)
+            return None
+        token = secrets.token_hex(8)
+        self._held[token] = connection
+        return token
+
+    async def unlock(self, name: str, token: str) -> None:
+        connection = self._held.pop(token, None)
+        if connection is None:
+            return
+        try:
+            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
+        finally:
+            await self._pool.release(connection)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for connection in self._held.values():
+            await self._pool.release(connection)
+        self._held.clear()

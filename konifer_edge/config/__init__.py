@@ -10,6 +10,7 @@ from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.loader import load_config
 from konifer_edge.config.model import (
     SUPPORTED_CONTENT_TYPES,
+    AccessSettings,
     AssetLimits,
     CacheControlSettings,
     CacheSettings,
@@ -42,6 +43,7 @@ from konifer_edge.config.transformations import TRANSFORMATION_KEYS
 __all__ = [
     "SUPPORTED_CONTENT_TYPES",
     "TRANSFORMATION_KEYS",
+    "AccessSettings",
     "AssetLimits",
     "CacheControlSettings",
     "CacheSettings",

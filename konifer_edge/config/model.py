@@ -26,6 +26,7 @@ CacheVisibility = Literal["public", "private"]
 CacheRevalidate = Literal["must-revalidate", "proxy-revalidate", "no-cache"]
 OnDemandMode = Literal["enabled", "profile_only", "disabled"]
 ExpireStrategy = Literal["never", "ttl", "idle"]
+ReadAccess = Literal["public", "key"]
 
 DATA_STORE_PROVIDERS: Final[tuple[DataStoreProvider, ...]] = ("postgresql", "in-memory")
 OBJECT_STORE_PROVIDERS: Final[tuple[ObjectStoreProvider, ...]] = ("s3", "filesystem", "in-memory")
@@ -39,6 +40,7 @@ CACHE_VISIBILITIES: Final[tuple[CacheVisibility, ...]] = ("public", "private")
 CACHE_REVALIDATES: Final[tuple[CacheRevalidate, ...]] = ("must-revalidate", "proxy-revalidate", "no-cache")
 ON_DEMAND_MODES: Final[tuple[OnDemandMode, ...]] = ("enabled", "profile_only", "disabled")
 EXPIRE_STRATEGIES: Final[tuple[ExpireStrategy, ...]] = ("never", "ttl", "idle")
+READ_ACCESS: Final[tuple[ReadAccess, ...]] = ("public", "key")
 
 SUPPORTED_CONTENT_TYPES: Final[tuple[str, ...]] = (
     "image/jpeg", "image/png", "image/webp", "image/avif", "image/jxl", "image/heic", "image/gif",
@@ -60,6 +62,8 @@ DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
 class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str | None = None
     """Base of Location and link URLs, without a trailing slash; ``None`` derives it from the request."""
+    workers: int | None = None
+    """Server worker processes; ``None`` means one per CPU core."""
 
 
 class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,6 +138,14 @@ class UrlSigningSettings(msgspec.Struct, frozen=True, kw_only=True):
     enabled: bool = False
     algorithm: SigningAlgorithm = "hmac_sha256"
     secret_key: str | None = None
+    secret_keys: tuple[str, ...] = ()
+    """More keys accepted at once, for rotation (konifer-edge's addition to Konifer)."""
+
+    @property
+    def signing_keys(self) -> tuple[str, ...]:
+        """Every accepted key without repeats, ``secret-key`` first; the first one signs new URLs."""
+        written = (self.secret_key, *self.secret_keys) if self.secret_key is not None else self.secret_keys
+        return tuple(dict.fromkeys(written))
 
 
 def default_worker_count() -> int:
@@ -148,8 +160,21 @@ class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """konifer-edge's own caching and CDN settings (not in Konifer)."""
+
     redis_url: str | None = None
     """``None`` keeps the resolution cache in-process only."""
+    resolution_entries: int = 50_000
+    """Selector and variant resolutions kept in each worker's memory."""
+    memory_size: int = 64 * 1024 * 1024
+    """Byte budget of each worker's cache of small variant bodies."""
+    small_object_max_size: int = 256 * 1024
+    """Variant bodies up to this size are kept in memory; larger ones always stream."""
+    newest_max_age: int = 60
+    """Seconds a CDN may keep a newest-at-path answer when the path configures no cache-control."""
+    newest_stale_while_revalidate: int = 600
+    purge_webhook_url: str | None = None
+    """Called with the purge tags of every update and delete, for a CDN purge."""
 
 
 # --- per path ------------------------------------------------------------------
@@ -252,6 +277,12 @@ class AssetLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Applies instead of ``max_pixels`` to each frame of a multi-page image."""
 
 
+class AccessSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Who may read a path (konifer-edge's addition): anyone, or holders of an API key with ``assets:read``."""
+
+    read: ReadAccess = "public"
+
+
 class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     pattern: str = "/**"
     """The configured pattern these settings belong to (lower case), for logs and debugging."""
@@ -265,6 +296,7 @@ class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     limits: AssetLimits = msgspec.field(default_factory=AssetLimits)
     url_signing: UrlSigningSettings | None = None
     """A per-path override of the top-level ``url-signing``; ``None`` means the top level applies."""
+    access: AccessSettings = msgspec.field(default_factory=AccessSettings)
 
     def allows_content_type(self, content_type: str) -> bool:
         allowed = SUPPORTED_CONTENT_TYPES if self.allowed_content_types is None else self.allowed_content_types

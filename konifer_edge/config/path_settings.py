@@ -15,8 +15,10 @@ from konifer_edge.config.model import (
     EXPIRE_STRATEGIES,
     LQIP_KINDS,
     ON_DEMAND_MODES,
+    READ_ACCESS,
     REDIRECT_STRATEGIES,
     SUPPORTED_CONTENT_TYPES,
+    AccessSettings,
     AssetLimits,
     CacheControlSettings,
     ImageSettings,
@@ -53,6 +55,7 @@ _REFUSED_SCHEMES: Final = ("javascript:", "vbscript:", "data:")
 # Browsers drop tabs and newlines inside a URL before reading its scheme, so
 # "java\tscript:" must be refused as well.
 _URL_WHITESPACE: Final = re.compile(r"[\x00-\x20\x7f]")
+_SECRET_NAMES: Final = ("secret-key", "secret-keys")
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,16 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
         transform=_read_transform(section.section("transform"), context.profile_names),
         limits=_read_asset_limits(section.section("limits")),
         url_signing=_read_url_signing_override(section, context.url_signing),
+        access=_read_access(section.section("access")),
     )
     section.finish()
+    cache_control = settings.cache_control
+    if settings.access.read == "key" and cache_control.enabled and cache_control.visibility == "public":
+        # A shared cache (the CDN) would hand a key holder's answer to anyone.
+        raise ConfigError(
+            section.key_of("access.read"),
+            "a path that needs a key to read must not be cached publicly: set cache-control.visibility = 'private'",
+        )
     return settings
 
 
@@ -250,5 +261,14 @@ def _read_url_signing_override(section: Section, top_level: Mapping[str, object]
     if not section.has("url-signing"):
         return None
     override = section.section("url-signing")
-    # Keys the path leaves out (typically the shared secret) come from the top level.
+    # Keys the path leaves out (typically the shared secret) come from the top level; a path
+    # that names its own secret(s) replaces the top level's, never adds to them.
+    if any(name in override.data for name in _SECRET_NAMES):
+        top_level = {name: value for name, value in top_level.items() if name not in _SECRET_NAMES}
     return read_url_signing(Section(deep_merge(top_level, override.data), override.key))
+
+
+def _read_access(section: Section) -> AccessSettings:
+    settings = AccessSettings(read=section.choice("read", READ_ACCESS, "public"))
+    section.finish()
+    return settings

@@ -40,12 +40,13 @@ _HOST_NAME: Final = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]
 
 def read_http(section: Section) -> HttpSettings:
     public_url = _url(section, "public-url", ("http", "https"))
+    workers = section.optional_integer("workers", minimum=1, maximum=256)
     section.finish()
     parts = urlsplit(public_url or "")
     if parts.query or parts.fragment:
         raise ConfigError(section.key_of("public-url"), "must be a base URL, without a query or fragment")
     # Stored without a trailing slash so that callers can append "/assets/...".
-    return HttpSettings(public_url=public_url.rstrip("/") if public_url else None)
+    return HttpSettings(public_url=public_url.rstrip("/") if public_url else None, workers=workers)
 
 
 def read_data_store(section: Section) -> DataStoreSettings:
@@ -133,14 +134,24 @@ def read_url_signing(section: Section) -> UrlSigningSettings:
         enabled=section.boolean("enabled", False),
         algorithm=section.choice("algorithm", SIGNING_ALGORITHMS, "hmac_sha256"),
         secret_key=section.optional_string("secret-key") or None,
+        secret_keys=_secret_keys(section, "secret-keys"),
     )
     section.finish()
-    if settings.enabled and settings.secret_key is None:
+    if settings.enabled and not settings.signing_keys:
         raise ConfigError(
             section.key_of("secret-key"),
-            "required when url-signing is enabled (or set the environment variable URL_SIGNING_SECRET_KEY)",
+            "required when url-signing is enabled (or set secret-keys, or the environment variable"
+            " URL_SIGNING_SECRET_KEY)",
         )
     return settings
+
+
+def _secret_keys(section: Section, name: str) -> tuple[str, ...]:
+    """Keys accepted together while one replaces another; a blank one would sign anything for anybody."""
+    keys = section.string_list(name) or ()
+    if any(not key.strip() for key in keys):
+        raise ConfigError(section.key_of(name), "must not contain a blank key")
+    return tuple(dict.fromkeys(keys))
 
 
 def read_variant_generation(section: Section) -> VariantGenerationSettings:
@@ -154,9 +165,24 @@ def read_variant_generation(section: Section) -> VariantGenerationSettings:
 
 
 def read_cache(section: Section) -> CacheSettings:
-    settings = CacheSettings(redis_url=_url(section, "redis-url", ("redis", "rediss", "unix")))
+    defaults = CacheSettings()
+    settings = CacheSettings(
+        redis_url=_url(section, "redis-url", ("redis", "rediss", "unix")),
+        resolution_entries=section.integer("resolution-entries", defaults.resolution_entries, minimum=0),
+        memory_size=section.byte_size("memory-size", defaults.memory_size, minimum=0),
+        small_object_max_size=section.byte_size("small-object-max-size", defaults.small_object_max_size, minimum=0),
+        newest_max_age=_seconds(section, "newest-max-age", defaults.newest_max_age),
+        newest_stale_while_revalidate=_seconds(
+            section, "newest-stale-while-revalidate", defaults.newest_stale_while_revalidate
+        ),
+        purge_webhook_url=_url(section, "purge-webhook-url", ("http", "https")),
+    )
     section.finish()
     return settings
+
+
+def _seconds(section: Section, name: str, default: int) -> int:
+    return int(section.duration(name, timedelta(seconds=default)).total_seconds())
 
 
 def _non_blank(section: Section, name: str) -> str | None:

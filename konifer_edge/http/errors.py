@@ -23,11 +23,12 @@ _HTTP_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"
 
 
 def error_response(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
+    # A CDN must not keep an error: the next request may well succeed.
     return Response(
         content=msgspec.json.encode(ErrorWire(message=message, error=reason)),
         status_code=status,
         media_type="application/json",
-        headers=headers,
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 

@@ -8,24 +8,21 @@ from urllib.parse import parse_qsl, unquote
 import msgspec
 from litestar import Request, Response, delete, post, put, route
 from litestar.enums import HttpMethod
-from litestar.response import Redirect, Stream
 
-from konifer_edge.config import PathSettings
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
-from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource, Lqip
+from konifer_edge.domain.models import AssetMetadataInput, AssetSource
 from konifer_edge.domain.paths import normalise_asset_path
 from konifer_edge.domain.query import QueryParts, split_query
 from konifer_edge.domain.selectors import (
-    FetchSelector,
     ReturnFormat,
     parse_delete_selector,
     parse_fetch_selector,
     parse_update_selector,
     split_asset_path,
 )
-from konifer_edge.domain.transformation import RequestedTransformation, parse_transformation, query_parameters
-from konifer_edge.http import headers as answer_headers
+from konifer_edge.domain.transformation import parse_transformation
 from konifer_edge.http import openapi
+from konifer_edge.http.answers import FetchRequest, answer_fetch
 from konifer_edge.http.uploads import (
     MAX_JSON_BODY_BYTES,
     read_json_body,
@@ -33,16 +30,17 @@ from konifer_edge.http.uploads import (
     require_store_content_type,
 )
 from konifer_edge.http.url_errors import url_source_api_error
-from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
+from konifer_edge.http.wire import metadata_wire
 from konifer_edge.observability import metrics
 from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
+from konifer_edge.security.access import enforce_access
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
 from konifer_edge.services.fetch import resolve_assets
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.store import StoreRequest, store_asset
 from konifer_edge.services.update import update_asset
-from konifer_edge.services.variants import ResolvedVariant, check_on_demand_mode, resolve_variant
+from konifer_edge.services.variants import check_on_demand_mode
 from konifer_edge.sources.url import UrlSourceError
 
 ASSETS_PREFIX = "/assets/"
@@ -90,16 +88,6 @@ def _json(value: object, status: int = 200, headers: dict[str, str] | None = Non
     )
 
 
-class FetchRequest(msgspec.Struct, frozen=True):
-    """Everything a fetch answer needs, parsed and validated before any lookup."""
-
-    target: ParsedTarget
-    selector: FetchSelector
-    settings: PathSettings
-    requested: RequestedTransformation
-    base_url: str
-
-
 @route(
     "/assets/{asset_path:path}",
     http_method=[HttpMethod.GET, HttpMethod.HEAD],
@@ -110,6 +98,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
     """Fetch the asset(s) a selector names as link, content, download, redirect or metadata."""
     runtime = _runtime(request)
     target = _parse_target(request)
+    await enforce_access(request, target.path)  # signature and keys: security/access.py says why here
     selector = parse_fetch_selector(target.tokens, target.query.limit)
     mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
     raw_transformation = target.query.transformation
@@ -118,139 +107,20 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
         raise BadRequest(f"Transformation parameters ({keys}) are not allowed on metadata", reason="invalid_query")
     settings = runtime.config.paths.resolve(target.path)
     check_on_demand_mode(settings, raw_transformation)
+    requested = parse_transformation(raw_transformation, runtime.config.variant_profiles)
+    assets, outcome = await resolve_assets(runtime, target.path, selector, target.query.labels)
+    mark(request.scope, CACHE_OUTCOME, outcome)
     fetch = FetchRequest(
-        target=target,
+        path=target.path,
+        raw_transformation=raw_transformation,
         selector=selector,
         settings=settings,
-        requested=parse_transformation(raw_transformation, runtime.config.variant_profiles),
+        requested=requested,
         base_url=_base_url(request, runtime),
+        assets=assets,
+        asset_outcome=outcome,
     )
-    assets = await resolve_assets(runtime, target.path, selector, target.query.labels)
-    answer = _ANSWERS[selector.return_format]
-    return await answer(request, runtime, fetch, assets)
-
-
-async def _metadata_answer(
-    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
-) -> Response[Any]:
-    headers = _cache_headers(fetch.settings)
-    if fetch.selector.many:
-        return _json([metadata_wire(asset) for asset in assets], headers=headers)
-    return _json(metadata_wire(assets[0]), headers=headers)
-
-
-def _link_parameters(fetch: FetchRequest, resolved: ResolvedVariant) -> dict[str, str] | None:
-    """The canonical parameters a link carries; the format only when the request fixed it."""
-    if not fetch.target.query.transformation or resolved.plan is None:
-        return None
-    params = query_parameters(resolved.plan)
-    if fetch.requested.format is None:
-        del params["format"]
-    return params
-
-
-async def _link_answer(
-    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
-) -> Response[Any]:
-    links = []
-    statuses = []
-    for asset in assets:
-        resolved = await resolve_variant(runtime, fetch.settings, asset, fetch.requested, accept=None)
-        url = await delivery.link_url(
-            runtime, fetch.settings, fetch.base_url, asset, resolved.variant, _link_parameters(fetch, resolved)
-        )
-        links.append(AssetLinkWire(url=url, lqip=lqip_wire(resolved.variant.lqip), alt=asset.alt))
-        statuses.append(resolved.cache_status)
-    headers = _cache_headers(fetch.settings)
-    if fetch.selector.many:
-        return _json(links, headers=headers)
-    headers |= answer_headers.alt_headers(assets[0]) | {"K-Cache-Status": statuses[0]}
-    return _json(links[0], headers=headers)
-
-
-async def _content_answer(
-    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
-) -> Response[Any]:
-    asset = assets[0]
-    resolved = await resolve_variant(
-        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
-    )
-    return await _serve_variant(request, runtime, fetch, asset, resolved)
-
-
-async def _serve_variant(
-    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, asset: Asset, resolved: ResolvedVariant
-) -> Response[Any]:
-    variant = resolved.variant
-    mark(request.scope, CACHE_OUTCOME, _cache_outcome(resolved))
-    etag = answer_headers.content_etag(asset, variant)
-    headers = {
-        "ETag": etag,
-        "K-Cache-Status": resolved.cache_status,
-        **_cache_headers(fetch.settings),
-        **answer_headers.alt_headers(asset),
-        **_lqip_headers(variant.lqip),
-    }
-    if resolved.negotiated:
-        headers["Vary"] = "Accept"
-    if fetch.selector.return_format is ReturnFormat.DOWNLOAD:
-        headers["Content-Disposition"] = answer_headers.content_disposition(asset, variant)
-    if answer_headers.etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(content=b"", status_code=304, headers=headers)
-    stored, chunks = await runtime.objects.stream(variant.bucket, variant.store_key)
-    headers["Content-Length"] = str(stored.size)
-    if request.method == HttpMethod.HEAD:
-        return Response(content=b"", media_type=variant.content_type, headers=headers)
-    return Stream(chunks, media_type=variant.content_type, headers=headers)
-
-
-async def _redirect_answer(
-    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, assets: list[Asset]
-) -> Response[Any]:
-    asset = assets[0]
-    strategy = fetch.settings.return_format.redirect.strategy
-    headers = _cache_headers(fetch.settings) | answer_headers.alt_headers(asset)
-    if strategy is None:
-        # Our own content URL negotiates and renders by itself; nothing to resolve here.
-        location = delivery.content_url(fetch.base_url, asset, fetch.target.query.transformation)
-        return Redirect(path=location, status_code=307, headers=headers)
-    resolved = await resolve_variant(
-        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
-    )
-    target = await delivery.object_store_target(runtime, fetch.settings, resolved.variant)
-    if target is None:
-        return await _serve_variant(request, runtime, fetch, asset, resolved)
-    headers["K-Cache-Status"] = resolved.cache_status
-    if resolved.negotiated:
-        headers["Vary"] = "Accept"
-    return Redirect(path=target, status_code=307, headers=headers)
-
-
-_ANSWERS = {
-    ReturnFormat.METADATA: _metadata_answer,
-    ReturnFormat.LINK: _link_answer,
-    ReturnFormat.CONTENT: _content_answer,
-    ReturnFormat.DOWNLOAD: _content_answer,
-    ReturnFormat.REDIRECT: _redirect_answer,
-}
-
-
-def _cache_outcome(resolved: ResolvedVariant) -> str:
-    return "rendered" if resolved.cache_status == "miss" else "database"
-
-
-def _cache_headers(settings: PathSettings) -> dict[str, str]:
-    value = settings.cache_control.header_value()
-    return {"Cache-Control": value} if value else {}
-
-
-def _lqip_headers(lqip: Lqip) -> dict[str, str]:
-    found = {}
-    if lqip.blurhash:
-        found["K-LQIP-Blurhash"] = lqip.blurhash
-    if lqip.thumbhash:
-        found["K-LQIP-Thumbhash"] = lqip.thumbhash
-    return found
+    return await answer_fetch(request, runtime, fetch)
 
 
 @post("/assets/{asset_path:path}", status_code=201, responses=openapi.STORE_RESPONSES)
@@ -258,6 +128,7 @@ async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
     """Store an image: multipart `metadata` + image part, or JSON with a `url`. 201 with its metadata."""
     runtime = _runtime(request)
     target = _parse_target(request)
+    await enforce_access(request, target.path)
     if target.tokens:
         raise BadRequest("Query modifiers after /-/ are not allowed when storing", reason="invalid_selector")
     media_type = require_store_content_type(request.headers.get("content-type", ""))
@@ -300,6 +171,7 @@ async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
     """Replace an entry's alt, labels and tags; a field left out is erased."""
     runtime = _runtime(request)
     target = _parse_target(request)
+    await enforce_access(request, target.path)
     entry_id = parse_update_selector(target.tokens)
     body = await read_json_body(request.stream())
     if body.url is not None:
@@ -319,6 +191,7 @@ async def remove(request: AnyRequest, asset_path: str) -> None:
     """Delete what the selector names (entry, newest N, all, recursive), narrowed by labels. Always 204."""
     runtime = _runtime(request)
     target = _parse_target(request)
+    await enforce_access(request, target.path)
     if target.query.transformation:
         keys = ", ".join(sorted(target.query.transformation))
         raise BadRequest(f"Transformation parameters ({keys}) have no meaning on delete", reason="invalid_query")

@@ -11,17 +11,27 @@ from konifer_edge.domain.selectors import FetchSelector
 from konifer_edge.services.runtime import Runtime
 
 
-async def resolve_assets(runtime: Runtime, path: str, selector: FetchSelector, labels: dict[str, str]) -> list[Asset]:
-    """The assets a selector names, newest first. One-asset selectors that find nothing are 404."""
-    if selector.entry_id is not None:
-        asset = await runtime.repository.find_entry(path, selector.entry_id)
-        if asset is None or not _has_labels(asset, labels):
-            raise NotFound(f"No asset with entry id {selector.entry_id} at {path}", reason="asset_not_found")
-        return [asset]
-    assets = await runtime.repository.find_newest(path, selector.order, selector.limit, labels)
+async def resolve_assets(
+    runtime: Runtime, path: str, selector: FetchSelector, labels: dict[str, str]
+) -> tuple[list[Asset], str]:
+    """The assets a selector names, newest first, and which cache tier answered.
+
+    One-asset selectors that find nothing are 404.
+    """
+
+    async def load() -> list[Asset]:
+        if selector.entry_id is not None:
+            asset = await runtime.repository.find_entry(path, selector.entry_id)
+            return [] if asset is None or not _has_labels(asset, labels) else [asset]
+        return await runtime.repository.find_newest(path, selector.order, selector.limit, labels)
+
+    selector_key = f"{selector.entry_id}|{selector.order.value}|{selector.limit}|{sorted(labels.items())}"
+    assets, outcome = await runtime.resolutions.assets(path, selector_key, load)
     if not assets and not selector.many:
+        if selector.entry_id is not None:
+            raise NotFound(f"No asset with entry id {selector.entry_id} at {path}", reason="asset_not_found")
         raise NotFound(f"No asset at {path} matches the request", reason="asset_not_found")
-    return assets
+    return assets, outcome
 
 
 def _has_labels(asset: Asset, labels: dict[str, str]) -> bool:

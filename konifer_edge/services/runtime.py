@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from konifer_edge.cache.bodies import SmallBodyCache
+from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import SharedState
 from konifer_edge.cache.single_flight import SingleFlight
 from konifer_edge.config import Config
 from konifer_edge.domain.models import Variant
 from konifer_edge.imaging.pool import ImagingPool
+from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.variant_upkeep import AccessTracker, VariantUpkeep
 from konifer_edge.sources.url import UrlDownloader
@@ -25,6 +28,9 @@ class Runtime:
     url_downloader: UrlDownloader
     reaper: ObjectReaper
     shared: SharedState
+    resolutions: ResolutionCache
+    bodies: SmallBodyCache
+    purge: PurgeHook
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: VariantUpkeep = field(default_factory=VariantUpkeep)

@@ -146,6 +146,7 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
         with contextlib.suppress(Exception):
             await runtime.objects.delete(bucket, store_key)
         raise
+    await runtime.resolutions.invalidate([request.path])
     if settings.transform.eager_variants:
         runtime.upkeep.spawn(render_eager_variants(runtime, asset))
     return asset

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from konifer_edge.domain.errors import NotFound
 from konifer_edge.domain.metadata_rules import validate_metadata
 from konifer_edge.domain.models import Asset, AssetMetadataInput
+from konifer_edge.services import cdn
 from konifer_edge.services.runtime import Runtime
 
 
@@ -17,4 +18,6 @@ async def update_asset(runtime: Runtime, path: str, entry_id: int, metadata: Ass
     )
     if asset is None:
         raise NotFound(f"No asset with entry id {entry_id} at {path}", reason="asset_not_found")
+    await runtime.resolutions.invalidate([path])
+    runtime.purge.purge(cdn.tags_for(path, entry_id), "update")
     return asset

@@ -90,6 +90,7 @@ async def purge_expired(runtime: Runtime, now: datetime | None = None) -> int:
     await flush_access(runtime)
     candidates = await runtime.repository.aging_variants(now - _shortest_ttl(runtime), _PURGE_BATCH)
     expired = []
+    paths = set()
     for candidate in candidates:
         transform = runtime.config.paths.resolve(candidate.path).transform
         if transform.expire_strategy == "never" or transform.expire_ttl is None:
@@ -97,8 +98,10 @@ async def purge_expired(runtime: Runtime, now: datetime | None = None) -> int:
         since = candidate.created_at if transform.expire_strategy == "ttl" else candidate.last_accessed_at
         if since + transform.expire_ttl <= now:
             expired.append(candidate.id)
+            paths.add(candidate.path)
     if expired:
         await runtime.repository.delete_variants(expired)
+        await runtime.resolutions.invalidate(paths)
         runtime.reaper.wake()
     return len(expired)
 

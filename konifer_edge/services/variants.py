@@ -42,6 +42,7 @@ class ResolvedVariant(msgspec.Struct, frozen=True):
     cache_status: str  # "hit" or "miss", for K-Cache-Status
     negotiated: bool  # the format came from Accept, so the answer varies by it
     plan: Plan | None = None
+    source: str | None = None  # the tier that knew the variant (memory, redis, database) or "rendered"
 
 
 def check_on_demand_mode(settings: PathSettings, raw_params: dict[str, str]) -> None:
@@ -89,11 +90,16 @@ async def resolve_variant(
     _check_output_limits(settings, plan)
     if is_identity(plan, original.attributes, requested):
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated, plan=plan)
-    variant, rendered_here = await _stored_or_rendered(runtime, settings, asset, plan)
+    variant, source = await _stored_or_rendered(runtime, settings, asset, plan)
+    rendered_here = source == "rendered"
     metrics.VARIANT_LOOKUPS.labels("miss" if rendered_here else "hit").inc()
     runtime.access.touch(variant)
     return ResolvedVariant(
-        variant=variant, cache_status="miss" if rendered_here else "hit", negotiated=negotiated, plan=plan
+        variant=variant,
+        cache_status="miss" if rendered_here else "hit",
+        negotiated=negotiated,
+        plan=plan,
+        source=source,
     )
 
 
@@ -110,11 +116,13 @@ def _check_output_limits(settings: PathSettings, plan: Plan) -> None:
 
 async def _stored_or_rendered(
     runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan
-) -> tuple[Variant, bool]:
-    """The stored variant, and whether this request rendered it (waiters on a render did not)."""
-    existing = await runtime.repository.find_variant(asset.id, plan.key)
+) -> tuple[Variant, str]:
+    """The stored variant and where it came from: "rendered" only for the request that rendered it."""
+    existing, tier = await runtime.resolutions.variant(
+        asset.path, asset, plan.key, lambda: runtime.repository.find_variant(asset.id, plan.key)
+    )
     if existing is not None:
-        return existing, False
+        return existing, tier
 
     async def render_unless_stored() -> tuple[Variant, bool]:
         again = await runtime.repository.find_variant(asset.id, plan.key)
@@ -135,7 +143,7 @@ async def _stored_or_rendered(
                 await runtime.shared.unlock(lock_name, token)
 
     (variant, rendered), leader = await runtime.renders.run(f"{asset.id}:{plan.key}", render_unless_stored)
-    return variant, rendered and leader
+    return variant, "rendered" if rendered and leader else "database"
 
 
 async def _wait_for_variant(runtime: Runtime, asset: Asset, key: str) -> Variant | None:
@@ -170,6 +178,8 @@ async def _render_and_store(runtime: Runtime, settings: PathSettings, asset: Ass
     )
     variant = await runtime.repository.add_variant(asset.id, record, datetime.now(UTC))
     if variant is not None:
+        # The asset's cached metadata lists its variants; it must list this one now.
+        await runtime.resolutions.invalidate([asset.path])
         return variant
     # Another node stored it first (or the asset was deleted meanwhile): keep theirs.
     with contextlib.suppress(Exception):

@@ -61,6 +61,11 @@ class ObjectRef(msgspec.Struct, frozen=True):
     store_key: str
 
 
+class DeletedAssets(msgspec.Struct, frozen=True):
+    entries: list[tuple[str, int]]
+    objects: list[ObjectRef]
+
+
 class AgingVariant(msgspec.Struct, frozen=True):
     id: uuid.UUID
     created_at: datetime
@@ -268,13 +273,13 @@ class AssetRepository:
             return None
         return (await self._with_variants([row]))[0]
 
-    async def delete(self, path: str, selector: DeleteSelector, labels: dict[str, str]) -> list[ObjectRef]:
-        """Delete the selected assets and queue their objects; return the queued objects."""
+    async def delete(self, path: str, selector: DeleteSelector, labels: dict[str, str]) -> DeletedAssets:
+        """Delete the selected assets and queue their objects."""
         where, args = self._delete_filter(path, selector, labels)
         async with self._pool.acquire() as connection, connection.transaction():
-            doomed = await connection.fetch(f"SELECT id FROM asset WHERE {where} FOR UPDATE", *args)
+            doomed = await connection.fetch(f"SELECT id, path, entry_id FROM asset WHERE {where} FOR UPDATE", *args)
             if not doomed:
-                return []
+                return DeletedAssets(entries=[], objects=[])
             ids = [row["id"] for row in doomed]
             objects = await connection.fetch(
                 "INSERT INTO pending_object_deletion (bucket, store_key)"
@@ -283,7 +288,10 @@ class AssetRepository:
                 ids,
             )
             await connection.execute("DELETE FROM asset WHERE id = ANY($1::uuid[])", ids)
-        return [ObjectRef(bucket=row["bucket"], store_key=row["store_key"]) for row in objects]
+        return DeletedAssets(
+            entries=[(row["path"], row["entry_id"]) for row in doomed],
+            objects=[ObjectRef(bucket=row["bucket"], store_key=row["store_key"]) for row in objects],
+        )
 
     @staticmethod
     def _delete_filter(path: str, selector: DeleteSelector, labels: dict[str, str]) -> tuple[str, list[Any]]:

@@ -168,18 +168,20 @@ variant-profiles = [
 """
 
 
-def cli_env(**overrides: str) -> dict[str, str]:
+def cli_env(overrides: dict[str, str] | None) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-    env.update(overrides)
+    env.update(overrides or {})
     return env
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "konifer_edge", *args],
         cwd=cwd,
-        env=cli_env(**env),
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -193,8 +195,10 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-def check_config(tmp_path: Path, name: str, text: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("check-config", str(write(tmp_path, name, text)), cwd=tmp_path, **env)
+def check_config(
+    tmp_path: Path, name: str, text: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_cli("check-config", str(write(tmp_path, name, text)), cwd=tmp_path, env=env)
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], key: str) -> None:
@@ -218,7 +222,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], key: str) -> None:
     ids=["spec-toml", "hocon-map", "hocon-list", "empty-toml", "empty-hocon"],
 )
 def test_check_config_accepts_valid_files(tmp_path: Path, name: str, text: str, env: dict[str, str]) -> None:
-    result = check_config(tmp_path, name, text, **env)
+    result = check_config(tmp_path, name, text, env)
 
     assert result.returncode == 0, result.stderr
     assert "error" not in result.stderr.lower()
@@ -344,7 +348,7 @@ def test_check_config_refuses_the_upload_ruleset_as_unsupported(tmp_path: Path) 
 
 
 def test_check_config_names_the_environment_variable_behind_a_bad_value(tmp_path: Path) -> None:
-    result = check_config(tmp_path, "konifer.toml", "", DATABASE_URL="mysql://somewhere/db")
+    result = check_config(tmp_path, "konifer.toml", "", env={"DATABASE_URL": "mysql://somewhere/db"})
 
     assert_refused(result, "data-store.postgresql.url")
     assert "DATABASE_URL" in result.stderr
@@ -361,10 +365,10 @@ def test_check_config_follows_hocon_includes_and_substitutions(tmp_path: Path) -
     write(tmp_path, "paths.conf", bad.replace("sometimes", "public"))
     plain = check_config(tmp_path, "konifer.conf", main)
     assert plain.returncode == 0, plain.stderr
-    good = check_config(tmp_path, "konifer.conf", main, KONIFER_TEST_PUBLIC_URL="https://img.example.com")
+    good = check_config(tmp_path, "konifer.conf", main, env={"KONIFER_TEST_PUBLIC_URL": "https://img.example.com"})
     assert good.returncode == 0, good.stderr
     # The substitution is read too: a bad value from the environment is reported under the key it sets.
-    result = check_config(tmp_path, "konifer.conf", main, KONIFER_TEST_PUBLIC_URL="ftp://img.example.com")
+    result = check_config(tmp_path, "konifer.conf", main, env={"KONIFER_TEST_PUBLIC_URL": "ftp://img.example.com"})
     assert_refused(result, "http.public-url")
 
 
@@ -406,7 +410,8 @@ def tables(dsn: str) -> set[str]:
 def test_migrate_applies_once_then_has_nothing_to_apply(tmp_path: Path, fresh_database: str) -> None:
     assert tables(fresh_database) == set()
 
-    first = run_cli("migrate", "--data-dir", str(tmp_path / "data"), cwd=tmp_path, DATABASE_URL=fresh_database)
+    env = {"DATABASE_URL": fresh_database}
+    first = run_cli("migrate", "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env=env)
 
     assert first.returncode == 0, first.stderr
     assert "0001" in first.stdout
@@ -414,7 +419,7 @@ def test_migrate_applies_once_then_has_nothing_to_apply(tmp_path: Path, fresh_da
     applied = query(fresh_database, "SELECT version, name, applied_at FROM schema_migration ORDER BY version")
     assert applied
 
-    second = run_cli("migrate", "--data-dir", str(tmp_path / "data"), cwd=tmp_path, DATABASE_URL=fresh_database)
+    second = run_cli("migrate", "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env=env)
 
     assert second.returncode == 0, second.stderr
     assert "nothing" in second.stdout.lower()

@@ -640,10 +640,24 @@ def test_cache_control_with_revalidation_directives(fs_api: Deployment) -> None:
         assert response.headers.get_list("cache-control") == [REVALIDATED_HEADER], selector
 
 
-def test_no_cache_control_where_nothing_is_configured(fs_api: Deployment, stored: str) -> None:
-    # The code adds no default of its own for unconfigured paths.
-    for selector in ("content", "link", "metadata", "download"):
-        assert "cache-control" not in fs_api.client.get(f"/assets{stored}/-/{selector}").headers, selector
+def test_cdn_defaults_where_nothing_is_configured(fs_api: Deployment, stored: str) -> None:
+    # Entry-pinned bodies never change: a CDN may keep them for a year. Everything that can
+    # change (newest at a path, link and metadata JSON) gets a short lifetime.
+    immutable = "public, max-age=31536000, immutable"
+    short = "public, max-age=60, stale-while-revalidate=600"
+    for selector in ("entry/0/content", "content/entry/0", "entry/0/download"):
+        assert fs_api.client.get(f"/assets{stored}/-/{selector}").headers["cache-control"] == immutable, selector
+    for selector in ("content", "download", "link", "metadata", "entry/0/link", "entry/0/metadata"):
+        assert fs_api.client.get(f"/assets{stored}/-/{selector}").headers["cache-control"] == short, selector
+
+
+def test_purge_tags_name_the_entry_and_every_ancestor(fs_api: Deployment, stored: str) -> None:
+    headers = fs_api.client.get(f"/assets{stored}/-/entry/0/content").headers
+    segments = stored.strip("/").split("/")
+    ancestors = ["/" + "/".join(segments[:depth]) for depth in range(1, len(segments) + 1)]
+    expected = [f"entry:{stored}/0", f"path:{stored}", *(f"tree:{ancestor}" for ancestor in ancestors)]
+    assert headers["cache-tag"].split(",") == expected
+    assert headers["surrogate-key"].split(" ") == expected
 
 
 # --------------------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ variant-profiles = [
 ]
 paths = [
   { path = "/**", allowed-content-types = ["image/jpeg", "image/png"], lqip = [blurhash] }
-  { path = "/users/**", bucket = users, cache-control { enabled = true, visibility = private, max-age = 60 } }
+  { path = "/users/**", bucket = users, cache-control { enabled = true, visibility = private, max-age = 1234 } }
   { path = "/users/*/profile-picture", bucket = profile-pictures, eager-variants = [thumbnail] }
   {
     path = "/tmpl/**"
@@ -131,7 +131,7 @@ object-store.bucket = "deep-parent"
 [paths."/deep".cache-control]
 enabled = true
 visibility = "public"
-max-age = 600
+max-age = 777
 
 [paths."/deep/child"]
 object-store.bucket = "deep-child"
@@ -139,7 +139,7 @@ allowed-content-types = ["image/png"]
 
 [paths."/deep/child/grand".cache-control]
 visibility = "private"
-stale-if-error = 30
+stale-if-error = 33
 
 [paths."/deep/child/none"]
 allowed-content-types = []
@@ -243,10 +243,32 @@ def assert_stored_in(deployment: Deployment, asset: dict[str, Any], bucket: str,
 
 
 def cache_control(deployment: Deployment, path: str) -> str | None:
+    """The Cache-Control of the newest content at a path."""
     response = deployment.client.get(f"/assets{path}/-/content")
     assert response.status_code == 200, response.text
     value: str | None = response.headers.get("cache-control")
     return value
+
+
+# Directives only a configured pattern gives; where nothing is configured, konifer-edge may add its
+# own defaults (spec 05 section 5), but never these.
+CONFIGURED_DIRECTIVES = ("max-age=777", "stale-if-error=33", "max-age=86400", "max-age=1234")
+
+
+def assert_cache_control(deployment: Deployment, path: str, expected: str | None, entry_id: int) -> None:
+    """Exactly the configured directives, or (`None`: nothing configured) none of any pattern's.
+
+    Both for the newest content at the path and for the entry-pinned content URL: an explicit
+    configuration wins over any default the service keeps for either.
+    """
+    pinned = deployment.client.get(f"/assets{path}/-/entry/{entry_id}/content")
+    assert pinned.status_code == 200, pinned.text
+    for value in (cache_control(deployment, path), pinned.headers.get("cache-control")):
+        if expected is not None:
+            assert value == expected
+            continue
+        for directive in CONFIGURED_DIRECTIVES:
+            assert directive not in (value or ""), f"{path}: {value}"
 
 
 def assert_refused_type(deployment: Deployment, path: str, fmt: str) -> None:
@@ -419,9 +441,9 @@ def test_list_form_buckets_and_cache_control(list_api: Deployment, uid: str) -> 
     assert_stored_in(list_api, blog, "assets")
     assert_stored_in(list_api, avatar, "users")
     assert_stored_in(list_api, picture, "profile-pictures")
-    assert cache_control(list_api, f"/users/{uid}/avatar") == "private, max-age=60"
-    assert "max-age=60" not in (cache_control(list_api, f"/Users/{uid}/Profile-Picture") or "")
-    assert "max-age=60" not in (cache_control(list_api, f"/blog/{uid}") or "")
+    assert cache_control(list_api, f"/users/{uid}/avatar") == "private, max-age=1234"
+    assert "max-age=1234" not in (cache_control(list_api, f"/Users/{uid}/Profile-Picture") or "")
+    assert "max-age=1234" not in (cache_control(list_api, f"/blog/{uid}") or "")
 
 
 def test_list_form_allowed_content_types_are_inherited(list_api: Deployment, uid: str) -> None:
@@ -487,13 +509,13 @@ def test_list_form_older_lqip_placement(list_api: Deployment, uid: str) -> None:
 
 INHERITED = [
     # (path below a unique prefix-free root, bucket, Cache-Control)
-    ("/deep", "deep-parent", "public, max-age=600"),
-    ("/deep/{uid}", "deep-parent", "public, max-age=600"),
-    ("/deep/child", "deep-child", "public, max-age=600"),
-    ("/deep/child/{uid}", "deep-child", "public, max-age=600"),
-    ("/Deep/Child/{uid}", "deep-child", "public, max-age=600"),
-    ("/deep/child/grand", "deep-child", "private, max-age=600, stale-if-error=30"),
-    ("/deep/child/grand/{uid}", "deep-child", "private, max-age=600, stale-if-error=30"),
+    ("/deep", "deep-parent", "public, max-age=777"),
+    ("/deep/{uid}", "deep-parent", "public, max-age=777"),
+    ("/deep/child", "deep-child", "public, max-age=777"),
+    ("/deep/child/{uid}", "deep-child", "public, max-age=777"),
+    ("/Deep/Child/{uid}", "deep-child", "public, max-age=777"),
+    ("/deep/child/grand", "deep-child", "private, max-age=777, stale-if-error=33"),
+    ("/deep/child/grand/{uid}", "deep-child", "private, max-age=777, stale-if-error=33"),
     ("/one/{uid}", "one-star", None),
     ("/one", "assets", None),
     ("/any", "any-deep", None),
@@ -517,7 +539,7 @@ def test_pattern_resolution_and_inheritance(
     asset = store(inherit_api, path)
 
     assert_stored_in(inherit_api, asset, bucket)
-    assert cache_control(inherit_api, path) == expected_cache_control
+    assert_cache_control(inherit_api, path, expected_cache_control, asset["entryId"])
 
 
 WORKED_EXAMPLE = [
@@ -539,7 +561,7 @@ def test_the_documented_worked_example(
     asset = store(inherit_api, path, fmt)
 
     assert_stored_in(inherit_api, asset, bucket, IMAGES[fmt])
-    assert cache_control(inherit_api, path) == expected_cache_control
+    assert_cache_control(inherit_api, path, expected_cache_control, asset["entryId"])
     if "profile-picture" in path.lower():
         assert_refused_type(inherit_api, path, "png")
 

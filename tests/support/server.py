@@ -79,6 +79,8 @@ class RunningServer:
             "--port", str(self.port),
             "--data-dir", str(self.data_dir),
             "--config", str(self.config_path),
+            # One worker unless a test asks for more: many servers share one test PostgreSQL.
+            *(() if "--workers" in self._extra_args else ("--workers", "1")),
             *self._extra_args,
         ]  # fmt: skip
 

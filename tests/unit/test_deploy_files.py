@@ -156,7 +156,7 @@ def test_healthcheck_calls_health_with_python() -> None:
     arguments = checks[0].arguments
     command = Instruction("CMD", arguments.split(" CMD ", 1)[1], LAST_STAGE).exec_form()
     assert command[:2] == ["python", "-c"]
-    assert "urllib.request" in command[2] and "http://127.0.0.1:8080/health" in command[2]
+    assert re.findall(r"urlopen\('([^']+)'", command[2]) == ["http://127.0.0.1:8080/health"]
     compile(command[2], "<healthcheck>", "exec")
 
 
@@ -367,7 +367,7 @@ def test_deploy_konifer_toml_loads_without_the_environment() -> None:
 
 def test_compose_healthchecks_use_readiness() -> None:
     test = " ".join(EDGE["healthcheck"]["test"])
-    assert "http://127.0.0.1:8080/ready" in test
+    assert re.findall(r"urlopen\('([^']+)'", test) == ["http://127.0.0.1:8080/ready"]
     assert EDGE["ports"] == ["8080:8080"]
 
 

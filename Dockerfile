@@ -1,0 +1,73 @@
+# konifer-edge: an image CDN origin. Build and run (docs/deployment.md has the rest):
+#
+#   docker build -t konifer-edge:0.1.0 .
+#   docker run --init -p 8080:8080 -v konifer-data:/data konifer-edge:0.1.0
+#
+# deploy/dockerfile_steps.sh performs the same RUN steps on a Debian 12 machine; keep the two equal
+# (tests/unit/test_deploy_files.py compares the package list, the user and the pip command).
+
+# ---- builder: a virtual environment holding konifer-edge and its dependencies ----
+FROM python:3.11-slim-bookworm AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+# Only what `pip install .` reads: the build metadata (README.md is the package's readme) and the package.
+COPY pyproject.toml README.md ./
+COPY konifer_edge ./konifer_edge
+
+# Every runtime dependency ships a manylinux wheel and pyvips runs in ABI mode (it opens Debian's
+# libvips at run time), so no compiler and no libvips headers are needed here.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip install --no-cache-dir --upgrade pip \
+    && /opt/venv/bin/python -m pip install --no-cache-dir /src
+
+# ---- runtime: Debian's libvips 8.14 (all seven formats), the venv, an unprivileged user ----
+FROM python:3.11-slim-bookworm AS runtime
+
+# libvips42 has no Recommends on Debian 12; libheif1 (libde265 + x265 for HEIC, aom + dav1d for AVIF),
+# libjxl0.7, libwebp7 and libcgif0 arrive as plain dependencies. Versions are not pinned so that a
+# rebuild picks up Debian's security updates (Debian removes superseded versions from its mirrors).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libvips42 \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --gid 10001 konifer \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin konifer \
+    && install -d -o 10001 -g 10001 -m 0750 /data \
+    && install -d -m 0755 /etc/konifer
+
+COPY --from=builder /opt/venv /opt/venv
+COPY deploy/dockerfile_steps.sh /usr/local/lib/konifer-edge/dockerfile_steps.sh
+
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# The image does not build unless pyvips writes and reads back JPEG, PNG, WebP, AVIF, JPEG XL, HEIC
+# and GIF, and konifer_edge.app imports. Operators can re-run it in a container:
+#   docker run --rm --entrypoint bash konifer-edge:0.1.0 /usr/local/lib/konifer-edge/dockerfile_steps.sh verify
+RUN bash /usr/local/lib/konifer-edge/dockerfile_steps.sh verify /opt/venv/bin/python
+
+USER 10001:10001
+WORKDIR /data
+# Originals, variants and metric files when no external stores are configured (embedded PostgreSQL in
+# /data/postgres, filesystem objects in /data/objects); always the Prometheus multiprocess files.
+VOLUME ["/data"]
+EXPOSE 8080
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
+
+# Configuration comes from environment variables (DATABASE_URL, PG_USER, PG_PASSWORD, S3_ACCESS_KEY,
+# S3_SECRET_KEY, S3_ENDPOINT_URL, URL_SIGNING_SECRET_KEY, REDIS_URL, IN_MEMORY) and, optionally, a
+# file. `--config` names a file that must exist (a missing one stops start-up), so the default
+# command runs without one; to use a file, mount it and pass it:
+#   docker run ... -v "$PWD/konifer.toml:/etc/konifer/konifer.toml:ro" konifer-edge:0.1.0 \
+#     serve --host 0.0.0.0 --port 8080 --data-dir /data --config /etc/konifer/konifer.toml
+ENTRYPOINT ["konifer-edge"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data"]

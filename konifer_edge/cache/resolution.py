@@ -1,0 +1,144 @@
+"""Resolution cache: selector -> assets and (asset, plan) -> variant, in three tiers.
+
+An in-process LRU answers most lookups; Redis, where configured, shares entries between
+nodes; PostgreSQL is the truth behind both. Every key carries its path's generation, so
+a write that bumps the generation makes every older entry unreachable on every node.
+Entries also age out, which bounds staleness if a bump was lost while Redis was down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+import msgspec
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from konifer_edge.cache.generations import Generations
+from konifer_edge.domain.models import Asset, Variant
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ENTRY_TTL_SECONDS = 300.0
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+class _Assets(msgspec.Struct):
+    assets: list[Asset]
+
+
+class LruCache:
+    """A bounded map from key to (value, expiry); the least recently used goes first."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: OrderedDict[str, tuple[object, float]] = OrderedDict()
+        self._max_entries = max_entries
+
+    def get(self, key: str) -> object | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        value, expires = found
+        if expires < time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: object, ttl: float) -> None:
+        self._entries[key] = (value, time.monotonic() + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class ResolutionCache:
+    def __init__(self, generations: Generations, shared: redis.Redis | None, max_entries: int = 50_000) -> None:
+        self._generations = generations
+        self._shared = shared
+        self._local = LruCache(max_entries)
+
+    async def assets(
+        self, path: str, selector_key: str, load: Callable[[], Awaitable[list[Asset]]]
+    ) -> tuple[list[Asset], str]:
+        """The assets a selector names at a path, and where the answer came from."""
+        generation = await self._generation(path)
+        if generation is None:
+            return await load(), "database"
+        key = f"a:{generation}:{path}:{selector_key}"
+        local = self._local.get(key)
+        if isinstance(local, _Assets):
+            return local.assets, "memory"
+        shared = await self._shared_get(key, _Assets)
+        if shared is not None:
+            self._local.put(key, shared, ENTRY_TTL_SECONDS)
+            return shared.assets, "redis"
+        found = _Assets(await load())
+        self._local.put(key, found, ENTRY_TTL_SECONDS)
+        await self._shared_put(key, found)
+        return found.assets, "database"
+
+    async def variant(
+        self, path: str, asset: Asset, plan_key: str, load: Callable[[], Awaitable[Variant | None]]
+    ) -> tuple[Variant | None, str]:
+        generation = await self._generation(path)
+        if generation is None:
+            return await load(), "database"
+        key = f"v:{generation}:{asset.id}:{plan_key}"
+        local = self._local.get(key)
+        if isinstance(local, Variant):
+            return local, "memory"
+        shared = await self._shared_get(key, Variant)
+        if shared is not None:
+            self._local.put(key, shared, ENTRY_TTL_SECONDS)
+            return shared, "redis"
+        variant = await load()
+        if variant is not None:  # absence is not cached: a render is about to fill it
+            await self._store(key, variant)
+        return variant, "database"
+
+    async def invalidate(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        if paths:
+            try:
+                await self._generations.bump(paths)
+            except _REDIS_ERRORS as error:
+                log.warning("could not bump generations (entries age out within %ss): %r", ENTRY_TTL_SECONDS, error)
+
+    async def _generation(self, path: str) -> int | None:
+        try:
+            return await self._generations.current(path)
+        except _REDIS_ERRORS as error:
+            log.warning("generations unavailable, reading through: %r", error)
+            return None
+
+    async def _store(self, key: str, value: Variant) -> None:
+        self._local.put(key, value, ENTRY_TTL_SECONDS)
+        await self._shared_put(key, value)
+
+    async def _shared_get(self, key: str, kind: type[T]) -> T | None:
+        if self._shared is None:
+            return None
+        try:
+            raw = await self._shared.get(f"konifer:res:{key}")
+        except _REDIS_ERRORS:
+            return None
+        if raw is None:
+            return None
+        return msgspec.msgpack.decode(raw.encode() if isinstance(raw, str) else raw, type=kind)
+
+    async def _shared_put(self, key: str, value: object) -> None:
+        if self._shared is None:
+            return
+        try:
+            await self._shared.set(f"konifer:res:{key}", msgspec.msgpack.encode(value), ex=int(ENTRY_TTL_SECONDS))
+        except _REDIS_ERRORS:
+            return

@@ -1,0 +1,198 @@
+"""Fetch answers: the body and every header of link, content, download, redirect and metadata.
+
+Headers CDNs rely on are decided here: cache lifetimes (a path's own `cache-control`
+always wins), purge tags, `Vary: Accept` only where the format was negotiated, ETags with
+304s that never touch the object store, and byte ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.enums import HttpMethod
+from litestar.response import Redirect, Stream
+
+from konifer_edge.config import PathSettings
+from konifer_edge.domain.models import Asset, Lqip
+from konifer_edge.domain.selectors import FetchSelector, ReturnFormat
+from konifer_edge.domain.transformation import RequestedTransformation, query_parameters
+from konifer_edge.http import headers as answer_headers
+from konifer_edge.http.ranges import Unsatisfiable, requested_range
+from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
+from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
+from konifer_edge.services import cdn, delivery
+from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.variants import ResolvedVariant, resolve_variant
+
+AnyRequest = Request[Any, Any, Any]
+
+
+class FetchRequest(msgspec.Struct, frozen=True):
+    """A fetch parsed, validated and resolved to its assets."""
+
+    path: str
+    raw_transformation: dict[str, str]
+    selector: FetchSelector
+    settings: PathSettings
+    requested: RequestedTransformation
+    base_url: str
+    assets: list[Asset]
+    asset_outcome: str
+
+
+def _json(value: object, headers: dict[str, str]) -> Response[bytes]:
+    return Response(content=msgspec.json.encode(value), media_type="application/json", headers=headers)
+
+
+def _cdn_headers(runtime: Runtime, fetch: FetchRequest, *, immutable_body: bool) -> dict[str, str]:
+    configured = fetch.settings.cache_control.header_value()
+    entry_pinned = fetch.selector.entry_id is not None
+    cache_control = configured or cdn.default_cache_control(runtime.config.cache, entry_pinned, immutable_body)
+    single = fetch.assets[0].entry_id if len(fetch.assets) == 1 and not fetch.selector.many else None
+    return {"Cache-Control": cache_control, **cdn.tag_headers(cdn.tags_for(fetch.path, single))}
+
+
+async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
+    return await _ANSWERS[fetch.selector.return_format](request, runtime, fetch)
+
+
+async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
+    headers = _cdn_headers(runtime, fetch, immutable_body=False)
+    if fetch.selector.many:
+        return _json([metadata_wire(asset) for asset in fetch.assets], headers)
+    return _json(metadata_wire(fetch.assets[0]), headers)
+
+
+def _link_parameters(fetch: FetchRequest, resolved: ResolvedVariant) -> dict[str, str] | None:
+    """The canonical parameters a link carries; the format only when the request fixed it."""
+    if not fetch.raw_transformation or resolved.plan is None:
+        return None
+    params = query_parameters(resolved.plan)
+    if fetch.requested.format is None:
+        del params["format"]
+    return params
+
+
+async def _link(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
+    links = []
+    resolutions = []
+    for asset in fetch.assets:
+        resolved = await resolve_variant(runtime, fetch.settings, asset, fetch.requested, accept=None)
+        url = await delivery.link_url(
+            runtime, fetch.settings, fetch.base_url, asset, resolved.variant, _link_parameters(fetch, resolved)
+        )
+        links.append(AssetLinkWire(url=url, lqip=lqip_wire(resolved.variant.lqip), alt=asset.alt))
+        resolutions.append(resolved)
+    headers = _cdn_headers(runtime, fetch, immutable_body=False)
+    if fetch.selector.many:
+        return _json(links, headers)
+    _mark_outcome(request, fetch, resolutions[0])
+    headers |= answer_headers.alt_headers(fetch.assets[0]) | {"K-Cache-Status": resolutions[0].cache_status}
+    return _json(links[0], headers)
+
+
+async def _content(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
+    asset = fetch.assets[0]
+    resolved = await resolve_variant(
+        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
+    )
+    return await _serve_variant(request, runtime, fetch, asset, resolved)
+
+
+def _mark_outcome(request: AnyRequest, fetch: FetchRequest, resolved: ResolvedVariant) -> None:
+    mark(request.scope, CACHE_OUTCOME, resolved.source or fetch.asset_outcome)
+
+
+async def _serve_variant(
+    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, asset: Asset, resolved: ResolvedVariant
+) -> Response[Any]:
+    variant = resolved.variant
+    _mark_outcome(request, fetch, resolved)
+    etag = answer_headers.content_etag(asset, variant)
+    headers = {
+        "ETag": etag,
+        "K-Cache-Status": resolved.cache_status,
+        "Accept-Ranges": "bytes",
+        **_cdn_headers(runtime, fetch, immutable_body=True),
+        **answer_headers.alt_headers(asset),
+        **_lqip_headers(variant.lqip),
+    }
+    if resolved.negotiated:
+        headers["Vary"] = "Accept"
+    if fetch.selector.return_format is ReturnFormat.DOWNLOAD:
+        headers["Content-Disposition"] = answer_headers.content_disposition(asset, variant)
+    if answer_headers.etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(content=b"", status_code=304, headers=headers)
+    try:
+        byte_range = requested_range(request.headers.get("range"), request.headers.get("if-range"), etag, variant.size)
+    except Unsatisfiable:
+        headers["Content-Range"] = f"bytes */{variant.size}"
+        return Response(content=b"", status_code=416, headers=headers)
+    status = 200
+    if byte_range is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {byte_range[0]}-{byte_range[1]}/{variant.size}"
+    length = variant.size if byte_range is None else byte_range[1] - byte_range[0] + 1
+    headers["Content-Length"] = str(length)
+    if request.method == HttpMethod.HEAD:
+        return Response(content=b"", status_code=status, media_type=variant.content_type, headers=headers)
+    if variant.size <= runtime.bodies.max_body_bytes:
+        body = await _small_body(runtime, variant.bucket, variant.store_key)
+        part = body if byte_range is None else body[byte_range[0] : byte_range[1] + 1]
+        return Response(content=part, status_code=status, media_type=variant.content_type, headers=headers)
+    _, chunks = await runtime.objects.stream(variant.bucket, variant.store_key, byte_range)
+    return Stream(chunks, status_code=status, media_type=variant.content_type, headers=headers)
+
+
+async def _small_body(runtime: Runtime, bucket: str, key: str) -> bytes:
+    cache_key = f"{bucket}/{key}"
+    body = runtime.bodies.get(cache_key)
+    if body is None:
+        body = await runtime.objects.read(bucket, key)
+        runtime.bodies.put(cache_key, body)
+    return body
+
+
+async def _redirect(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
+    asset = fetch.assets[0]
+    strategy = fetch.settings.return_format.redirect.strategy
+    headers = _cdn_headers(runtime, fetch, immutable_body=True) | answer_headers.alt_headers(asset)
+    if strategy is None:
+        # Our own content URL negotiates and renders by itself; nothing to resolve here.
+        location = delivery.content_url(fetch.base_url, asset, fetch.raw_transformation)
+        return Redirect(path=location, status_code=307, headers=headers)
+    resolved = await resolve_variant(
+        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
+    )
+    target = await delivery.object_store_target(runtime, fetch.settings, resolved.variant)
+    if target is None:
+        return await _serve_variant(request, runtime, fetch, asset, resolved)
+    _mark_outcome(request, fetch, resolved)
+    headers["K-Cache-Status"] = resolved.cache_status
+    if resolved.negotiated:
+        headers["Vary"] = "Accept"
+    if strategy == "presigned":
+        # A presigned URL expires; a CDN must not keep sending clients to a dead one.
+        headers["Cache-Control"] = "private, no-store"
+    return Redirect(path=target, status_code=307, headers=headers)
+
+
+def _lqip_headers(lqip: Lqip) -> dict[str, str]:
+    found = {}
+    if lqip.blurhash:
+        found["K-LQIP-Blurhash"] = lqip.blurhash
+    if lqip.thumbhash:
+        found["K-LQIP-Thumbhash"] = lqip.thumbhash
+    return found
+
+
+_ANSWERS: dict[ReturnFormat, Callable[[AnyRequest, Runtime, FetchRequest], Awaitable[Response[Any]]]] = {
+    ReturnFormat.METADATA: _metadata,
+    ReturnFormat.LINK: _link,
+    ReturnFormat.CONTENT: _content,
+    ReturnFormat.DOWNLOAD: _content,
+    ReturnFormat.REDIRECT: _redirect,
+}

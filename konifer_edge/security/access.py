@@ -1,0 +1,80 @@
+"""Access control for the asset routes: signed URLs on fetch, API keys on writes and on key-only paths.
+
+Where it runs, and why: each asset handler calls :func:`enforce_access` right after it
+has parsed the path, before anything else reads the database, the object store or the
+request body. That is the cheapest correct place:
+
+* the rules depend on the asset path's settings (``url-signing`` and ``access.read`` per
+  path), and the handler has just parsed and normalised that path; an ASGI middleware
+  would have to parse it a second time, and would also run for paths that are not asset
+  routes or methods that no route accepts;
+* it is ahead of every lookup and every cache the handler consults, so an unsigned or
+  unauthorised request never renders, reads or stores anything, and never fills a cache;
+* a write is refused before its body is read, however large the body is announced to be.
+
+Order on fetch: the signature first (403, no database), then, on ``access.read = "key"``
+paths only, the key (401/403). Public reads ignore any key they carry, so the read path
+of a public CDN origin never waits for a key lookup.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from litestar import Request
+
+from konifer_edge.security.api_keys import (
+    READ,
+    WRITE,
+    CachedKeys,
+    Unauthorized,
+    authorize,
+    cache_ttl_from_environment,
+    presented_token,
+)
+from konifer_edge.security.key_store import KeyStore
+from konifer_edge.security.signing import require_signature
+
+AnyRequest = Request[Any, Any, Any]
+
+_READ_METHODS: Final = frozenset({"GET", "HEAD"})
+_STATE_KEY: Final = "konifer_edge_api_keys"
+
+
+async def enforce_access(request: AnyRequest, path: str) -> None:
+    """Refuse the request (raising 401 or 403) unless it may do what its method says at ``path``.
+
+    ``path`` is the normalised asset path (``/users/123``), without the selectors.
+    """
+    runtime = request.app.state.runtime
+    config = runtime.config
+    if request.method in _READ_METHODS:
+        settings = config.paths.resolve(path)
+        require_signature(request.scope, config.signing_for(settings))
+        if settings.access.read == "public":
+            return
+        scope = READ
+    else:
+        scope = WRITE
+    keys = _cached_keys(request)
+    token = presented_token(request.headers)
+    if token is None:
+        if scope == WRITE and not await keys.any_exist():
+            # No key was ever created: the service runs open, as Konifer does.
+            return
+        raise Unauthorized(
+            "An API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)", reason="missing_api_key"
+        )
+    authorize(await keys.find(token), scope=scope, path=path)
+
+
+def _cached_keys(request: AnyRequest) -> CachedKeys:
+    """This worker's key cache, made on first use over the server's own connection pool."""
+    state = request.app.state
+    keys: CachedKeys | None = state.get(_STATE_KEY)
+    if keys is None:
+        # The asset repository's pool: no extra connections, and it is closed at shutdown with the rest.
+        pool = request.app.state.runtime.repository._pool
+        keys = CachedKeys(KeyStore(pool), cache_ttl_from_environment())
+        state[_STATE_KEY] = keys
+    return keys
