@@ -281,7 +281,11 @@ def parse_transformation(
         fields.update(_PARSERS[key](raw))
     requested = RequestedTransformation(**fields)  # type: ignore[arg-type]
     if requested.fit in (Fit.FILL, Fit.STRETCH, Fit.CROP) and (requested.width is None or requested.height is None):
-        raise _bad("fit", f"'{requested.fit.value}' needs both w and h")
+        if "fit" in params:
+            raise _bad("fit", f"'{requested.fit.value}' needs both w and h")
+        # A profile's box open on one side (Konifer's own `w = 128, fit = fill` example) is
+        # covered exactly by scaling to the side it gives: that is `fit`.
+        requested = msgspec.structs.replace(requested, fit=Fit.FIT, gravity=Gravity.CENTER)
     return requested
 
 

@@ -123,7 +123,11 @@ def require_signature(scope: Mapping[str, Any], signing: UrlSigningSettings) -> 
     raw_path: bytes = scope.get("raw_path") or str(scope["path"]).encode("utf-8")
     path = raw_path.split(b"?", 1)[0]
     query = bytes(scope.get("query_string", b"")).decode("latin-1")
-    verdict = check_signature(path, query, signing.signing_keys, signing.algorithm)
+    try:
+        verdict = check_signature(path, query, signing.signing_keys, signing.algorithm)
+    except UnicodeDecodeError:
+        # The routes refuse such a query with 400 before asking; nothing valid was signed this way.
+        verdict = SignatureCheck.INVALID
     if verdict is SignatureCheck.MISSING:
         raise Forbidden("Missing signature", reason="missing_signature")
     if verdict is SignatureCheck.INVALID:

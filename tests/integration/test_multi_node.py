@@ -70,3 +70,20 @@ def test_concurrent_first_requests_on_both_nodes_render_once(cluster: tuple[Depl
         path,
     )
     assert rows == [(1,)]
+
+
+def test_writes_on_one_node_are_seen_at_once_by_the_other(cluster: tuple[Deployment, Deployment], path: str) -> None:
+    first, second = cluster
+    _store(first, path, make_image("jpg", 40, 30))
+    # the second node resolves (and caches) the newest asset at the path
+    assert second.client.get(f"/assets{path}/-/metadata").json()["entryId"] == 0
+    assert second.client.get(f"/assets{path}/-/entry/0/metadata").status_code == 200
+    _store(first, path, make_image("png", 20, 10))
+    assert second.client.get(f"/assets{path}/-/metadata").json()["entryId"] == 1
+    assert first.client.put(f"/assets{path}/-/entry/1", json={"alt": "changed"}).status_code == 200
+    assert second.client.get(f"/assets{path}/-/metadata").json()["alt"] == "changed"
+    assert first.client.delete(f"/assets{path}/-/entry/1").status_code == 204
+    assert second.client.get(f"/assets{path}/-/metadata").json()["entryId"] == 0
+    assert first.client.delete(f"/assets{path}/-/all").status_code == 204
+    assert second.client.get(f"/assets{path}/-/entry/0/metadata").status_code == 404
+    assert second.client.get(f"/assets{path}/-/metadata").status_code == 404

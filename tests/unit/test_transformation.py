@@ -231,8 +231,8 @@ def test_profile_parameters_are_validated_with_the_request() -> None:
     # a profile that leaves a covering fit without its second size is completed by the request
     profiles = {"wide": {"fit": "crop", "h": "50"}}
     assert parse_transformation({"profile": "wide", "w": "80"}, profiles).fit is Fit.CROP
-    with pytest.raises(BadRequest):
-        parse_transformation({"profile": "wide"}, profiles)
+    # left open on one side, the profile's box is covered by scaling to the side it gives
+    assert parse_transformation({"profile": "wide"}, profiles).fit is Fit.FIT
 
 
 def test_unknown_profile_is_refused() -> None:
@@ -546,3 +546,15 @@ def test_canonical_parameters_parse_back_to_the_same_variant(
     plan = plan_for(params, *original)
     again = plan_for(query_parameters(plan), *original)
     assert again.key == plan.key
+
+
+def test_a_profile_box_open_on_one_side_covers_by_scaling() -> None:
+    # Konifer's own example profile: `w = 128, fit = "fill"`; a request saying so is refused.
+    profiles = {"thumbnail": {"w": "128", "fit": "fill", "r": "auto"}}
+    requested = parse_transformation({"profile": "thumbnail"}, profiles)
+    assert requested.fit is Fit.FIT
+    assert requested.width == 128
+    with pytest.raises(BadRequest):
+        parse_transformation({"w": "128", "fit": "fill"}, {})
+    with pytest.raises(BadRequest):
+        parse_transformation({"profile": "thumbnail", "fit": "fill"}, profiles)

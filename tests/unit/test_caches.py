@@ -1,0 +1,50 @@
+import asyncio
+from pathlib import Path
+
+from konifer_edge.cache.bodies import SmallBodyCache
+from konifer_edge.cache.generations import SharedMemoryGenerations
+from konifer_edge.cache.resolution import LruCache
+
+
+def test_body_cache_keeps_within_its_byte_budget() -> None:
+    cache = SmallBodyCache(budget_bytes=1000, max_body_bytes=400)
+    for index in range(10):
+        cache.put(f"k{index}", bytes(300))
+        assert cache.used_bytes <= 1000
+    assert cache.get("k9") is not None
+    assert cache.get("k0") is None  # evicted first
+    cache.put("big", bytes(401))
+    assert cache.get("big") is None  # over the per-body limit: never kept
+
+
+def test_body_cache_evicts_least_recently_used() -> None:
+    cache = SmallBodyCache(budget_bytes=600, max_body_bytes=300)
+    cache.put("a", bytes(300))
+    cache.put("b", bytes(300))
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("c", bytes(300))
+    assert cache.get("b") is None
+    assert cache.get("a") is not None
+
+
+def test_lru_is_bounded_and_expires() -> None:
+    cache = LruCache(max_entries=2)
+    cache.put("a", 1, ttl=60)
+    cache.put("b", 2, ttl=60)
+    cache.put("c", 3, ttl=60)
+    assert len(cache) == 2
+    assert cache.get("a") is None
+    cache.put("old", 4, ttl=-1)
+    assert cache.get("old") is None
+
+
+def test_generations_are_shared_between_mappings(tmp_path: Path) -> None:
+    async def run() -> None:
+        first = SharedMemoryGenerations(tmp_path / "gen.bin")
+        second = SharedMemoryGenerations(tmp_path / "gen.bin")  # another worker maps the same file
+        assert await second.current("/a") == 0
+        await first.bump(["/a"])
+        assert await second.current("/a") == 1
+        assert await second.current("/b") in (0, 1)  # only a slot collision could move it
+
+    asyncio.run(run())
