@@ -11,6 +11,7 @@ from pathlib import Path
 import redis.asyncio as redis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp
 
 from konifer_edge.cache.bodies import SmallBodyCache
 from konifer_edge.cache.generations import Generations, RedisGenerations, SharedMemoryGenerations
@@ -109,7 +110,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             )
         )
         workers = config.variant_generation.workers
-        imaging = ImagingPool(workers, config.variant_generation.queue_size)
+        imaging = ImagingPool(workers, config.variant_generation.queue_size, config.variant_generation.render_timeout)
         redis_client = _redis_client(config.cache.redis_url)
         shared: SharedState = RedisState(redis_client) if redis_client else PostgresLocks(pool)
         generations: Generations = (
@@ -147,7 +148,6 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
 
     return Litestar(
         route_handlers=[*ASSET_ROUTES, *HEALTH_ROUTES],
-        middleware=[request_accounting],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=None,
@@ -156,8 +156,12 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
     )
 
 
-def create_app_from_env() -> Litestar:
-    """Granian's factory target: each worker reads what `serve` decided from the environment."""
+def create_app_from_env() -> ASGIApp:
+    """Granian's factory target: each worker reads what `serve` decided from the environment.
+
+    The accounting wraps the whole app, not just its routes, so that even a request no route
+    matches is counted, logged and answered with the common headers.
+    """
     configure_logging()
     config_file = os.environ.get(ENV_CONFIG_FILE)
     config = load_config(Path(config_file) if config_file else None)
@@ -165,4 +169,4 @@ def create_app_from_env() -> Litestar:
     dsn = database_dsn(config)
     if dsn is None:
         raise RuntimeError("no database: `konifer-edge serve` starts the embedded one before the workers")
-    return create_app(config, data_dir, dsn)
+    return request_accounting(create_app(config, data_dir, dsn))

@@ -157,6 +157,8 @@ class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
     queue_size: int = 1000
     synchronous_priority: int = 80
     """Konifer's share (percent) of workers for request-blocking renders; read for compatibility."""
+    render_timeout: float = 30.0
+    """Seconds a request waits for one render before answering 503 (ours)."""
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -159,6 +159,7 @@ def read_variant_generation(section: Section) -> VariantGenerationSettings:
         workers=section.integer("workers", default_worker_count(), minimum=1),
         queue_size=section.integer("queue-size", 1000, minimum=0),
         synchronous_priority=section.integer("synchronous-priority", 80, minimum=1, maximum=99),
+        render_timeout=section.duration("render-timeout", timedelta(seconds=30)).total_seconds(),
     )
     section.finish()
     return settings

@@ -44,6 +44,7 @@ from konifer_edge.services.variants import check_on_demand_mode
 from konifer_edge.sources.url import UrlSourceError
 
 ASSETS_PREFIX = "/assets/"
+MAX_QUERY_BYTES = 4096
 # Room for the metadata part and multipart framing on top of the asset's own limit.
 MULTIPART_OVERHEAD_BYTES = MAX_JSON_BODY_BYTES + 16 * 1024
 
@@ -66,7 +67,10 @@ def _parse_target(request: AnyRequest) -> ParsedTarget:
     after_prefix = raw_path.decode("latin-1").split("?", 1)[0][len(ASSETS_PREFIX) :]
     path_part, tokens = split_asset_path(after_prefix)
     path = normalise_asset_path(unquote(path_part, errors="strict"))
-    query_string = request.scope.get("query_string", b"").decode("latin-1")
+    raw_query: bytes = request.scope.get("query_string", b"")
+    if len(raw_query) > MAX_QUERY_BYTES:
+        raise BadRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes", reason="query_too_long")
+    query_string = raw_query.decode("latin-1")
     try:
         pairs = parse_qsl(query_string, keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError as error:

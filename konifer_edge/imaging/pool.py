@@ -21,7 +21,8 @@ T = TypeVar("T")
 
 
 class ImagingPool:
-    def __init__(self, workers: int, queue_size: int) -> None:
+    def __init__(self, workers: int, queue_size: int, timeout_seconds: float = 30.0) -> None:
+        self._timeout = timeout_seconds
         self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vips")
         self._admitted = asyncio.BoundedSemaphore(max(1, workers) + max(0, queue_size))
         self.workers = max(1, workers)
@@ -30,13 +31,23 @@ class ImagingPool:
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._admitted.locked():
             raise ServiceUnavailable("The image pipeline is busy; retry shortly", reason="render_queue_full")
-        async with self._admitted:
-            metrics.IMAGING_IN_USE.inc()
-            try:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
-            finally:
-                metrics.IMAGING_IN_USE.dec()
+        await self._admitted.acquire()
+        metrics.IMAGING_IN_USE.inc()
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+        # A libvips call cannot be interrupted: the slot stays taken until the thread is done,
+        # even when the request has given up on it, so a flood cannot outgrow the pool.
+        work.add_done_callback(self._release)
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), self._timeout)
+        except TimeoutError:
+            raise ServiceUnavailable(
+                f"The image took longer than {self._timeout:g}s to process; retry shortly", reason="render_timeout"
+            ) from None
+
+    def _release(self, _: object) -> None:
+        metrics.IMAGING_IN_USE.dec()
+        self._admitted.release()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -22,6 +22,9 @@ from konifer_edge.observability.logs import ACCESS_LOGGER
 
 log = logging.getLogger(ACCESS_LOGGER)
 
+# Every answer: no browser may guess a type other than the one declared.
+_ALWAYS = ((b"x-content-type-options", b"nosniff"),)
+
 ROUTE_KIND = "konifer_route"
 CACHE_OUTCOME = "konifer_cache"
 REJECT_REASON = "konifer_reject_reason"
@@ -82,7 +85,7 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), *_ALWAYS, (b"x-request-id", request_id.encode())]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
