@@ -1,4 +1,4 @@
-"""`konifer-edge serve | migrate | check-config`: the operator's entry points."""
+"""`konifer-edge serve | migrate | check-config | sweep`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -176,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", help="remove objects no variant references (orphans) and retry queued object removals now"
     )
     sweep_parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    sweep_parser.add_argument("--config", type=Path, default=None)
+    sweep_parser.add_argument("--config", type=Path, default=_config_from_env(), help="as serve's")
     sweep_parser.add_argument(
-        "--bucket", action="append", dest="buckets", default=None, help="repeatable (default: every configured bucket)"
+        "--bucket", action="append", dest="buckets", metavar="BUCKET", help="repeatable (default: every configured one)"
     )
     sweep_parser.add_argument(
         "--min-age", type=_min_age, default="1h", help="keep orphans younger than this, e.g. 30m (default 1h)"

@@ -50,7 +50,9 @@ def _json(value: object, headers: dict[str, str]) -> Response[bytes]:
 def _cdn_headers(runtime: Runtime, fetch: FetchRequest, *, immutable_body: bool) -> dict[str, str]:
     configured = fetch.settings.cache_control.header_value()
     entry_pinned = fetch.selector.entry_id is not None
-    cache_control = configured or cdn.default_cache_control(runtime.config.cache, entry_pinned, immutable_body)
+    cache_control = configured or cdn.default_cache_control(
+        runtime.config.cache, entry_pinned, immutable_body, shared=fetch.settings.access.read == "public"
+    )
     single = fetch.assets[0].entry_id if len(fetch.assets) == 1 and not fetch.selector.many else None
     return {"Cache-Control": cache_control, **cdn.tag_headers(cdn.tags_for(fetch.path, single))}
 
@@ -162,7 +164,7 @@ async def _redirect(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) 
     headers = _cdn_headers(runtime, fetch, immutable_body=True) | answer_headers.alt_headers(asset)
     if strategy is None:
         # Our own content URL negotiates and renders by itself; nothing to resolve here.
-        location = delivery.content_url(fetch.base_url, asset, fetch.raw_transformation)
+        location = delivery.own_content_url(runtime, fetch.settings, fetch.base_url, asset, fetch.raw_transformation)
         return Redirect(path=location, status_code=307, headers=headers)
     resolved = await resolve_variant(
         runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")

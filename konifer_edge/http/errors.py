@@ -35,6 +35,8 @@ def error_response(status: int, reason: str, message: str, headers: dict[str, st
 def handle_api_error(request: AnyRequest, error: ApiError) -> Response[bytes]:
     mark(request.scope, REJECT_REASON, error.reason)
     headers = {"Retry-After": "1"} if error.status == 503 else None
+    if error.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="konifer-edge"'}
     return error_response(error.status, error.reason, error.message, headers)
 
 
@@ -61,8 +63,11 @@ EXCEPTION_HANDLERS = {
     HTTPException: handle_http_exception,
     ObjectStoreError: handle_unavailable,
     asyncpg.PostgresConnectionError: handle_unavailable,
+    # 57xxx: the server is shutting down, starting up, or cancelled the statement.
+    asyncpg.exceptions.OperatorInterventionError: handle_unavailable,
     asyncpg.InterfaceError: handle_unavailable,
-    ConnectionError: handle_unavailable,
-    TimeoutError: handle_unavailable,
+    # A refused or missing socket: over a Unix socket (PostgreSQL stopped) a connect raises
+    # FileNotFoundError, over TCP ConnectionRefusedError; both are OSError, as are timeouts.
+    OSError: handle_unavailable,
     Exception: handle_unexpected,
 }

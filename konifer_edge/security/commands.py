@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from konifer_edge.config import Config, UrlSigningSettings
@@ -27,8 +27,10 @@ from konifer_edge.security.api_keys import (
     parse_scopes,
     token_digest,
 )
-from konifer_edge.security.key_store import KeyStore
 from konifer_edge.security.signing import sign_url
+
+if TYPE_CHECKING:
+    from konifer_edge.security.key_store import KeyStore
 
 T = TypeVar("T")
 
@@ -193,6 +195,7 @@ def _run_with_store(args: argparse.Namespace, work: Callable[[KeyStore], Awaitab
     import asyncpg
 
     from konifer_edge.cli import _database, _load_or_exit
+    from konifer_edge.security.key_store import KeyStore
     from konifer_edge.storage.migrations import migrate
 
     config = _load_or_exit(args.config)

@@ -17,7 +17,6 @@ from konifer_edge.config import CacheSettings
 
 log = logging.getLogger(__name__)
 
-IMMUTABLE = "public, max-age=31536000, immutable"
 _RETRIES = 3
 
 
@@ -41,11 +40,20 @@ def tag_headers(tags: list[str]) -> dict[str, str]:
     return {"Cache-Tag": ",".join(tags), "Surrogate-Key": " ".join(tags)}
 
 
-def default_cache_control(settings: CacheSettings, entry_pinned: bool, immutable_body: bool) -> str:
-    """Used only where a path configures no cache-control of its own."""
+def default_cache_control(
+    settings: CacheSettings, entry_pinned: bool, immutable_body: bool, *, shared: bool = True
+) -> str:
+    """Used only where a path configures no cache-control of its own.
+
+    A path whose reads need an API key must never sit in a shared cache: `private` there.
+    """
+    visibility = "public" if shared else "private"
     if entry_pinned and immutable_body:
-        return IMMUTABLE
-    return f"public, max-age={settings.newest_max_age}, stale-while-revalidate={settings.newest_stale_while_revalidate}"
+        return f"{visibility}, max-age=31536000, immutable"
+    return (
+        f"{visibility}, max-age={settings.newest_max_age},"
+        f" stale-while-revalidate={settings.newest_stale_while_revalidate}"
+    )
 
 
 class PurgeRequest(msgspec.Struct):

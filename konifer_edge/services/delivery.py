@@ -6,6 +6,7 @@ from urllib.parse import quote, urlencode
 
 from konifer_edge.config import PathSettings
 from konifer_edge.domain.models import Asset, Variant
+from konifer_edge.security.signing import sign_url
 from konifer_edge.services.runtime import Runtime
 
 
@@ -31,6 +32,20 @@ async def object_store_target(runtime: Runtime, settings: PathSettings, variant:
     return None
 
 
+def signed_if_required(runtime: Runtime, settings: PathSettings, url: str) -> str:
+    """Our own URLs must pass our own signature check where the path requires one."""
+    signing = runtime.config.signing_for(settings)
+    if not signing.enabled or not signing.signing_keys:
+        return url
+    return sign_url(url, signing.signing_keys[0], signing.algorithm)
+
+
+def own_content_url(
+    runtime: Runtime, settings: PathSettings, base_url: str, asset: Asset, transformation: dict[str, str] | None
+) -> str:
+    return signed_if_required(runtime, settings, content_url(base_url, asset, transformation))
+
+
 async def link_url(
     runtime: Runtime,
     settings: PathSettings,
@@ -39,4 +54,5 @@ async def link_url(
     variant: Variant,
     transformation: dict[str, str] | None = None,
 ) -> str:
-    return await object_store_target(runtime, settings, variant) or content_url(base_url, asset, transformation)
+    target = await object_store_target(runtime, settings, variant)
+    return target or own_content_url(runtime, settings, base_url, asset, transformation)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import asyncpg
 import msgspec
 
 from konifer_edge.config import PathSettings
@@ -142,14 +143,38 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
                 lqip=prepared.lqip,
             ),
         )
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await runtime.objects.delete(bucket, store_key)
+    except BaseException as error:
+        if not _may_have_committed(error):
+            with contextlib.suppress(Exception):
+                await runtime.objects.delete(bucket, store_key)
         raise
     await runtime.resolutions.invalidate([request.path])
     if settings.transform.eager_variants:
         runtime.upkeep.spawn(render_eager_variants(runtime, asset))
     return asset
+
+
+# A connection that was never made: nothing reached the database.
+_NOT_CONNECTED = (FileNotFoundError, ConnectionRefusedError, asyncpg.CannotConnectNowError, asyncpg.ConnectionRejectionError)
+# A connection that broke, or a wait that ended, after COMMIT may have gone out.
+_OUTCOME_UNKNOWN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    OSError,  # TimeoutError among them
+)
+
+
+def _may_have_committed(error: BaseException) -> bool:
+    """Whether the row may exist although recording it failed.
+
+    When the outcome is unknown the object must stay: deleting it could leave a committed row
+    pointing at nothing. If no row names it after all, it is an orphan that `sweep` removes. A
+    request cancelled mid-COMMIT (a BaseException) is just as unknown.
+    """
+    if isinstance(error, _NOT_CONNECTED):
+        return False
+    return isinstance(error, _OUTCOME_UNKNOWN) or not isinstance(error, Exception)
 
 
 def _check_allowed(settings: PathSettings, path: str, mime_type: str) -> None:

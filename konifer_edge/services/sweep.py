@@ -13,8 +13,8 @@ already queued in `pending_object_deletion` are not orphans: that queue owns the
 retries it first, without waiting for each row's backoff.
 
 The sweep is safe to run while servers are serving: it never touches a row, only the queue and
-objects no row names. It refuses to remove anything from a bucket that no variant row names at
-all, which is what pointing it at the wrong (or an empty) database looks like.
+objects no row names. It removes nothing from a bucket none of whose objects the database
+references, which is what pointing it at the wrong database or the wrong store looks like.
 """
 
 from __future__ import annotations
@@ -360,13 +360,13 @@ async def _sweep_bucket(
         old_enough = item.last_modified <= cutoff if item.last_modified is not None else min_age <= timedelta(0)
         (report.orphans if old_enough else report.young).append(item)
     if report.orphans and report.referenced == 0:
-        named = await connection.fetchval("SELECT EXISTS (SELECT 1 FROM variant WHERE bucket = $1)", bucket)
-        if not named:
-            report.refused = (
-                f"no variant row names bucket {bucket!r}, so every object in it would be an orphan;"
-                " is this the database the servers use? nothing removed"
-            )
-            return report
+        # Not one object the database knows: the wrong database or the wrong store, far likelier
+        # than a bucket of nothing but orphans. Removing would empty it.
+        report.refused = (
+            f"no object in bucket {bucket!r} is referenced by the database; are this the database and the"
+            " object store the servers use? nothing removed"
+        )
+        return report
     if dry_run or not report.orphans:
         return report
     progress.start(f"removing orphans from {bucket}", len(report.orphans))
@@ -516,6 +516,10 @@ def run(
     except SweepError as error:
         progress.finish()
         print(f"sweep: {error}", file=err)
+        return 2
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        progress.finish()
+        print(f"sweep: cannot use the database: {type(error).__name__}: {error}", file=err)
         return 2
     finally:
         progress.finish()

@@ -547,3 +547,40 @@ def test_bad_arguments_to_keys_create_are_refused(keyed: Keys) -> None:
     assert "empty segment" in bad_prefix.stderr
     bad_scope = run_cli(api, "keys", "create", "--scope", "assets:everything", "--config", config)
     assert bad_scope.returncode == 2
+
+
+# --- the service's own URLs under signing, and caching of key-only answers -------------------
+
+
+def test_links_and_redirects_to_our_own_content_are_signed(signed_api: Deployment) -> None:
+    path = unique("selfsigned")
+    stored(signed_api, path)
+    link = signed_api.client.get(signed(f"/assets{path}/-/link?w=10"))
+    assert link.status_code == 200, link.text
+    url = link.json()["url"]
+    assert "&s=" in url or "?s=" in url
+    followed = httpx.get(url, timeout=30)
+    assert followed.status_code == 200
+    assert followed.headers["content-type"] == "image/png"
+    redirect = signed_api.client.get(signed(f"/assets{path}/-/redirect"))
+    assert redirect.status_code == 307
+    assert httpx.get(redirect.headers["location"], timeout=30).status_code == 200
+
+
+def test_key_only_answers_never_enter_a_shared_cache(keyed: Keys) -> None:
+    api = keyed.deployment
+    private = unique("private")
+    stored(api, private, bearer(keyed.writer))
+    pinned = api.client.get(f"/assets{private}/-/entry/0/content", headers=bearer(keyed.reader))
+    assert pinned.headers["cache-control"] == "private, max-age=31536000, immutable"
+    newest = api.client.get(f"/assets{private}/-/metadata", headers=bearer(keyed.reader))
+    assert newest.headers["cache-control"].startswith("private, ")
+    public = unique("t")
+    stored(api, public, bearer(keyed.writer))
+    assert api.client.get(f"/assets{public}/-/metadata").headers["cache-control"].startswith("public, ")
+
+
+def test_401_names_the_scheme(keyed: Keys) -> None:
+    refused = keyed.deployment.client.get(f"/assets{unique('private')}/-/metadata")
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Bearer")
