@@ -23,17 +23,8 @@ import pytest
 import thumbhash
 
 from tests.support.deployment import Deployment
-from tests.support.images import FORMATS, describe, loader_name, make_image
+from tests.support.images import FORMATS, MIME_TYPES, describe, loader_name, make_image
 
-MIME_TYPES = {
-    "jpg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "jxl": "image/jxl",
-    "heic": "image/heic",
-    "gif": "image/gif",
-}
 EXTENSIONS = {"jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif", "jxl": "jxl", "heic": "heic", "gif": "gif"}
 CACHED_HEADER = "public, max-age=600, immutable"
 REVALIDATED_HEADER = "private, s-maxage=60, no-cache, stale-while-revalidate=30, stale-if-error=120"

@@ -28,18 +28,9 @@ import thumbhash
 
 from tests.integration.conftest import start_deployment
 from tests.support.deployment import Deployment
-from tests.support.images import FORMATS, describe, heif_compression, loader_name, make_image
+from tests.support.images import FORMATS, MIME_TYPES, describe, heif_compression, loader_name, make_image
 from tests.support.services import PostgresService
 
-MIME_TYPES = {
-    "jpg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "jxl": "image/jxl",
-    "heic": "image/heic",
-    "gif": "image/gif",
-}
 HEIF_CODEC = {"avif": "av1", "heic": "hevc"}
 CHROMIUM_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 TRANSFORMATION_FIELDS = {

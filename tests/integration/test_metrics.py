@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from konifer_edge.observability import metrics as metrics_module
@@ -211,10 +212,9 @@ def exported_metric_names() -> list[str]:
     """Every metric the service defines, as its samples are named (counters with `_total`)."""
     names = []
     for value in vars(metrics_module).values():
-        describe = getattr(value, "describe", None)
-        if describe is None or not hasattr(value, "_type"):
+        if not isinstance(value, MetricWrapperBase):
             continue
-        for family in describe():
+        for family in value.describe():
             names.append(family.name + ("_total" if family.type == "counter" else ""))
     assert names, "no metric found in konifer_edge.observability.metrics"
     return sorted(set(names))

@@ -19,18 +19,9 @@ import httpx
 import pytest
 
 from tests.support.deployment import Deployment, Snapshot
-from tests.support.images import FORMATS, describe, heif_compression, loader_name, make_image
+from tests.support.images import FORMATS, MIME_TYPES, describe, heif_compression, loader_name, make_image
 from tests.support.source_server import SourceServer
 
-MIME_TYPES = {
-    "jpg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "jxl": "image/jxl",
-    "heic": "image/heic",
-    "gif": "image/gif",
-}
 ISO_LOCAL_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$")
 METADATA_KEYS = {"class", "entryId", "labels", "tags", "source", "variants", "createdAt", "modifiedAt"}
 VARIANT_KEYS = {"isOriginalVariant", "storeBucket", "storeKey", "attributes", "lqip"}

@@ -49,7 +49,7 @@ def run_sweep(deployment: Deployment, *args: str, dsn: str | None = None) -> sub
 
 
 def succeeded(result: subprocess.CompletedProcess[str]) -> str:
-    print(result.stdout, result.stderr, sep="\n")
+    print(result.stdout, result.stderr, sep="\n")  # shown with any later failure of the test
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout
@@ -220,7 +220,7 @@ def test_a_bucket_no_variant_names_is_never_emptied(fs_node: Deployment) -> None
     result = run_sweep(fs_node, "--bucket", "lonely-bucket", "--min-age", "0s")
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "refused" in result.stdout and "lonely-bucket" in result.stdout
+    assert "refused: no object in bucket 'lonely-bucket' is referenced" in result.stdout
     assert lonely.exists()
 
 
@@ -236,6 +236,14 @@ def test_a_database_without_the_schema_is_refused(fs_node: Deployment, postgres:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "schema" in result.stderr
     assert orphan.exists()
+
+
+def test_an_unreachable_database_is_refused_without_a_traceback(fs_node: Deployment) -> None:
+    result = run_sweep(fs_node, "--dry-run", dsn="postgresql://nobody@127.0.0.1:1/none")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot use the database" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_in_memory_stores_are_refused(tmp_path: Path) -> None:
@@ -258,7 +266,10 @@ def test_in_memory_stores_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_node(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService, s3: S3Service) -> Iterator[Deployment]:
+def s3_node(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService, s3: S3Service
+) -> Iterator[tuple[Deployment, str]]:
+    """A server on S3, and its bucket."""
     # A bucket of its own: the suite's other S3 servers share "assets", and their objects are
     # orphans from this server's point of view.
     bucket = f"sweep-{uuid.uuid4().hex[:12]}"
@@ -271,39 +282,40 @@ def s3_node(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService,
         s3=s3,
         env={"KONIFER_EDGE_PURGE_INTERVAL": "3600"},
     ).start()
-    deployment.bucket = bucket  # type: ignore[attr-defined]
     try:
-        yield deployment
+        yield deployment, bucket
     finally:
         deployment.stop()
 
 
-def test_sweep_on_s3_uses_the_stores_last_modified_and_removes_only_orphans(s3_node: Deployment, s3: S3Service) -> None:
-    bucket: str = s3_node.bucket  # type: ignore[attr-defined]
+def test_sweep_on_s3_uses_the_stores_last_modified_and_removes_only_orphans(
+    s3_node: tuple[Deployment, str], s3: S3Service
+) -> None:
+    node, bucket = s3_node
     path = f"/sweep/{uuid.uuid4().hex[:8]}/s3"
-    kept = store_with_variant(s3_node, path)
+    kept = store_with_variant(node, path)
     orphan, doomed = orphan_key(), orphan_key()
     s3.client().put_object(Bucket=bucket, Key=orphan, Body=b"orphaned")
     s3.client().put_object(Bucket=bucket, Key=doomed, Body=b"deleted while the store was down")
-    queue_removal(s3_node, bucket, doomed)
+    queue_removal(node, bucket, doomed)
 
     def keys() -> set[str]:
         return set(s3.list_keys(bucket))
 
-    dry = succeeded(run_sweep(s3_node, "--dry-run", "--min-age", "0s"))
+    dry = succeeded(run_sweep(node, "--dry-run", "--min-age", "0s"))
     assert f"orphan   {bucket}/{orphan}" in dry
     assert {orphan, doomed} | {key for _, key in kept} <= keys()
-    assert queued(s3_node) == {(bucket, doomed)}
+    assert queued(node) == {(bucket, doomed)}
 
     # S3 reports the orphan as just written: with the default minimum age of an hour it stays.
-    young = succeeded(run_sweep(s3_node))
+    young = succeeded(run_sweep(node))
     assert f"young    {bucket}/{orphan}" in young
     assert orphan in keys()
     assert doomed not in keys(), "the queued removal is retried at once, backoff or not"
-    assert queued(s3_node) == set()
+    assert queued(node) == set()
 
-    out = succeeded(run_sweep(s3_node, "--min-age", "0s"))
+    out = succeeded(run_sweep(node, "--min-age", "0s"))
     assert f"removed  {bucket}/{orphan}" in out
-    assert keys() == {key for _, key in kept} == {key for _, key in referenced_objects(s3_node)}
-    assert s3_node.client.get(f"/assets{path}/-/content").status_code == 200
-    assert s3_node.client.get(f"/assets{path}/-/content?w=12&format=webp").headers["K-Cache-Status"] == "hit"
+    assert keys() == {key for _, key in kept} == {key for _, key in referenced_objects(node)}
+    assert node.client.get(f"/assets{path}/-/content").status_code == 200
+    assert node.client.get(f"/assets{path}/-/content?w=12&format=webp").headers["K-Cache-Status"] == "hit"

@@ -37,6 +37,18 @@ _LOADER_PREFIX = {
 }
 
 
+# The content type each format is served with (spec 03), written out independently of the service.
+MIME_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "jxl": "image/jxl",
+    "heic": "image/heic",
+    "gif": "image/gif",
+}
+
+
 def _frame(width: int, height: int, color: tuple[int, int, int], index: int, alpha: bool) -> pyvips.Image:
     base = pyvips.Image.black(width, height, bands=3).new_from_image(list(color)).cast("uchar")
     # A moving block in the complementary colour: encoders see real edges, and every frame of an
