@@ -21,6 +21,7 @@ from konifer_edge.config import Config, load_config
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.imaging.pool import ImagingPool
+from konifer_edge.imaging.vips import pyvips
 from konifer_edge.observability import metrics
 from konifer_edge.observability.health import HEALTH_ROUTES
 from konifer_edge.observability.logs import configure_logging
@@ -110,6 +111,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             )
         )
         workers = config.variant_generation.workers
+        pyvips.concurrency_set(config.variant_generation.vips_concurrency)
         imaging = ImagingPool(workers, config.variant_generation.queue_size, config.variant_generation.render_timeout)
         redis_client = _redis_client(config.cache.redis_url)
         shared: SharedState = RedisState(redis_client) if redis_client else PostgresLocks(pool)

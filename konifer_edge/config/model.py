@@ -159,6 +159,9 @@ class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Konifer's share (percent) of workers for request-blocking renders; read for compatibility."""
     render_timeout: float = 30.0
     """Seconds a request waits for one render before answering 503 (ours)."""
+    vips_concurrency: int = 1
+    """Threads libvips itself uses inside one render (ours). Renders already run in parallel
+    in the pool, so 1 avoids oversubscribing the cores; raise it for few, large images."""
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):

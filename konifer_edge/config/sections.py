@@ -160,6 +160,7 @@ def read_variant_generation(section: Section) -> VariantGenerationSettings:
         queue_size=section.integer("queue-size", 1000, minimum=0),
         synchronous_priority=section.integer("synchronous-priority", 80, minimum=1, maximum=99),
         render_timeout=section.duration("render-timeout", timedelta(seconds=30)).total_seconds(),
+        vips_concurrency=section.integer("vips-concurrency", 1, minimum=1, maximum=64),
     )
     section.finish()
     return settings
