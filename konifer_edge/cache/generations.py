@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import mmap
 import os
+import secrets
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,17 +61,48 @@ class SharedMemoryGenerations:
 
 
 class RedisGenerations:
-    """Counters in Redis. If Redis is unreachable, reads fail and callers skip the cache."""
+    """Counters in Redis, under an epoch. If Redis is unreachable, reads fail and callers skip the cache.
+
+    A generation must never come back to a value some node already cached under. Two things would
+    bring it back: Redis restarting empty (every counter starts again from 0), and bumps lost while
+    Redis was unreachable (entries cached before the write stay reachable once Redis answers). So
+    every generation carries an epoch kept in Redis: when the epoch is missing (Redis lost its data)
+    the first worker to notice sets a new random one, and a worker whose bump failed replaces it as
+    soon as Redis answers again. Either retires every entry cached before, on every node.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+        self._bump_lost = False
 
     async def current(self, path: str) -> int:
-        value = await self._client.get(f"konifer:gen:{_slot(path)}")
-        return int(value) if value is not None else 0
+        await self._retire_if_bump_lost()
+        keys = (_EPOCH_KEY, f"konifer:gen:{_slot(path)}")
+        epoch, value = await self._client.mget(keys)
+        if epoch is None:
+            await self._client.set(_EPOCH_KEY, _new_epoch(), nx=True)
+            epoch, value = await self._client.mget(keys)
+        return (int(epoch or 0) << 64) | int(value or 0)
 
     async def bump(self, paths: Iterable[str]) -> None:
-        async with self._client.pipeline(transaction=False) as pipeline:
-            for slot in {_slot(path) for path in paths}:
-                pipeline.incr(f"konifer:gen:{slot}")
-            await pipeline.execute()
+        try:
+            await self._retire_if_bump_lost()
+            async with self._client.pipeline(transaction=False) as pipeline:
+                for slot in {_slot(path) for path in paths}:
+                    pipeline.incr(f"konifer:gen:{slot}")
+                await pipeline.execute()
+        except BaseException:
+            self._bump_lost = True
+            raise
+
+    async def _retire_if_bump_lost(self) -> None:
+        if self._bump_lost:
+            await self._client.set(_EPOCH_KEY, _new_epoch())
+            self._bump_lost = False
+
+
+_EPOCH_KEY = "konifer:gen:epoch"
+
+
+def _new_epoch() -> str:
+    return str(secrets.randbits(62))

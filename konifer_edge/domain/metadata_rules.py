@@ -19,6 +19,9 @@ def validate_metadata(metadata: AssetMetadataInput) -> AssetMetadataInput:
             f"alt is {len(metadata.alt)} characters long; at most {MAX_ALT_LENGTH} are allowed",
             reason="invalid_alt",
         )
+    if metadata.alt is not None and _has_control_character(metadata.alt):
+        # As for labels and tags; a NUL would otherwise reach PostgreSQL, which cannot store one.
+        raise BadRequest("alt contains control characters", reason="invalid_alt")
     _validate_labels(metadata.labels)
     _validate_tags(metadata.tags)
     return metadata

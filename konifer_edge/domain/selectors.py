@@ -8,6 +8,7 @@ format, an order, `entry` followed by an id, a bare number (the limit), and for 
 from __future__ import annotations
 
 import enum
+import re
 
 import msgspec
 
@@ -162,13 +163,21 @@ def _once(existing: object, what: str) -> None:
         raise BadRequest(f"The {what} is given more than once", reason="invalid_selector")
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def _is_integer(token: str) -> bool:
-    return token.lstrip("-").isdigit() and token.isascii()
+    return _INTEGER.fullmatch(token) is not None
 
 
 def _parse_limit(raw: str) -> int:
     if not _is_integer(raw):
-        raise BadRequest(f"Limit '{raw}' is not a whole number", reason="invalid_limit")
+        raise BadRequest(f"Limit '{raw[:24]}' is not a whole number", reason="invalid_limit")
+    if len(raw.lstrip("-").lstrip("0")) > len(str(MAX_LIMIT)):
+        # Also keeps int() away from digit strings past Python's conversion limit.
+        raise BadRequest(
+            f"Limit '{raw[:24]}' is out of range: use 1 to {MAX_LIMIT}, or -1 for all", reason="invalid_limit"
+        )
     limit = int(raw)
     if limit == ALL:
         return ALL

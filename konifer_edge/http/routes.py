@@ -66,7 +66,11 @@ def _parse_target(request: AnyRequest) -> ParsedTarget:
     raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
     after_prefix = raw_path.decode("latin-1").split("?", 1)[0][len(ASSETS_PREFIX) :]
     path_part, tokens = split_asset_path(after_prefix)
-    path = normalise_asset_path(unquote(path_part, errors="strict"))
+    try:
+        decoded = unquote(path_part, errors="strict")
+    except UnicodeDecodeError as error:
+        raise BadRequest("The asset path is not valid UTF-8 once percent-decoded", reason="invalid_path") from error
+    path = normalise_asset_path(decoded)
     raw_query: bytes = request.scope.get("query_string", b"")
     if len(raw_query) > MAX_QUERY_BYTES:
         raise BadRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes", reason="query_too_long")

@@ -38,6 +38,10 @@ def decode_metadata(raw: bytes, *, what: str) -> UrlStoreBody:
         raise BadRequest(f"The {what} is not valid: {error}", reason="invalid_metadata") from error
     except msgspec.DecodeError as error:
         raise BadRequest(f"The {what} is not valid JSON", reason="invalid_metadata") from error
+    except UnicodeDecodeError as error:  # msgspec's answer to invalid UTF-8 inside a string it keeps
+        raise BadRequest(f"The {what} is not valid UTF-8", reason="invalid_metadata") from error
+    except RecursionError as error:  # msgspec walks nested arrays and objects recursively, even unknown ones
+        raise BadRequest(f"The {what} is nested too deeply", reason="invalid_metadata") from error
 
 
 async def read_json_body(chunks: AsyncIterator[bytes]) -> UrlStoreBody:

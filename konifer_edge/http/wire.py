@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
+from litestar.params import KwargDefinition
 
 from konifer_edge.domain.models import Asset, Attributes, Lqip, Variant
+
+# Konifer's dates are ISO local date-times without an offset, so not OpenAPI's `date-time` (RFC 3339
+# requires the offset): the schema says what is really sent. The encoding itself is unchanged.
+LocalDateTime = Annotated[
+    datetime,
+    KwargDefinition(
+        description="ISO local date-time, UTC, without an offset (as Konifer writes it)",
+        schema_extra={"format": None, "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$"},
+    ),
+]
 
 
 class AttributesWire(msgspec.Struct, rename="camel"):
@@ -40,8 +52,8 @@ class AssetMetadataWire(msgspec.Struct, rename="camel", omit_defaults=True):
     tags: list[str]
     source: str
     variants: list[VariantWire]
-    created_at: datetime
-    modified_at: datetime
+    created_at: LocalDateTime
+    modified_at: LocalDateTime
     alt: str | None = None
     source_url: str | None = None
 

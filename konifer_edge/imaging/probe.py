@@ -7,7 +7,7 @@ import msgspec
 from konifer_edge.domain.errors import BadRequest, UnsupportedMediaType
 from konifer_edge.domain.formats import ImageFormat, sniff_format
 from konifer_edge.domain.models import Attributes
-from konifer_edge.imaging.vips import pyvips
+from konifer_edge.imaging.vips import VIPS_ERRORS, pyvips
 
 # The loader libvips must pick for each format: a file whose signature says one
 # format but which a different loader claims is a polyglot and is refused.
@@ -61,7 +61,7 @@ def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> Pro
         fields = set(image.get_fields())
         pages = int(image.get("n-pages")) if "n-pages" in fields else 1
         vips_loop = int(image.get("loop")) if "loop" in fields else 0
-    except pyvips.Error as error:
+    except VIPS_ERRORS as error:
         raise BadRequest(
             f"The {image_format.short_name} image cannot be read: it is damaged or truncated",
             reason="undecodable_image",

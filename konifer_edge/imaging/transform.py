@@ -25,7 +25,7 @@ from konifer_edge.domain.transformation import (
 )
 from konifer_edge.imaging.frames import map_frames, page_count, page_height
 from konifer_edge.imaging.lqip import compute_lqips
-from konifer_edge.imaging.vips import pyvips
+from konifer_edge.imaging.vips import VIPS_ERRORS, pyvips
 
 _CROP = {Gravity.CENTER: "centre", Gravity.ENTROPY: "entropy", Gravity.ATTENTION: "attention"}
 _SEPIA = [[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]]
@@ -128,7 +128,7 @@ def _to_srgb(image: pyvips.Image) -> pyvips.Image:
     if image.interpretation == "cmyk" or "icc-profile-data" in image.get_fields():
         try:
             return image.icc_transform("srgb", embedded=True)
-        except pyvips.Error:
+        except VIPS_ERRORS:
             pass
     return image.colourspace("srgb")
 

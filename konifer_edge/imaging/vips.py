@@ -14,4 +14,8 @@ pyvips.operation_block_set("VipsForeignSaveJxl", False)
 # Decoded pixels are never reused across requests, so libvips' operation cache only costs memory.
 pyvips.cache_set_max(0)
 
-__all__ = ["pyvips"]
+# What a libvips failure on client bytes can raise. pyvips decodes libvips' error text as UTF-8,
+# and that text can quote the damaged input: the decode then fails instead of pyvips.Error.
+VIPS_ERRORS: tuple[type[Exception], ...] = (pyvips.Error, UnicodeDecodeError)
+
+__all__ = ["VIPS_ERRORS", "pyvips"]

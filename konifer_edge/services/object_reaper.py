@@ -27,6 +27,7 @@ class ObjectReaper:
         self._objects = objects
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._soonest_retry = _IDLE_INTERVAL_SECONDS
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="object-reaper")
@@ -42,13 +43,15 @@ class ObjectReaper:
 
     async def _run(self) -> None:
         while True:
+            self._soonest_retry = _IDLE_INTERVAL_SECONDS
             try:
                 while await self.reap_due() == _BATCH:
                     pass
             except Exception:  # the database may be down; the queue waits for it
                 log.exception("object reaper pass failed")
+            # A removal postponed for less than the idle interval is retried when it is due.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _IDLE_INTERVAL_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), self._soonest_retry)
             self._wake.clear()
 
     async def reap_due(self) -> int:
@@ -61,6 +64,7 @@ class ObjectReaper:
             except Exception as error:
                 delay = min(timedelta(seconds=2 ** min(deletion.attempts, 20)), _MAX_BACKOFF)
                 await self._repository.postpone_deletion(deletion.id, delay, repr(error))
+                self._soonest_retry = min(self._soonest_retry, delay.total_seconds())
             else:
                 removed.append(deletion.id)
         if removed:

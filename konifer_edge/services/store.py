@@ -30,7 +30,7 @@ from konifer_edge.domain.transformation import (
 from konifer_edge.imaging.lqip import compute_lqips, decode_thumbnail
 from konifer_edge.imaging.probe import ProbedImage, ProbeLimits, probe, sniff
 from konifer_edge.imaging.transform import render
-from konifer_edge.imaging.vips import pyvips
+from konifer_edge.imaging.vips import VIPS_ERRORS
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variant_upkeep import render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
@@ -70,7 +70,7 @@ def _prepare_original(
     )
     try:
         thumbnail = decode_thumbnail(content, probed.attributes.page_count)
-    except pyvips.Error as error:
+    except VIPS_ERRORS as error:
         raise BadRequest(
             f"The {probed.format.short_name} image cannot be decoded: it is damaged or truncated",
             reason="undecodable_image",
@@ -155,26 +155,30 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
 
 
 # A connection that was never made: nothing reached the database.
-_NOT_CONNECTED = (FileNotFoundError, ConnectionRefusedError, asyncpg.CannotConnectNowError, asyncpg.ConnectionRejectionError)
-# A connection that broke, or a wait that ended, after COMMIT may have gone out.
-_OUTCOME_UNKNOWN = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.InterfaceError,
-    OSError,  # TimeoutError among them
+_NOT_CONNECTED = (
+    FileNotFoundError,
+    ConnectionRefusedError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionRejectionError,
 )
+# Errors PostgreSQL itself may send about the connection rather than the statement.
+_CONNECTION_LEVEL = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
 
 
 def _may_have_committed(error: BaseException) -> bool:
     """Whether the row may exist although recording it failed.
 
-    When the outcome is unknown the object must stay: deleting it could leave a committed row
-    pointing at nothing. If no row names it after all, it is an orphan that `sweep` removes. A
-    request cancelled mid-COMMIT (a BaseException) is just as unknown.
+    Only two failures prove that nothing was written: a connection that was never made, and an
+    error the server answered a statement with (the transaction then rolled back). Anything else,
+    such as a connection lost after COMMIT went out, a cancelled request or a confused client
+    protocol, leaves the outcome unknown. Then the object must stay, because deleting it could leave
+    a committed row pointing at nothing; if no row names it after all, `sweep` removes the orphan.
     """
     if isinstance(error, _NOT_CONNECTED):
         return False
-    return isinstance(error, _OUTCOME_UNKNOWN) or not isinstance(error, Exception)
+    if isinstance(error, asyncpg.PostgresError):
+        return isinstance(error, _CONNECTION_LEVEL)
+    return True
 
 
 def _check_allowed(settings: PathSettings, path: str, mime_type: str) -> None:
