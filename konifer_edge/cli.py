@@ -17,6 +17,8 @@ from konifer_edge.security.commands import add_commands as add_security_commands
 
 log = logging.getLogger("konifer_edge")
 
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+
 
 def _load_or_exit(config_path: Path | None) -> Config:
     try:
@@ -72,6 +74,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     from konifer_edge import app as app_module
 
@@ -96,6 +99,8 @@ def serve(args: argparse.Namespace) -> int:
         log_access=False,
         workers_kill_timeout=30,
         respawn_failed_workers=True,
+        # Bounds the request line and headers (bodies stream past it): oversized heads are refused.
+        http1_settings=HTTP1Settings(max_buffer_size=MAX_REQUEST_HEAD_BYTES),
     ).serve()
     return 0
 

@@ -72,3 +72,9 @@ def test_trailing_payload_after_an_image_is_served_only_as_that_image(fs_api: De
     answer = fs_api.client.get(f"/assets{path}/-/content")
     assert answer.headers["Content-Type"] == "image/jpeg"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_oversized_request_head_is_431_and_the_node_stays_up(fs_api: Deployment) -> None:
+    answer = fs_api.client.get("/health", headers={"X-Padding": "a" * 100_000})
+    assert answer.status_code == 431
+    assert fs_api.client.get("/health", headers={"X-Padding": "a" * 8_000}).status_code == 200
