@@ -31,23 +31,12 @@ import pytest
 from tests.integration.conftest import start_deployment
 from tests.support.deployment import Deployment, Snapshot
 from tests.support.images import make_image
+from tests.support.server import CONFIG_VARIABLES
 from tests.support.services import PostgresService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG = make_image("png", 24, 16)
 DIGESTS = {"hmac_sha256": hashlib.sha256, "hmac_sha384": hashlib.sha384, "hmac_sha512": hashlib.sha512}
-# Variables the configuration loader reads: the tests decide them, not the caller's shell.
-CONFIG_VARIABLES = (
-    "DATABASE_URL",
-    "PG_USER",
-    "PG_PASSWORD",
-    "S3_ACCESS_KEY",
-    "S3_SECRET_KEY",
-    "S3_ENDPOINT_URL",
-    "URL_SIGNING_SECRET_KEY",
-    "REDIS_URL",
-    "IN_MEMORY",
-)
 CACHE_TTL = "0.2"
 
 SIGNED_CONFIG = """

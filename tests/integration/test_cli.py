@@ -25,22 +25,10 @@ import httpx
 import pytest
 
 from tests.support.images import make_image
-from tests.support.server import RunningServer
+from tests.support.server import CONFIG_VARIABLES, RunningServer
 from tests.support.services import PostgresService, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Variables the configuration loader reads; the tests decide them, not the caller's shell.
-CONFIG_VARIABLES = (
-    "DATABASE_URL",
-    "PG_USER",
-    "PG_PASSWORD",
-    "S3_ACCESS_KEY",
-    "S3_SECRET_KEY",
-    "S3_ENDPOINT_URL",
-    "URL_SIGNING_SECRET_KEY",
-    "REDIS_URL",
-    "IN_MEMORY",
-)
 
 # Spec 05 section 5, verbatim.
 SPEC_TOML = """

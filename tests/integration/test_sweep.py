@@ -19,21 +19,10 @@ import pytest
 
 from tests.support.deployment import Deployment
 from tests.support.images import make_image
+from tests.support.server import CONFIG_VARIABLES
 from tests.support.services import PostgresService, S3Service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Read by the configuration loader: the test decides them, not the caller's shell.
-CONFIG_VARIABLES = (
-    "DATABASE_URL",
-    "PG_USER",
-    "PG_PASSWORD",
-    "S3_ACCESS_KEY",
-    "S3_SECRET_KEY",
-    "S3_ENDPOINT_URL",
-    "URL_SIGNING_SECRET_KEY",
-    "REDIS_URL",
-    "IN_MEMORY",
-)
 TWO_HOURS = 2 * 3600
 
 

@@ -21,6 +21,20 @@ __all__ = ["RunningServer", "ServerStartError"]
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Variables the configuration loader reads: a test that runs the CLI decides them, not the caller's shell.
+CONFIG_VARIABLES = (
+    "DATABASE_URL",
+    "PG_USER",
+    "PG_PASSWORD",
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+    "S3_ENDPOINT_URL",
+    "URL_SIGNING_SECRET_KEY",
+    "REDIS_URL",
+    "IN_MEMORY",
+)
+
+
 class ServerStartError(RuntimeError):
     pass
 
