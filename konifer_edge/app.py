@@ -114,7 +114,12 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         pyvips.concurrency_set(config.variant_generation.vips_concurrency)
         imaging = ImagingPool(workers, config.variant_generation.queue_size, config.variant_generation.render_timeout)
         redis_client = _redis_client(config.cache.redis_url)
-        shared: SharedState = RedisState(redis_client) if redis_client else PostgresLocks(pool)
+        shared: SharedState = (
+            RedisState(redis_client)
+            if redis_client
+            # Locks are held for a render: at most as many as renders can run, plus one.
+            else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1))
+        )
         generations: Generations = (
             RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
         )

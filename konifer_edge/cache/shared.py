@@ -89,8 +89,9 @@ class RedisState:
 class PostgresLocks:
     """Advisory locks in the shared database: every worker of a node, and every node, sees them.
 
-    Used when no Redis is configured. A lock holds one pooled connection while it is held,
-    and renders are few (bounded by the imaging pool), so the pool is not starved.
+    Used when no Redis is configured. A held lock keeps its connection, so the locks have a
+    pool of their own: taken from the requests' pool, enough held locks would leave their own
+    holders no connection to finish with.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -98,7 +99,7 @@ class PostgresLocks:
         self._held: dict[str, asyncpg.pool.PoolConnectionProxy[asyncpg.Record]] = {}
 
     async def try_lock(self, name: str, ttl_seconds: float) -> str | None:
-        connection = await self._pool.acquire()
+        connection = await self._pool.acquire(timeout=ttl_seconds)
         try:
             acquired = await connection.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name)
         except BaseException:
@@ -127,3 +128,4 @@ class PostgresLocks:
         for connection in self._held.values():
             await self._pool.release(connection)
         self._held.clear()
+        await self._pool.close()

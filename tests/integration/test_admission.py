@@ -85,3 +85,14 @@ def test_an_overlong_query_string_is_400(fs_api: Deployment, path: str) -> None:
     assert answer.status_code == 400
     assert answer.json()["error"] == "query_too_long"
     assert fs_api.client.get(f"/assets{path}/-/metadata").status_code == 200
+
+
+def test_many_distinct_first_renders_at_once_all_complete(fs_api: Deployment, path: str) -> None:
+    # Without Redis, render locks are PostgreSQL advisory locks; more concurrent first renders
+    # than the request pool has connections must still all finish (no lock may starve its holder).
+    _store(fs_api, path, make_image("jpg", 400, 300))
+    urls = [f"{fs_api.base_url}/assets{path}/-/content?w={100 + index}&format=webp" for index in range(24)]
+    with ThreadPoolExecutor(len(urls)) as pool:
+        answers = list(pool.map(lambda url: httpx.get(url, timeout=90), urls))
+    assert [answer.status_code for answer in answers] == [200] * len(urls)
+    assert fs_api.client.get("/ready").status_code == 200
