@@ -62,6 +62,8 @@ class Target:
         exits = self._worker_exits()
         try:
             return self.client.post(f"/assets/fuzz/{uuid.uuid4().hex[:12]}", content=body, headers=headers)
+        except httpx.LocalProtocolError:
+            raise  # httpx itself would not send it: nothing reached the server
         except httpx.TransportError as error:
             deadline = time.monotonic() + 30
             while self._worker_exits() == exits and time.monotonic() < deadline:
