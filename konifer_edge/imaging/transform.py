@@ -38,9 +38,10 @@ class Rendered(msgspec.Struct, frozen=True):
     lqip: Lqip
 
 
-def render(source: bytes, plan: Plan, lqip_kinds: tuple[str, ...]) -> Rendered:
+def render(source: bytes, source_pages: int, plan: Plan, lqip_kinds: tuple[str, ...]) -> Rendered:
     """Decode once, run the steps, encode. Runs in the imaging pool, never on the event loop."""
-    animated = plan.format in ANIMATED_FORMATS and _is_animated(source)
+    # The original's frame count is known from its probe; no second header read is needed.
+    animated = plan.format in ANIMATED_FORMATS and source_pages > 1
     image = _load(source, plan, animated)
     image = map_frames(image, lambda frame: _frame_steps(frame, plan))
     image = _settle_colour(image, plan)
@@ -59,11 +60,6 @@ def render(source: bytes, plan: Plan, lqip_kinds: tuple[str, ...]) -> Rendered:
         loop=_loop(image, frames),
     )
     return Rendered(data=data, attributes=attributes, lqip=compute_lqips(image, lqip_kinds))
-
-
-def _is_animated(source: bytes) -> bool:
-    header = pyvips.Image.new_from_buffer(source, "", access="sequential")
-    return page_count(header) > 1
 
 
 def _load(source: bytes, plan: Plan, animated: bool) -> pyvips.Image:

@@ -81,7 +81,7 @@ def _prepare_original(
         output_format = requested.format or probed.format
         plan = plan_transformation(requested, probed.attributes, output_format)
         if not is_identity(plan, probed.attributes, requested):
-            rendered = render(content, plan, lqip_kinds)
+            rendered = render(content, probed.attributes.page_count, plan, lqip_kinds)
             return PreparedOriginal(
                 content=rendered.data,
                 probed=ProbedImage(format=output_format, attributes=rendered.attributes),

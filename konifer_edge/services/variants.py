@@ -160,7 +160,7 @@ async def _render_and_store(runtime: Runtime, settings: PathSettings, asset: Ass
     original = asset.original
     source = await runtime.objects.read(original.bucket, original.store_key)
     async with metrics.timed(metrics.RENDER_DURATION, plan.format.short_name):
-        rendered = await runtime.imaging.run(render, source, plan, settings.image.lqip)
+        rendered = await runtime.imaging.run(render, source, original.attributes.page_count, plan, settings.image.lqip)
     metrics.RENDERS.labels(plan.format.short_name).inc()
     del source
     store_key = str(uuid.uuid4())
