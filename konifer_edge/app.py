@@ -18,6 +18,7 @@ from konifer_edge.cache.generations import Generations, RedisGenerations, Shared
 from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
+from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.imaging.pool import ImagingPool
@@ -154,7 +155,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[*ASSET_ROUTES, *HEALTH_ROUTES],
+        route_handlers=[*ASSET_ROUTES, *COLLECTION_ROUTES, *HEALTH_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=None,

@@ -25,6 +25,7 @@ from konifer_edge.config.path_builder import PATHS_KEY, build_path_configuration
 from konifer_edge.config.path_settings import UPLOAD_RULES_REFUSED, PathContext
 from konifer_edge.config.reader import Section
 from konifer_edge.config.sections import (
+    read_bundle,
     read_cache,
     read_data_store,
     read_http,
@@ -182,6 +183,7 @@ TOP_LEVEL_KEYS: Final = (
     "variant-generation",
     "variant-profiles",
     "cache",
+    "bundle",
     PATHS_KEY,
 )
 _RULE_KEYS: Final = ("rule-definitions", "upload-ruleset")
@@ -212,5 +214,6 @@ def build_config(tree: Mapping[str, object]) -> Config:
         variant_generation=read_variant_generation(Section.of(raw["variant-generation"], "variant-generation")),
         variant_profiles=profiles,
         cache=read_cache(Section.of(raw["cache"], "cache")),
+        bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
         paths=build_path_configuration(raw[PATHS_KEY], context),
     )

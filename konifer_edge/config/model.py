@@ -182,6 +182,15 @@ class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Called with the purge tags of every update and delete, for a CDN purge."""
 
 
+class BundleSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Limits of ZIP bundles (``/-/zip`` and ``POST /bundles``), konifer-edge's own."""
+
+    max_entries: int = 1000
+    """Images one bundle may hold."""
+    max_bytes: int = 2 * 1024 * 1024 * 1024
+    """Sum of the image sizes one bundle may hold, checked before the first byte is sent."""
+
+
 # --- per path ------------------------------------------------------------------
 
 
@@ -317,6 +326,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     variant_generation: VariantGenerationSettings = msgspec.field(default_factory=VariantGenerationSettings)
     variant_profiles: dict[str, TransformationParams] = msgspec.field(default_factory=dict)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
+    bundle: BundleSettings = msgspec.field(default_factory=BundleSettings)
     paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
 
     def signing_for(self, settings: PathSettings) -> UrlSigningSettings:

@@ -19,6 +19,7 @@ from konifer_edge.config.model import (
     OBJECT_STORE_PROVIDERS,
     POSTGRES_SSL_MODES,
     SIGNING_ALGORITHMS,
+    BundleSettings,
     CacheSettings,
     DataStoreSettings,
     FilesystemSettings,
@@ -178,6 +179,16 @@ def read_cache(section: Section) -> CacheSettings:
             section, "newest-stale-while-revalidate", defaults.newest_stale_while_revalidate
         ),
         purge_webhook_url=_url(section, "purge-webhook-url", ("http", "https")),
+    )
+    section.finish()
+    return settings
+
+
+def read_bundle(section: Section) -> BundleSettings:
+    defaults = BundleSettings()
+    settings = BundleSettings(
+        max_entries=section.integer("max-entries", defaults.max_entries, minimum=1, maximum=100_000),
+        max_bytes=section.byte_size("max-bytes", defaults.max_bytes, minimum=1),
     )
     section.finish()
     return settings

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation, Parameter, Schema
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
+from konifer_edge.http.collection_wire import AssetPageWire, FilterMetadataWire, PathChildrenWire
 from konifer_edge.http.wire import AssetMetadataWire, ErrorWire
 
 _STRING = Schema(type=OpenAPIType.STRING)
@@ -119,3 +120,117 @@ UPDATE_RESPONSES = {
 }
 
 DELETE_RESPONSES = {204: ResponseSpec(data_container=None, description="Deleted, or nothing matched"), **_COMMON_ERRORS}
+
+
+# --- collection routes (konifer-edge's own) -------------------------------------------
+
+_BOOLEAN = Schema(type=OpenAPIType.BOOLEAN)
+_SORT = _query("sort", Schema(type=OpenAPIType.STRING, enum=["created", "modified"]), "Order by (default created)")
+_ORDER = _query("order", Schema(type=OpenAPIType.STRING, enum=["asc", "desc"]), "Direction (default desc)")
+_RECURSIVE = _query("recursive", _BOOLEAN, "Include assets below the path (same as /-/list/recursive)")
+
+
+@dataclass
+class ListOperation(_AssetOperation):
+    extra_parameters: list[Parameter] = field(
+        default_factory=lambda: [
+            _query("limit", Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=250), "Assets per page (default 50)"),
+            _query("cursor", _STRING, "The nextCursor of the previous page"),
+            _SORT,
+            _ORDER,
+            _RECURSIVE,
+            _query("include_total", _BOOLEAN, "Add the count of all matches"),
+            _LABELS,
+        ]
+    )
+
+
+@dataclass
+class ZipOperation(_AssetOperation):
+    extra_parameters: list[Parameter] = field(
+        default_factory=lambda: [
+            _query(
+                "limit", Schema(type=OpenAPIType.INTEGER, minimum=1), "The first N (at most bundle.max-entries)"
+            ),
+            _SORT,
+            _ORDER,
+            _RECURSIVE,
+            _LABELS,
+            *(_query(*p) for p in _TRANSFORMATION_PARAMETERS),
+        ]
+    )
+
+
+@dataclass
+class PathsOperation(Operation):
+    def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            _query("limit", Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=1000), "Children per page"),
+            _query("cursor", _STRING, "The nextCursor of the previous page"),
+        ]
+
+
+@dataclass
+class FiltersOperation(Operation):
+    def __post_init__(self) -> None:
+        self.parameters = [_query("path", _STRING, "Also list the label keys in use at or below this path")]
+
+
+_BUNDLE_ITEM = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["path", "entryId"],
+    properties={"path": _STRING, "entryId": Schema(type=OpenAPIType.INTEGER, minimum=0)},
+)
+
+
+@dataclass
+class BundleOperation(Operation):
+    def __post_init__(self) -> None:
+        schema = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["assets"],
+            properties={
+                "assets": Schema(type=OpenAPIType.ARRAY, items=_BUNDLE_ITEM, min_items=1),
+                "transformation": Schema(
+                    type=OpenAPIType.OBJECT,
+                    additional_properties=_STRING,
+                    description="Transformation parameters (w, h, fit, format...) applied to every image",
+                ),
+            },
+        )
+        self.request_body = RequestBody(content={"application/json": OpenAPIMediaType(schema=schema)}, required=True)
+
+
+_ZIP = ResponseSpec(
+    data_container=bytes,
+    media_type="application/zip",
+    description="A ZIP of the images, streamed: {path}/{entryId}.{format}",
+    generate_examples=False,
+)
+_KEY_ERRORS = {401: _error("An API key is needed"), 403: _error("The key may not read here, or a signature is missing")}
+
+LIST_RESPONSES = {
+    200: ResponseSpec(data_container=AssetPageWire, description="A page of assets", generate_examples=False),
+    **_KEY_ERRORS,
+    **_COMMON_ERRORS,
+}
+ZIP_RESPONSES = {200: _ZIP, 404: _error("Nothing matches"), **_KEY_ERRORS, **_COMMON_ERRORS}
+BUNDLE_RESPONSES = {
+    200: _ZIP,
+    404: _error("A listed entry does not exist"),
+    413: _error("The request body is too large"),
+    415: _error("Not application/json"),
+    **_KEY_ERRORS,
+    **_COMMON_ERRORS,
+}
+PATHS_RESPONSES = {
+    200: ResponseSpec(data_container=PathChildrenWire, description="Child paths with counts", generate_examples=False),
+    **_KEY_ERRORS,
+    **_COMMON_ERRORS,
+}
+FILTERS_RESPONSES = {
+    200: ResponseSpec(data_container=FilterMetadataWire, description="What listing accepts", generate_examples=False),
+    **_KEY_ERRORS,
+    **_COMMON_ERRORS,
+}

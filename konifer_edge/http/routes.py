@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
-import msgspec
-from litestar import Request, Response, delete, post, put, route
+from litestar import Response, delete, post, put, route
 from litestar.enums import HttpMethod
 
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
 from konifer_edge.domain.models import AssetMetadataInput, AssetSource
-from konifer_edge.domain.paths import normalise_asset_path
-from konifer_edge.domain.query import QueryParts, split_query
 from konifer_edge.domain.selectors import (
     ReturnFormat,
     parse_delete_selector,
     parse_fetch_selector,
     parse_update_selector,
-    split_asset_path,
 )
 from konifer_edge.domain.transformation import parse_transformation
-from konifer_edge.http import openapi
+from konifer_edge.http import collections, openapi
 from konifer_edge.http.answers import FetchRequest, answer_fetch
+from konifer_edge.http.targets import AnyRequest, base_url, json_answer, parse_target, runtime_of
 from konifer_edge.http.uploads import (
     MAX_JSON_BODY_BYTES,
     read_json_body,
@@ -37,63 +33,13 @@ from konifer_edge.security.access import enforce_access
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
 from konifer_edge.services.fetch import resolve_assets
-from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.store import StoreRequest, store_asset
 from konifer_edge.services.update import update_asset
 from konifer_edge.services.variants import check_on_demand_mode
 from konifer_edge.sources.url import UrlSourceError
 
-ASSETS_PREFIX = "/assets/"
-MAX_QUERY_BYTES = 4096
 # Room for the metadata part and multipart framing on top of the asset's own limit.
 MULTIPART_OVERHEAD_BYTES = MAX_JSON_BODY_BYTES + 16 * 1024
-
-AnyRequest = Request[Any, Any, Any]
-
-
-class ParsedTarget(msgspec.Struct, frozen=True):
-    path: str
-    tokens: list[str]
-    query: QueryParts
-
-
-def _runtime(request: AnyRequest) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _parse_target(request: AnyRequest) -> ParsedTarget:
-    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
-    after_prefix = raw_path.decode("latin-1").split("?", 1)[0][len(ASSETS_PREFIX) :]
-    path_part, tokens = split_asset_path(after_prefix)
-    try:
-        decoded = unquote(path_part, errors="strict")
-    except UnicodeDecodeError as error:
-        raise BadRequest("The asset path is not valid UTF-8 once percent-decoded", reason="invalid_path") from error
-    path = normalise_asset_path(decoded)
-    raw_query: bytes = request.scope.get("query_string", b"")
-    if len(raw_query) > MAX_QUERY_BYTES:
-        raise BadRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes", reason="query_too_long")
-    query_string = raw_query.decode("latin-1")
-    try:
-        pairs = parse_qsl(query_string, keep_blank_values=True, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise BadRequest("The query string is not valid UTF-8", reason="invalid_query") from error
-    query = split_query(pairs)
-    return ParsedTarget(path=path, tokens=tokens, query=query)
-
-
-def _base_url(request: AnyRequest, runtime: Runtime) -> str:
-    configured = runtime.config.http.public_url
-    if configured:
-        return configured.rstrip("/")
-    return str(request.base_url).rstrip("/")
-
-
-def _json(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(
-        content=msgspec.json.encode(value), status_code=status, media_type="application/json", headers=headers
-    )
 
 
 @route(
@@ -104,8 +50,10 @@ def _json(value: object, status: int = 200, headers: dict[str, str] | None = Non
 )
 async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
     """Fetch the asset(s) a selector names as link, content, download, redirect or metadata."""
-    runtime = _runtime(request)
-    target = _parse_target(request)
+    runtime = runtime_of(request)
+    target = parse_target(request)
+    if target.tokens and target.tokens[0].lower() in collections.VIEWS:
+        return await collections.answer_collection_view(request, runtime, target)
     await enforce_access(request, target.path)  # signature and keys: security/access.py says why here
     selector = parse_fetch_selector(target.tokens, target.query.limit)
     mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
@@ -124,7 +72,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
         selector=selector,
         settings=settings,
         requested=requested,
-        base_url=_base_url(request, runtime),
+        base_url=base_url(request, runtime),
         assets=assets,
         asset_outcome=outcome,
     )
@@ -134,8 +82,8 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
 @post("/assets/{asset_path:path}", status_code=201, responses=openapi.STORE_RESPONSES)
 async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
     """Store an image: multipart `metadata` + image part, or JSON with a `url`. 201 with its metadata."""
-    runtime = _runtime(request)
-    target = _parse_target(request)
+    runtime = runtime_of(request)
+    target = parse_target(request)
     await enforce_access(request, target.path)
     if target.tokens:
         raise BadRequest("Query modifiers after /-/ are not allowed when storing", reason="invalid_selector")
@@ -164,8 +112,8 @@ async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
             path=target.path, metadata=metadata, content=content, source=AssetSource.URL, source_url=body.url
         )
     asset = await store_asset(runtime, store_request)
-    location = delivery.entry_url(_base_url(request, runtime), asset)
-    return _json(metadata_wire(asset), status=201, headers={"Location": location})
+    location = delivery.entry_url(base_url(request, runtime), asset)
+    return json_answer(metadata_wire(asset), status=201, headers={"Location": location})
 
 
 def _refuse_declared_length(request: AnyRequest, limit: int) -> None:
@@ -177,8 +125,8 @@ def _refuse_declared_length(request: AnyRequest, limit: int) -> None:
 @put("/assets/{asset_path:path}", responses=openapi.UPDATE_RESPONSES)
 async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
     """Replace an entry's alt, labels and tags; a field left out is erased."""
-    runtime = _runtime(request)
-    target = _parse_target(request)
+    runtime = runtime_of(request)
+    target = parse_target(request)
     await enforce_access(request, target.path)
     entry_id = parse_update_selector(target.tokens)
     body = await read_json_body(request.stream())
@@ -186,7 +134,7 @@ async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
         raise BadRequest("Content cannot be changed; 'url' is not allowed on update", reason="invalid_metadata")
     metadata = AssetMetadataInput(alt=body.alt, labels=body.labels, tags=body.tags)
     asset = await update_asset(runtime, target.path, entry_id, metadata)
-    return _json(metadata_wire(asset))
+    return json_answer(metadata_wire(asset))
 
 
 @delete(
@@ -197,8 +145,8 @@ async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
 )
 async def remove(request: AnyRequest, asset_path: str) -> None:
     """Delete what the selector names (entry, newest N, all, recursive), narrowed by labels. Always 204."""
-    runtime = _runtime(request)
-    target = _parse_target(request)
+    runtime = runtime_of(request)
+    target = parse_target(request)
     await enforce_access(request, target.path)
     if target.query.transformation:
         keys = ", ".join(sorted(target.query.transformation))

@@ -7,12 +7,15 @@ than the limit (plus a small allowance for the metadata part) is ever held.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import msgspec
 import multipart
 
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from konifer_edge.domain.models import AssetMetadataInput
+
+T = TypeVar("T")
 
 METADATA_PART = "metadata"
 MAX_METADATA_BYTES = 64 * 1024
@@ -31,26 +34,45 @@ class MultipartUpload(msgspec.Struct, frozen=True):
     content: bytes
 
 
-def decode_metadata(raw: bytes, *, what: str) -> UrlStoreBody:
+def decode_json(raw: bytes, kind: type[T], *, what: str, reason: str) -> T:
+    """Decode a JSON body into ``kind``; every way it can be wrong is a 400 that says which."""
     try:
-        return msgspec.json.decode(raw or b"{}", type=UrlStoreBody)
+        return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as error:
-        raise BadRequest(f"The {what} is not valid: {error}", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is not valid: {error}", reason=reason) from error
     except msgspec.DecodeError as error:
-        raise BadRequest(f"The {what} is not valid JSON", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is not valid JSON", reason=reason) from error
     except UnicodeDecodeError as error:  # msgspec's answer to invalid UTF-8 inside a string it keeps
-        raise BadRequest(f"The {what} is not valid UTF-8", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is not valid UTF-8", reason=reason) from error
     except RecursionError as error:  # msgspec walks nested arrays and objects recursively, even unknown ones
-        raise BadRequest(f"The {what} is nested too deeply", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is nested too deeply", reason=reason) from error
 
 
-async def read_json_body(chunks: AsyncIterator[bytes]) -> UrlStoreBody:
+def decode_metadata(raw: bytes, *, what: str) -> UrlStoreBody:
+    return decode_json(raw or b"{}", UrlStoreBody, what=what, reason="invalid_metadata")
+
+
+async def read_body(chunks: AsyncIterator[bytes], max_bytes: int = MAX_JSON_BODY_BYTES) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``max_bytes``."""
     body = bytearray()
     async for chunk in chunks:
         body += chunk
-        if len(body) > MAX_JSON_BODY_BYTES:
-            raise PayloadTooLarge(f"A JSON body may be at most {MAX_JSON_BODY_BYTES} bytes", reason="body_too_large")
-    return decode_metadata(bytes(body), what="JSON body")
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"A JSON body may be at most {max_bytes} bytes", reason="body_too_large")
+    return bytes(body)
+
+
+async def read_json_body(chunks: AsyncIterator[bytes]) -> UrlStoreBody:
+    return decode_metadata(await read_body(chunks), what="JSON body")
+
+
+def require_json_content_type(content_type: str) -> None:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            f"Send the body as application/json, not '{media_type[:64] or 'nothing'}'",
+            reason="unsupported_request_type",
+        )
 
 
 async def read_multipart(content_type: str, chunks: AsyncIterator[bytes], max_asset_bytes: int) -> MultipartUpload:

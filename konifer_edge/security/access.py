@@ -19,10 +19,12 @@ of a public CDN origin never waits for a key lookup.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 from litestar import Request
 
+from konifer_edge.domain.errors import Forbidden
 from konifer_edge.security.api_keys import (
     READ,
     WRITE,
@@ -78,3 +80,35 @@ def _cached_keys(request: AnyRequest) -> CachedKeys:
         keys = CachedKeys(KeyStore(pool), cache_ttl_from_environment())
         state[_STATE_KEY] = keys
     return keys
+
+
+async def enforce_collection_access(request: AnyRequest, paths: Iterable[str]) -> None:
+    """Refuse a listing, path browse or bundle unless it may read everything at ``paths``.
+
+    Listing enumerates what exists, which one public asset URL does not. So once any API
+    key exists, these reads need a key with ``assets:read`` over every path, public or not.
+    While no key exists the service is open, and each path's own read rules apply; a
+    bundle made by POST carries no URL a signature could cover, so signed paths need a key.
+    """
+    config = request.app.state.runtime.config
+    wanted = list(dict.fromkeys(paths))
+    keys = _cached_keys(request)
+    token = presented_token(request.headers)
+    if token is not None or await keys.any_exist():
+        if token is None:
+            raise Unauthorized(
+                "Listing and bundles need an API key with assets:read (Authorization: Bearer KEY, or X-API-Key: KEY)",
+                reason="missing_api_key",
+            )
+        key = await keys.find(token)
+        for path in wanted:
+            authorize(key, scope=READ, path=path)
+        return
+    for path in wanted:
+        settings = config.paths.resolve(path)
+        signing = config.signing_for(settings)
+        if request.method not in _READ_METHODS and signing.enabled:
+            raise Forbidden(f"{path} requires signed URLs; a bundle of it needs an API key", reason="missing_signature")
+        require_signature(request.scope, signing)
+        if settings.access.read != "public":
+            raise Unauthorized(f"{path} is readable with an API key only", reason="missing_api_key")

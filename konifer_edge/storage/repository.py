@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from konifer_edge.domain.listing import ChildrenQuery, ListingCursor, ListingQuery, SortKey, SortOrder
 from konifer_edge.domain.models import Asset, AssetSource, Attributes, Lqip, Variant
 from konifer_edge.domain.selectors import ALL, DeleteScope, DeleteSelector, Order
 
@@ -71,6 +72,12 @@ class AgingVariant(msgspec.Struct, frozen=True):
     created_at: datetime
     last_accessed_at: datetime
     path: str
+
+
+class ChildPath(msgspec.Struct, frozen=True):
+    name: str
+    assets_here: int
+    assets_below: int
 
 
 class PendingDeletion(msgspec.Struct, frozen=True):
@@ -138,6 +145,26 @@ def _asset_from_row(row: asyncpg.Record, variants: Sequence[Variant]) -> Asset:
         modified_at=row["modified_at"],
         variants=tuple(variants),
     )
+
+
+_SORT_COLUMNS = {SortKey.CREATED: "created_at", SortKey.MODIFIED: "modified_at"}
+
+
+def _collection_filter(path: str, recursive: bool, labels: dict[str, str]) -> tuple[str, list[Any]]:
+    """The WHERE clause of the assets at ``path`` (and below it when recursive), narrowed by labels."""
+    args: list[Any] = []
+    if not recursive:
+        args.append(path)
+        where = "path = $1"
+    elif path == "/":
+        where = "TRUE"
+    else:
+        args.extend([path, _escape_like(path) + "/%"])
+        where = "(path = $1 OR path LIKE $2)"
+    if labels:
+        args.append(labels)
+        where += f" AND labels @> ${len(args)}"
+    return where, args
 
 
 class AssetRepository:
@@ -245,6 +272,90 @@ class AssetRepository:
         for variant_row in variant_rows:
             by_asset[variant_row["asset_id"]].append(_variant_from_row(variant_row))
         return [_asset_from_row(row, by_asset[row["id"]]) for row in rows]
+
+    async def list_page(self, query: ListingQuery) -> tuple[list[Asset], ListingCursor | None]:
+        """One page of a listing, and the cursor of the next page when there may be one.
+
+        Keyset pagination over (moment, path, entry id), which is unique per asset: a row
+        added or deleted elsewhere in the order never moves the rows after the cursor.
+        """
+        where, args = _collection_filter(query.path, query.recursive, query.labels)
+        column = _SORT_COLUMNS[query.sort]
+        descending = query.order is SortOrder.DESC
+        if query.after is not None:
+            args.extend([query.after.moment, query.after.row_path, query.after.entry_id])
+            comparison = "<" if descending else ">"
+            where += f" AND ({column}, path, entry_id) {comparison} (${len(args) - 2}, ${len(args) - 1}, ${len(args)})"
+        direction = "DESC" if descending else "ASC"
+        args.append(query.limit + 1)
+        rows = await self._pool.fetch(
+            f"SELECT {_ASSET_COLUMNS} FROM asset WHERE {where}"
+            f" ORDER BY {column} {direction}, path {direction}, entry_id {direction} LIMIT ${len(args)}",
+            *args,
+        )
+        page = rows[: query.limit]
+        following = None
+        if len(rows) > query.limit:
+            last = page[-1]
+            following = ListingCursor(
+                sort=query.sort,
+                order=query.order,
+                path=query.path,
+                recursive=query.recursive,
+                moment=last[column],
+                row_path=last["path"],
+                entry_id=last["entry_id"],
+            )
+        return await self._with_variants(page), following
+
+    async def count(self, path: str, recursive: bool, labels: dict[str, str]) -> int:
+        where, args = _collection_filter(path, recursive, labels)
+        return int(await self._pool.fetchval(f"SELECT count(*) FROM asset WHERE {where}", *args))
+
+    async def child_paths(self, query: ChildrenQuery) -> tuple[int, list[ChildPath]]:
+        """Assets exactly at the prefix, and a page of the next path segments below it with their counts."""
+        prefix = query.prefix
+        below_pattern = "/%" if prefix == "/" else _escape_like(prefix) + "/%"
+        # 1-based position of the first character after "prefix/".
+        start = 2 if prefix == "/" else len(prefix) + 2
+        here = await self._pool.fetchval("SELECT count(*) FROM asset WHERE path = $1", prefix)
+        args: list[Any] = [below_pattern, start, query.limit]
+        after = ""
+        if query.after is not None:
+            args.append(query.after)
+            after = f" WHERE name > ${len(args)}"
+        rows = await self._pool.fetch(
+            "SELECT name, count(*) FILTER (WHERE rest = name) AS here, count(*) AS below FROM ("
+            " SELECT substr(path, $2) AS rest, split_part(substr(path, $2), '/', 1) AS name"
+            " FROM asset WHERE path LIKE $1"
+            f") AS children{after} GROUP BY name ORDER BY name LIMIT $3",
+            *args,
+        )
+        children = [ChildPath(name=row["name"], assets_here=row["here"], assets_below=row["below"]) for row in rows]
+        return int(here), children
+
+    async def label_keys(self, path: str, limit: int) -> list[str]:
+        """Label keys in use at a path or below it, for building filter UIs."""
+        where, args = _collection_filter(path, True, {})
+        args.append(limit)
+        rows = await self._pool.fetch(
+            f"SELECT DISTINCT jsonb_object_keys(labels) AS key FROM asset WHERE {where}"
+            f" ORDER BY key LIMIT ${len(args)}",
+            *args,
+        )
+        return [row["key"] for row in rows]
+
+    async def find_entries(self, entries: Sequence[tuple[str, int]]) -> list[Asset]:
+        """The assets at these (path, entry id) pairs that exist, in no particular order."""
+        if not entries:
+            return []
+        rows = await self._pool.fetch(
+            f"SELECT {_ASSET_COLUMNS} FROM asset WHERE (path, entry_id) IN"
+            " (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+            [path for path, _ in entries],
+            [entry_id for _, entry_id in entries],
+        )
+        return await self._with_variants(rows)
 
     async def find_variant(self, asset_id: uuid.UUID, transformation_key: str) -> Variant | None:
         row = await self._pool.fetchrow(

@@ -769,10 +769,13 @@ def test_openapi_schema_lists_the_asset_routes(fs_api: Deployment) -> None:
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
-    asset_paths = [name for name in schema["paths"] if name.startswith("/assets/")]
-    assert len(asset_paths) == 1, schema["paths"].keys()
+    asset_paths = [name for name in schema["paths"] if name.startswith("/assets/") and "/-/" not in name]
+    assert asset_paths == ["/assets/{asset_path}"], schema["paths"].keys()
     operations = schema["paths"][asset_paths[0]]
     assert {"get", "post", "put", "delete"} <= set(operations), operations.keys()
+    for collection in ("/assets/{asset_path}/-/list", "/assets/{asset_path}/-/zip", "/paths", "/filters"):
+        assert set(schema["paths"][collection]) == {"get"}
+    assert set(schema["paths"]["/bundles"]) == {"post"}
 
 
 def test_unknown_route_is_404_json(fs_api: Deployment) -> None:

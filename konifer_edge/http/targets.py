@@ -1,0 +1,71 @@
+"""Reading a request's target: the asset path, its `/-/` modifiers and its query, as sent."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import msgspec
+from litestar import Request, Response
+
+from konifer_edge.domain.errors import BadRequest
+from konifer_edge.domain.paths import normalise_asset_path
+from konifer_edge.domain.query import QueryParts, split_query
+from konifer_edge.domain.selectors import split_asset_path
+from konifer_edge.services.runtime import Runtime
+
+ASSETS_PREFIX = "/assets/"
+MAX_QUERY_BYTES = 4096
+
+AnyRequest = Request[Any, Any, Any]
+
+
+class ParsedTarget(msgspec.Struct, frozen=True):
+    path: str
+    tokens: list[str]
+    pairs: list[tuple[str, str]]
+
+    @property
+    def query(self) -> QueryParts:
+        return split_query(self.pairs)
+
+
+def runtime_of(request: AnyRequest) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def query_pairs(request: AnyRequest) -> list[tuple[str, str]]:
+    """The query string as sent, as (key, value) pairs in order; 400 when too long or not UTF-8."""
+    raw_query: bytes = request.scope.get("query_string", b"")
+    if len(raw_query) > MAX_QUERY_BYTES:
+        raise BadRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes", reason="query_too_long")
+    try:
+        return parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        raise BadRequest("The query string is not valid UTF-8", reason="invalid_query") from error
+
+
+def parse_target(request: AnyRequest, prefix: str = ASSETS_PREFIX) -> ParsedTarget:
+    """The normalised path after ``prefix``, its `/-/` modifier tokens and its query pairs."""
+    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    after_prefix = raw_path.decode("latin-1").split("?", 1)[0][len(prefix) :]
+    path_part, tokens = split_asset_path(after_prefix)
+    try:
+        decoded = unquote(path_part, errors="strict")
+    except UnicodeDecodeError as error:
+        raise BadRequest("The asset path is not valid UTF-8 once percent-decoded", reason="invalid_path") from error
+    return ParsedTarget(path=normalise_asset_path(decoded), tokens=tokens, pairs=query_pairs(request))
+
+
+def base_url(request: AnyRequest, runtime: Runtime) -> str:
+    configured = runtime.config.http.public_url
+    if configured:
+        return configured.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def json_answer(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        content=msgspec.json.encode(value), status_code=status, media_type="application/json", headers=headers
+    )
