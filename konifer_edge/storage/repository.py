@@ -406,26 +406,14 @@ class AssetRepository:
 
     @staticmethod
     def _delete_filter(path: str, selector: DeleteSelector, labels: dict[str, str]) -> tuple[str, list[Any]]:
-        args: list[Any] = []
-
-        def bind(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        label_filter = f" AND labels @> {bind(labels)}" if labels else ""
-        if selector.scope is DeleteScope.RECURSIVE:
-            if path == "/":
-                return "TRUE" + label_filter, args
-            prefix = bind(_escape_like(path) + "/%")
-            return f"(path = {bind(path)} OR path LIKE {prefix})" + label_filter, args
-        at_path = f"path = {bind(path)}" + label_filter
+        where, args = _collection_filter(path, selector.scope is DeleteScope.RECURSIVE, labels)
         if selector.entry_id is not None:
-            return f"{at_path} AND entry_id = {bind(selector.entry_id)}", args
-        if selector.scope is DeleteScope.ALL or selector.limit == ALL:
-            return at_path, args
-        newest = (
-            f"SELECT id FROM asset WHERE {at_path} ORDER BY {_ORDER_BY[selector.order]} LIMIT {bind(selector.limit)}"
-        )
+            args.append(selector.entry_id)
+            return f"{where} AND entry_id = ${len(args)}", args
+        if selector.scope is not DeleteScope.NEWEST or selector.limit == ALL:
+            return where, args
+        args.append(selector.limit)
+        newest = f"SELECT id FROM asset WHERE {where} ORDER BY {_ORDER_BY[selector.order]} LIMIT ${len(args)}"
         return f"id IN ({newest})", args
 
     async def due_deletions(self, batch: int) -> list[PendingDeletion]:
