@@ -17,6 +17,7 @@ import msgspec
 
 from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.query import LABEL_PREFIX, SIGNATURE_KEY, TRANSFORMATION_KEYS
+from konifer_edge.domain.selectors import Order
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 250
@@ -29,11 +30,6 @@ BUNDLE_KEYS = frozenset({"limit", "sort", "order", "recursive"})
 CHILDREN_KEYS = frozenset({"limit", "cursor"})
 
 
-class SortKey(enum.Enum):
-    CREATED = "created"
-    MODIFIED = "modified"
-
-
 class SortOrder(enum.Enum):
     ASC = "asc"
     DESC = "desc"
@@ -42,7 +38,7 @@ class SortOrder(enum.Enum):
 class ListingCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
     """Where the previous page stopped, and the query it was made for."""
 
-    sort: SortKey
+    sort: Order
     order: SortOrder
     path: str
     recursive: bool
@@ -55,7 +51,7 @@ class ListingQuery(msgspec.Struct, frozen=True):
     path: str
     recursive: bool
     limit: int
-    sort: SortKey
+    sort: Order
     order: SortOrder
     labels: dict[str, str]
     include_total: bool = False
@@ -163,10 +159,10 @@ def _choice(name: str, raw: str | None, kind: type[enum.Enum], default: enum.Enu
         raise BadRequest(f"'{name}' must be {allowed}, not '{raw[:24]}'", reason="invalid_query") from None
 
 
-def parse_sort(values: dict[str, str]) -> tuple[SortKey, SortOrder]:
-    sort = _choice("sort", values.get("sort"), SortKey, SortKey.CREATED)
+def parse_sort(values: dict[str, str]) -> tuple[Order, SortOrder]:
+    sort = _choice("sort", values.get("sort"), Order, Order.CREATED)
     order = _choice("order", values.get("order"), SortOrder, SortOrder.DESC)
-    assert isinstance(sort, SortKey) and isinstance(order, SortOrder)
+    assert isinstance(sort, Order) and isinstance(order, SortOrder)
     return sort, order
 
 

@@ -24,7 +24,6 @@ from konifer_edge.domain.listing import (
     LISTING_KEYS,
     MAX_PAGE_SIZE,
     ListingQuery,
-    SortKey,
     SortOrder,
     encode_children_cursor,
     encode_cursor,
@@ -37,7 +36,7 @@ from konifer_edge.domain.listing import (
 )
 from konifer_edge.domain.models import Asset
 from konifer_edge.domain.paths import normalise_asset_path
-from konifer_edge.domain.selectors import MAX_ENTRY_ID
+from konifer_edge.domain.selectors import MAX_ENTRY_ID, Order
 from konifer_edge.http import openapi
 from konifer_edge.http.collection_wire import (
     AssetPageWire,
@@ -209,8 +208,8 @@ _LISTING_PARAMETERS = [
         name="sort",
         type="string",
         description="What the page is ordered by",
-        values=[key.value for key in SortKey],
-        default=SortKey.CREATED.value,
+        values=[key.value for key in Order],
+        default=Order.CREATED.value,
     ),
     FilterWire(
         name="order",
@@ -235,7 +234,7 @@ async def filter_metadata(request: AnyRequest) -> Response[Any]:
     if path is not None:
         await enforce_collection_access(request, [path])
     wire = FilterMetadataWire(
-        sort_keys=[key.value for key in SortKey],
+        sort_keys=[key.value for key in Order],
         orders=[order.value for order in SortOrder],
         parameters=_LISTING_PARAMETERS,
         label_filter="Any other parameter KEY=VALUE keeps assets whose label KEY is VALUE; label:KEY for reserved keys",

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from konifer_edge.domain.listing import ChildrenQuery, ListingCursor, ListingQuery, SortKey, SortOrder
+from konifer_edge.domain.listing import ChildrenQuery, ListingCursor, ListingQuery, SortOrder
 from konifer_edge.domain.models import Asset, AssetSource, Attributes, Lqip, Variant
 from konifer_edge.domain.selectors import ALL, DeleteScope, DeleteSelector, Order
 
@@ -147,7 +147,7 @@ def _asset_from_row(row: asyncpg.Record, variants: Sequence[Variant]) -> Asset:
     )
 
 
-_SORT_COLUMNS = {SortKey.CREATED: "created_at", SortKey.MODIFIED: "modified_at"}
+_SORT_COLUMNS = {Order.CREATED: "created_at", Order.MODIFIED: "modified_at"}
 
 
 def _collection_filter(path: str, recursive: bool, labels: dict[str, str]) -> tuple[str, list[Any]]:
