@@ -20,6 +20,7 @@ from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
 from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
+from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
@@ -177,4 +178,5 @@ def create_app_from_env() -> ASGIApp:
     dsn = database_dsn(config)
     if dsn is None:
         raise RuntimeError("no database: `konifer-edge serve` starts the embedded one before the workers")
-    return request_accounting(create_app(config, data_dir, dsn))
+    app = create_app(config, data_dir, dsn)
+    return request_accounting(serve_recorded_answers(app, lambda: app.state.get("runtime")))

@@ -68,28 +68,29 @@ class ResolutionCache:
 
     async def assets(
         self, path: str, selector_key: str, load: Callable[[], Awaitable[list[Asset]]]
-    ) -> tuple[list[Asset], str]:
-        """The assets a selector names at a path, and where the answer came from."""
-        generation = await self._generation(path)
+    ) -> tuple[list[Asset], str, int | None]:
+        """The assets a selector names at a path, where the answer came from, and the path's
+        generation it is valid for (None when generations are unavailable)."""
+        generation = await self.generation(path)
         if generation is None:
-            return await load(), "database"
+            return await load(), "database", None
         key = f"a:{generation}:{path}:{selector_key}"
         local = self._local.get(key)
         if isinstance(local, _Assets):
-            return local.assets, "memory"
+            return local.assets, "memory", generation
         shared = await self._shared_get(key, _Assets)
         if shared is not None:
             self._local.put(key, shared, ENTRY_TTL_SECONDS)
-            return shared.assets, "redis"
+            return shared.assets, "redis", generation
         found = _Assets(await load())
         self._local.put(key, found, ENTRY_TTL_SECONDS)
         await self._shared_put(key, found)
-        return found.assets, "database"
+        return found.assets, "database", generation
 
     async def variant(
         self, path: str, asset: Asset, plan_key: str, load: Callable[[], Awaitable[Variant | None]]
     ) -> tuple[Variant | None, str]:
-        generation = await self._generation(path)
+        generation = await self.generation(path)
         if generation is None:
             return await load(), "database"
         key = f"v:{generation}:{asset.id}:{plan_key}"
@@ -113,7 +114,7 @@ class ResolutionCache:
             except _REDIS_ERRORS as error:
                 log.warning("could not bump generations (entries age out within %ss): %r", ENTRY_TTL_SECONDS, error)
 
-    async def _generation(self, path: str) -> int | None:
+    async def generation(self, path: str) -> int | None:
         try:
             return await self._generations.current(path)
         except _REDIS_ERRORS as error:

@@ -15,11 +15,13 @@ from litestar import Request, Response
 from litestar.enums import HttpMethod
 from litestar.response import Redirect, Stream
 
+from konifer_edge.cache.recorded_answers import RecordedAnswer
 from konifer_edge.config import PathSettings
 from konifer_edge.domain.models import Asset, Lqip
 from konifer_edge.domain.selectors import FetchSelector, ReturnFormat
 from konifer_edge.domain.transformation import RequestedTransformation, query_parameters
 from konifer_edge.http import headers as answer_headers
+from konifer_edge.http.fast_path import request_target
 from konifer_edge.http.ranges import Unsatisfiable, requested_range
 from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
 from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
@@ -41,6 +43,8 @@ class FetchRequest(msgspec.Struct, frozen=True):
     base_url: str
     assets: list[Asset]
     asset_outcome: str
+    generation: int | None = None
+    """The path's generation the assets were resolved at; None when it is unknown."""
 
 
 def _json(value: object, headers: dict[str, str]) -> Response[bytes]:
@@ -143,14 +147,56 @@ async def _serve_variant(
         return Response(content=b"", status_code=status, media_type=variant.content_type, headers=headers)
     if variant.size <= runtime.bodies.max_body_bytes:
         body = await _small_body(runtime, variant.bucket, variant.store_key)
+        if byte_range is None:
+            _record(request, runtime, fetch, asset, resolved, headers, etag)
         part = body if byte_range is None else body[byte_range[0] : byte_range[1] + 1]
         return Response(content=part, status_code=status, media_type=variant.content_type, headers=headers)
     _, chunks = await runtime.objects.stream(variant.bucket, variant.store_key, byte_range)
     return Stream(chunks, status_code=status, media_type=variant.content_type, headers=headers)
 
 
+def _record(
+    request: AnyRequest,
+    runtime: Runtime,
+    fetch: FetchRequest,
+    asset: Asset,
+    resolved: ResolvedVariant,
+    headers: dict[str, str],
+    etag: str,
+) -> None:
+    """Keep this answer for the fast path when nothing but the target (and Accept) could change it."""
+    if (
+        request.method != HttpMethod.GET
+        or fetch.generation is None
+        or fetch.selector.entry_id is None
+        or fetch.settings.access.read != "public"
+    ):
+        return
+    variant = resolved.variant
+    sent = {**headers, "K-Cache-Status": "hit"}
+    del sent["Content-Length"]
+    answer = RecordedAnswer(
+        path=fetch.path,
+        generation=fetch.generation,
+        etag=etag,
+        body_key=_body_key(variant.bucket, variant.store_key),
+        variant=variant,
+        counts_as_variant_lookup=resolved.source is not None,
+        route_kind=f"fetch_{fetch.selector.return_format.value}",
+        headers=[(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in sent.items()],
+        content_type=variant.content_type.encode("latin-1"),
+    )
+    runtime.recorded_answers.record(
+        request_target(request.scope), request.headers.get("accept", ""), answer, varies_by_accept=resolved.negotiated
+    )
+
+
+def _body_key(bucket: str, key: str) -> str:
+    return f"{bucket}/{key}"
+
+
 async def _small_body(runtime: Runtime, bucket: str, key: str) -> bytes:
-    cache_key = f"{bucket}/{key}"
+    cache_key = _body_key(bucket, key)
     body = runtime.bodies.get(cache_key)
     if body is None:
         body = await runtime.objects.read(bucket, key)

@@ -64,7 +64,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
     settings = runtime.config.paths.resolve(target.path)
     check_on_demand_mode(settings, raw_transformation)
     requested = parse_transformation(raw_transformation, runtime.config.variant_profiles)
-    assets, outcome = await resolve_assets(runtime, target.path, selector, target.query.labels)
+    assets, outcome, generation = await resolve_assets(runtime, target.path, selector, target.query.labels)
     mark(request.scope, CACHE_OUTCOME, outcome)
     fetch = FetchRequest(
         path=target.path,
@@ -75,6 +75,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
         base_url=base_url(request, runtime),
         assets=assets,
         asset_outcome=outcome,
+        generation=generation,
     )
     return await answer_fetch(request, runtime, fetch)
 

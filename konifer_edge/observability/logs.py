@@ -8,6 +8,12 @@ ACCESS_LOGGER = "konifer_edge.access"
 
 
 def configure_logging() -> None:
+    # An access line is logged for every request. No format here shows the caller, thread or
+    # process, so the logging module is told not to look them up (its documented optimisation).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # pyvips reports every colour conversion at INFO.
     logging.getLogger("pyvips").setLevel(logging.WARNING)

@@ -8,8 +8,8 @@ JSON-escaped strings.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +50,7 @@ def _request_id(scope: Scope) -> str:
             text: str = value.decode("ascii")
             if text.isprintable():
                 return text
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 _ASSET_ROUTES = {"GET": "fetch", "HEAD": "fetch", "POST": "store", "PUT": "update", "DELETE": "delete"}

@@ -13,8 +13,8 @@ from konifer_edge.services.runtime import Runtime
 
 async def resolve_assets(
     runtime: Runtime, path: str, selector: FetchSelector, labels: dict[str, str]
-) -> tuple[list[Asset], str]:
-    """The assets a selector names, newest first, and which cache tier answered.
+) -> tuple[list[Asset], str, int | None]:
+    """The assets a selector names, newest first, which cache tier answered, and the path's generation.
 
     One-asset selectors that find nothing are 404.
     """
@@ -26,12 +26,12 @@ async def resolve_assets(
         return await runtime.repository.find_newest(path, selector.order, selector.limit, labels)
 
     selector_key = f"{selector.entry_id}|{selector.order.value}|{selector.limit}|{sorted(labels.items())}"
-    assets, outcome = await runtime.resolutions.assets(path, selector_key, load)
+    assets, outcome, generation = await runtime.resolutions.assets(path, selector_key, load)
     if not assets and not selector.many:
         if selector.entry_id is not None:
             raise NotFound(f"No asset with entry id {selector.entry_id} at {path}", reason="asset_not_found")
         raise NotFound(f"No asset at {path} matches the request", reason="asset_not_found")
-    return assets, outcome
+    return assets, outcome, generation
 
 
 def _has_labels(asset: Asset, labels: dict[str, str]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from konifer_edge.cache.bodies import SmallBodyCache
+from konifer_edge.cache.recorded_answers import RecordedAnswers
 from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import SharedState
 from konifer_edge.cache.single_flight import SingleFlight
@@ -34,3 +35,4 @@ class Runtime:
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: VariantUpkeep = field(default_factory=VariantUpkeep)
+    recorded_answers: RecordedAnswers = field(default_factory=RecordedAnswers)

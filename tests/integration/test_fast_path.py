@@ -1,0 +1,129 @@
+"""Repeated entry-pinned fetches are answered from what the full route recorded (http/fast_path.py).
+
+Each test first makes the full route answer (and record), then checks that the repeat is the
+same answer, and that nothing a repeat must not reuse is reused: a write in between, another
+`Accept`, a range, a key-only path, a missing signature.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.test_access_control import (
+    CACHE_TTL,
+    assert_refused,
+    bearer,
+    create_key,
+    eventually,
+    running,
+    signed,
+)
+from tests.support.deployment import Deployment
+from tests.support.images import describe, make_image
+from tests.support.services import PostgresService
+
+PER_REQUEST = {"x-request-id", "date"}
+
+
+def stored(api: Deployment, path: str, headers: dict[str, str] | None = None) -> None:
+    response = api.client.post(
+        f"/assets{path}",
+        files={
+            "metadata": (None, json.dumps({"alt": "first"}), "application/json"),
+            "file": ("f", make_image("png", 40, 20)),
+        },
+        headers=headers or {},
+    )
+    assert response.status_code == 201, response.text
+
+
+def comparable(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {name: value for name, value in response.headers.items() if name not in PER_REQUEST}
+    return response.status_code, headers, response.content
+
+
+def test_a_repeat_is_the_same_answer(api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(api, path)
+    url = f"/assets{path}/-/entry/0/content?w=20&format=webp"
+    first, second, third = (api.client.get(url) for _ in range(3))
+    assert first.status_code == 200
+    assert comparable(second) == comparable(third)
+    assert comparable(first)[2] == comparable(second)[2]
+    assert {**comparable(first)[1], "k-cache-status": "hit"} == comparable(second)[1]
+    head = api.client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == second.headers["content-length"]
+    revalidated = api.client.get(url, headers={"If-None-Match": second.headers["etag"]})
+    assert revalidated.status_code == 304 and revalidated.content == b""
+    assert revalidated.headers["etag"] == second.headers["etag"]
+    partial = api.client.get(url, headers={"Range": "bytes=0-9"})
+    assert partial.status_code == 206 and partial.content == second.content[:10]
+
+
+def test_writes_retire_recorded_answers(api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(api, path)
+    url = f"/assets{path}/-/entry/0/content"
+    for _ in range(2):
+        before = api.client.get(url)
+    assert before.headers["k-alt"] == "first"
+    assert api.client.put(f"/assets{path}/-/entry/0", json={"alt": "second"}).status_code == 200
+    after = api.client.get(url)
+    assert after.headers["k-alt"] == "second" and after.headers["etag"] != before.headers["etag"]
+    assert api.client.get(url).headers["k-alt"] == "second"
+    assert api.client.delete(f"/assets{path}/-/entry/0").status_code == 204
+    assert api.client.get(url).status_code == 404
+
+
+def test_negotiated_answers_are_kept_per_accept(fs_api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(fs_api, path)
+    url = f"/assets{path}/-/entry/0/content?w=10"
+    accepts = {"image/avif,image/webp,*/*": "heif", "image/webp,*/*": "webp", "*/*": "png"}
+    for _ in range(2):
+        for accept, loader in accepts.items():
+            answer = fs_api.client.get(url, headers={"Accept": accept})
+            assert answer.headers["vary"] == "Accept"
+            assert describe(answer.content).fmt == loader, accept
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService) -> Iterator[Deployment]:
+    config = """
+[paths."/**"]
+object-store.bucket = "assets"
+
+[paths."/private/**".access]
+read = "key"
+
+[paths."/signed/**".url-signing]
+enabled = true
+secret-key = "new-key"
+"""
+    env = {"KONIFER_EDGE_API_KEY_CACHE_TTL": CACHE_TTL}
+    with running(tmp_path_factory, postgres, "fast-guarded", config, env) as deployment:
+        yield deployment
+
+
+def test_key_only_and_signed_answers_are_never_reused_without_their_credentials(guarded: Deployment) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    writer = create_key(guarded, "assets:admin")
+    eventually(lambda: guarded.client.get(f"/assets/private/{suffix}/-/entry/0/content").status_code, 401)
+    stored(guarded, f"/private/{suffix}", bearer(writer))
+    stored(guarded, f"/signed/{suffix}", bearer(writer))
+    private = f"/assets/private/{suffix}/-/entry/0/content"
+    for _ in range(3):
+        assert guarded.client.get(private, headers=bearer(writer)).status_code == 200
+    assert_refused(guarded.client.get(private), 401, "missing_api_key")
+    public_signed = signed(f"/assets/signed/{suffix}/-/entry/0/content?w=8")
+    for _ in range(3):
+        assert guarded.client.get(public_signed).status_code == 200
+    assert_refused(guarded.client.get(f"/assets/signed/{suffix}/-/entry/0/content?w=8"), 403, "missing_signature")
+    tampered = public_signed.replace("w=8", "w=9")
+    assert_refused(guarded.client.get(tampered), 403, "invalid_signature")
