@@ -83,7 +83,8 @@ def _parse_target(request: AnyRequest) -> ParsedTarget:
     return ParsedTarget(path=path, tokens=tokens, query=query)
 
 
-def _base_url(request: AnyRequest, runtime: Runtime) -> str:
+def public_base_url(request: AnyRequest, runtime: Runtime) -> str:
+    """The base of every absolute URL we hand out: `http.public-url`, else where the request came in."""
     configured = runtime.config.http.public_url
     if configured:
         return configured.rstrip("/")
@@ -124,7 +125,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
         selector=selector,
         settings=settings,
         requested=requested,
-        base_url=_base_url(request, runtime),
+        base_url=public_base_url(request, runtime),
         assets=assets,
         asset_outcome=outcome,
     )
@@ -164,7 +165,7 @@ async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
             path=target.path, metadata=metadata, content=content, source=AssetSource.URL, source_url=body.url
         )
     asset = await store_asset(runtime, store_request)
-    location = delivery.entry_url(_base_url(request, runtime), asset)
+    location = delivery.entry_url(public_base_url(request, runtime), asset)
     return _json(metadata_wire(asset), status=201, headers={"Location": location})
 
 

@@ -7,6 +7,7 @@ than the limit (plus a small allowance for the metadata part) is ever held.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import msgspec
 import multipart
@@ -17,6 +18,8 @@ from konifer_edge.domain.models import AssetMetadataInput
 METADATA_PART = "metadata"
 MAX_METADATA_BYTES = 64 * 1024
 MAX_JSON_BODY_BYTES = 64 * 1024
+
+T = TypeVar("T")
 
 
 class UrlStoreBody(msgspec.Struct, frozen=True):
@@ -31,26 +34,36 @@ class MultipartUpload(msgspec.Struct, frozen=True):
     content: bytes
 
 
-def decode_metadata(raw: bytes, *, what: str) -> UrlStoreBody:
+def decode_json(raw: bytes, kind: type[T], *, what: str, reason: str) -> T:
+    """``raw`` decoded as ``kind``, or a 400 with ``reason`` that says what is wrong with the ``what``."""
     try:
-        return msgspec.json.decode(raw or b"{}", type=UrlStoreBody)
+        return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as error:
-        raise BadRequest(f"The {what} is not valid: {error}", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is not valid: {error}", reason=reason) from error
     except msgspec.DecodeError as error:
-        raise BadRequest(f"The {what} is not valid JSON", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is not valid JSON", reason=reason) from error
     except UnicodeDecodeError as error:  # msgspec's answer to invalid UTF-8 inside a string it keeps
-        raise BadRequest(f"The {what} is not valid UTF-8", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is not valid UTF-8", reason=reason) from error
     except RecursionError as error:  # msgspec walks nested arrays and objects recursively, even unknown ones
-        raise BadRequest(f"The {what} is nested too deeply", reason="invalid_metadata") from error
+        raise BadRequest(f"The {what} is nested too deeply", reason=reason) from error
 
 
-async def read_json_body(chunks: AsyncIterator[bytes]) -> UrlStoreBody:
+def decode_metadata(raw: bytes, *, what: str) -> UrlStoreBody:
+    return decode_json(raw or b"{}", UrlStoreBody, what=what, reason="invalid_metadata")
+
+
+async def read_small_body(chunks: AsyncIterator[bytes]) -> bytes:
+    """A JSON request body, cut off as soon as it passes its limit."""
     body = bytearray()
     async for chunk in chunks:
         body += chunk
         if len(body) > MAX_JSON_BODY_BYTES:
             raise PayloadTooLarge(f"A JSON body may be at most {MAX_JSON_BODY_BYTES} bytes", reason="body_too_large")
-    return decode_metadata(bytes(body), what="JSON body")
+    return bytes(body)
+
+
+async def read_json_body(chunks: AsyncIterator[bytes]) -> UrlStoreBody:
+    return decode_metadata(await read_small_body(chunks), what="JSON body")
 
 
 async def read_multipart(content_type: str, chunks: AsyncIterator[bytes], max_asset_bytes: int) -> MultipartUpload:
