@@ -22,6 +22,7 @@ from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
+from konifer_edge.http.shares import SHARE_ROUTES
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
 from konifer_edge.observability import metrics
@@ -35,6 +36,7 @@ from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
 from konifer_edge.storage.migrations import migrate
 from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
 from konifer_edge.storage.repository import AssetRepository, create_pool
+from konifer_edge.storage.shares import ShareRepository
 
 log = logging.getLogger("konifer_edge")
 
@@ -139,6 +141,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             resolutions=ResolutionCache(generations, redis_client, config.cache.resolution_entries),
             bodies=SmallBodyCache(config.cache.memory_size, config.cache.small_object_max_size),
             purge=purge,
+            shares=ShareRepository(pool),
         )
         app.state.runtime.upkeep.start(app.state.runtime)
         try:
@@ -156,7 +159,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[*ASSET_ROUTES, *COLLECTION_ROUTES, *HEALTH_ROUTES],
+        route_handlers=[*ASSET_ROUTES, *COLLECTION_ROUTES, *SHARE_ROUTES, *HEALTH_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=None,

@@ -29,6 +29,11 @@ class NotFound(ApiError):
     reason = "not_found"
 
 
+class Gone(ApiError):
+    status = 410
+    reason = "gone"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     reason = "payload_too_large"

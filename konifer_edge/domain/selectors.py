@@ -140,7 +140,7 @@ def _parse_tokens(tokens: list[str], query_limit: str | None, *, allow_delete_sc
             position += 1
             if position >= len(tokens):
                 raise BadRequest("'entry' must be followed by an entry id", reason="invalid_selector")
-            parsed.entry_id = _parse_entry_id(tokens[position])
+            parsed.entry_id = parse_entry_id(tokens[position])
         elif allow_delete_scopes and word in ("all", "recursive"):
             _once(parsed.scope, "delete mode")
             parsed.scope = DeleteScope(word)
@@ -189,7 +189,7 @@ def _parse_limit(raw: str) -> int:
 MAX_ENTRY_ID = 2**63 - 1  # the bigint column's range
 
 
-def _parse_entry_id(raw: str) -> int:
+def parse_entry_id(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_ENTRY_ID:
         raise BadRequest(
             f"Entry id '{raw[:24]}' is not a whole number from 0 to {MAX_ENTRY_ID}", reason="invalid_entry_id"
@@ -201,4 +201,4 @@ def parse_update_selector(tokens: list[str]) -> int:
     """An update names exactly one entry: `/-/entry/{id}`, nothing else."""
     if len(tokens) != 2 or tokens[0].lower() != "entry":
         raise BadRequest("Entry id must be specified on an update request: /-/entry/{id}", reason="invalid_selector")
-    return _parse_entry_id(tokens[1])
+    return parse_entry_id(tokens[1])

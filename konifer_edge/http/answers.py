@@ -100,12 +100,30 @@ async def _link(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> R
     return _json(links[0], headers)
 
 
-async def _content(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
+BeforeBody = Callable[[], Awaitable[None]]
+
+
+async def answer_content(
+    request: AnyRequest,
+    runtime: Runtime,
+    fetch: FetchRequest,
+    *,
+    own_headers: dict[str, str] | None = None,
+    before_body: BeforeBody | None = None,
+) -> Response[Any]:
+    """The `content` answer for the fetch's one asset (`download` adds its disposition).
+
+    ``own_headers`` replace the CDN headers (cache lifetime and purge tags) for answers that
+    must not be cached the usual way. ``before_body`` runs only when bytes are about to be
+    read for a `GET` (200 or 206; never for `HEAD`, 304 or 416), and may still refuse.
+    """
     asset = fetch.assets[0]
     resolved = await resolve_variant(
         runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
     )
-    return await _serve_variant(request, runtime, fetch, asset, resolved)
+    return await _serve_variant(
+        request, runtime, fetch, asset, resolved, own_headers=own_headers, before_body=before_body
+    )
 
 
 def _mark_outcome(request: AnyRequest, fetch: FetchRequest, resolved: ResolvedVariant) -> None:
@@ -113,7 +131,14 @@ def _mark_outcome(request: AnyRequest, fetch: FetchRequest, resolved: ResolvedVa
 
 
 async def _serve_variant(
-    request: AnyRequest, runtime: Runtime, fetch: FetchRequest, asset: Asset, resolved: ResolvedVariant
+    request: AnyRequest,
+    runtime: Runtime,
+    fetch: FetchRequest,
+    asset: Asset,
+    resolved: ResolvedVariant,
+    *,
+    own_headers: dict[str, str] | None = None,
+    before_body: BeforeBody | None = None,
 ) -> Response[Any]:
     variant = resolved.variant
     _mark_outcome(request, fetch, resolved)
@@ -122,7 +147,7 @@ async def _serve_variant(
         "ETag": etag,
         "K-Cache-Status": resolved.cache_status,
         "Accept-Ranges": "bytes",
-        **_cdn_headers(runtime, fetch, immutable_body=True),
+        **(own_headers if own_headers is not None else _cdn_headers(runtime, fetch, immutable_body=True)),
         **answer_headers.alt_headers(asset),
         **_lqip_headers(variant.lqip),
     }
@@ -145,9 +170,12 @@ async def _serve_variant(
     headers["Content-Length"] = str(length)
     if request.method == HttpMethod.HEAD:
         return Response(content=b"", status_code=status, media_type=variant.content_type, headers=headers)
+    if before_body is not None:
+        await before_body()
     if variant.size <= runtime.bodies.max_body_bytes:
         body = await _small_body(runtime, variant.bucket, variant.store_key)
-        if byte_range is None:
+        if byte_range is None and before_body is None and own_headers is None:
+            # An answer with its own check or headers (a share link) is decided afresh every time.
             _record(request, runtime, fetch, asset, resolved, headers, etag)
         part = body if byte_range is None else body[byte_range[0] : byte_range[1] + 1]
         return Response(content=part, status_code=status, media_type=variant.content_type, headers=headers)
@@ -240,7 +268,7 @@ def _lqip_headers(lqip: Lqip) -> dict[str, str]:
 _ANSWERS: dict[ReturnFormat, Callable[[AnyRequest, Runtime, FetchRequest], Awaitable[Response[Any]]]] = {
     ReturnFormat.METADATA: _metadata,
     ReturnFormat.LINK: _link,
-    ReturnFormat.CONTENT: _content,
-    ReturnFormat.DOWNLOAD: _content,
+    ReturnFormat.CONTENT: answer_content,
+    ReturnFormat.DOWNLOAD: answer_content,
     ReturnFormat.REDIRECT: _redirect,
 }

@@ -47,7 +47,7 @@ from konifer_edge.http.collection_wire import (
     ListedAssetWire,
     PathChildrenWire,
 )
-from konifer_edge.http.targets import AnyRequest, ParsedTarget, base_url, parse_target, query_pairs, runtime_of
+from konifer_edge.http.targets import AnyRequest, ParsedTarget, parse_target, public_base_url, query_pairs, runtime_of
 from konifer_edge.http.uploads import MAX_JSON_BODY_BYTES, decode_json, read_body, require_json_content_type
 from konifer_edge.http.wire import metadata_wire
 from konifer_edge.observability.request_log import ROUTE_KIND, mark
@@ -112,7 +112,7 @@ def _listed(asset: Asset) -> ListedAssetWire:
 def _next_page_url(request: AnyRequest, runtime: Runtime, cursor: str) -> str:
     pairs = [(key, value) for key, value in query_pairs(request) if key != "cursor"]
     pairs.append(("cursor", cursor))
-    return f"{base_url(request, runtime)}{quote(request.url.path)}?{urlencode(pairs)}"
+    return f"{public_base_url(request, runtime)}{quote(request.url.path)}?{urlencode(pairs)}"
 
 
 async def _zip(runtime: Runtime, target: ParsedTarget, recursive_token: bool) -> Response[Any]:

@@ -1,19 +1,22 @@
-"""What the OpenAPI schema says about the asset routes, which parse their own path and query.
+"""What the OpenAPI schema says about the asset and share routes, which parse their own input.
 
-The handlers read `/-/` modifiers and query parameters themselves (labels are open-ended),
-so the parameters and answers are described here rather than inferred from signatures.
+The handlers read `/-/` modifiers and query parameters themselves (labels are open-ended), and
+the share routes decode their JSON body themselves (for their own limits and error messages),
+so the parameters, bodies and answers are described here rather than inferred from signatures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
+from konifer_edge.domain.selectors import MAX_ENTRY_ID
+from konifer_edge.domain.shares import MAX_DOWNLOADS, MAX_LIFETIME_SECONDS
 from konifer_edge.http.collection_wire import AssetPageWire, FilterMetadataWire, PathChildrenWire
-from konifer_edge.http.wire import AssetMetadataWire, ErrorWire
+from konifer_edge.http.wire import AssetMetadataWire, ErrorWire, ShareWire
 
 _STRING = Schema(type=OpenAPIType.STRING)
 _INTEGER = Schema(type=OpenAPIType.INTEGER)
@@ -120,6 +123,123 @@ UPDATE_RESPONSES = {
 }
 
 DELETE_RESPONSES = {204: ResponseSpec(data_container=None, description="Deleted, or nothing matched"), **_COMMON_ERRORS}
+
+
+# --- share links ---------------------------------------------------------------------------------
+
+_SHARE_CREATE_BODY = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["path"],
+    additional_properties=False,
+    properties={
+        "path": Schema(type=OpenAPIType.STRING, description="The asset path, as after /assets/: `/users/123`"),
+        "entryId": Schema(
+            type=OpenAPIType.INTEGER,
+            minimum=0,
+            maximum=MAX_ENTRY_ID,
+            description="Share this entry; leave out to share whatever is newest at the path",
+        ),
+        "expiresAt": Schema(
+            type=OpenAPIType.STRING,
+            format=OpenAPIFormat.DATE_TIME,
+            description="When the link stops working (in the future; UTC when no offset is given)",
+        ),
+        "expiresIn": Schema(
+            type=OpenAPIType.INTEGER,
+            minimum=1,
+            maximum=MAX_LIFETIME_SECONDS,
+            description="Seconds until the link stops working (not together with expiresAt)",
+        ),
+        "maxDownloads": Schema(
+            type=OpenAPIType.INTEGER,
+            minimum=1,
+            maximum=MAX_DOWNLOADS,
+            description="GETs answered with the image before the link stops working",
+        ),
+        "transformation": Schema(
+            type=OpenAPIType.OBJECT,
+            additional_properties=False,
+            properties={name: replace(schema, description=text) for name, schema, text in _TRANSFORMATION_PARAMETERS},
+            description="Transformation parameters applied to every serve (as query parameters of content)",
+        ),
+    },
+)
+
+
+@dataclass
+class ShareCreateOperation(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=_SHARE_CREATE_BODY)},
+            required=True,
+            description="What to share, for how long, how often, and transformed how",
+        )
+
+
+@dataclass
+class ShareListOperation(Operation):
+    def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            _query("asset", _STRING, "The shares of one asset: `/users/123/-/entry/0`"),
+            _query("path", _STRING, "Every share at this exact path (asset and path shares): `/users/123`"),
+        ]
+
+
+@dataclass
+class ShareServeOperation(Operation):
+    def __post_init__(self) -> None:
+        for parameter in self.parameters or []:
+            if isinstance(parameter, Parameter) and parameter.name == "token":
+                parameter.description = "The token of the share link, as returned once by POST /shares"
+
+
+_SHARE_AUTH_ERRORS = {
+    401: _error("An API key is required, or the key is unknown or revoked"),
+    403: _error("The key lacks the scope, or the path is outside its prefix"),
+}
+_SHARE_RECORD = ResponseSpec(data_container=ShareWire, description="The share", generate_examples=False)
+
+SHARE_CREATE_RESPONSES = {
+    201: ResponseSpec(
+        data_container=ShareWire,
+        description="Created: the record with its token and url, shown this once",
+        generate_examples=False,
+    ),
+    404: _error("No such path or entry"),
+    413: _error("Body over 64 KiB"),
+    415: _error("Not application/json"),
+    **_SHARE_AUTH_ERRORS,
+    **_COMMON_ERRORS,
+}
+
+SHARE_LIST_RESPONSES = {
+    200: ResponseSpec(data_container=list[ShareWire], description="Shares, newest first", generate_examples=False),
+    404: _error("No such entry"),
+    **_SHARE_AUTH_ERRORS,
+    **_COMMON_ERRORS,
+}
+
+SHARE_GET_RESPONSES = {200: _SHARE_RECORD, 404: _error("No such share"), **_SHARE_AUTH_ERRORS, **_COMMON_ERRORS}
+
+SHARE_REVOKE_RESPONSES = {
+    204: ResponseSpec(data_container=None, description="Revoked (also when it already was)"),
+    404: _error("No such share"),
+    **_SHARE_AUTH_ERRORS,
+    **_COMMON_ERRORS,
+}
+
+SHARE_SERVE_RESPONSES = {
+    200: ResponseSpec(data_container=bytes, media_type="image/*", description="The image", generate_examples=False),
+    206: ResponseSpec(
+        data_container=bytes, media_type="image/*", description="A byte range of the image", generate_examples=False
+    ),
+    304: ResponseSpec(data_container=None, description="Not modified (If-None-Match)"),
+    404: _error("No such share link, or nothing to serve at its path or entry"),
+    410: _error("The link has expired, was revoked, or reached its download limit"),
+    416: ResponseSpec(data_container=None, description="Range not satisfiable"),
+    **_COMMON_ERRORS,
+}
 
 
 # --- collection routes (konifer-edge's own) -------------------------------------------

@@ -18,7 +18,7 @@ from konifer_edge.domain.selectors import (
 from konifer_edge.domain.transformation import parse_transformation
 from konifer_edge.http import collections, openapi
 from konifer_edge.http.answers import FetchRequest, answer_fetch
-from konifer_edge.http.targets import AnyRequest, base_url, json_answer, parse_target, runtime_of
+from konifer_edge.http.targets import AnyRequest, json_answer, parse_target, public_base_url, runtime_of
 from konifer_edge.http.uploads import (
     MAX_JSON_BODY_BYTES,
     read_json_body,
@@ -72,7 +72,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
         selector=selector,
         settings=settings,
         requested=requested,
-        base_url=base_url(request, runtime),
+        base_url=public_base_url(request, runtime),
         assets=assets,
         asset_outcome=outcome,
         generation=generation,
@@ -113,7 +113,7 @@ async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
             path=target.path, metadata=metadata, content=content, source=AssetSource.URL, source_url=body.url
         )
     asset = await store_asset(runtime, store_request)
-    location = delivery.entry_url(base_url(request, runtime), asset)
+    location = delivery.entry_url(public_base_url(request, runtime), asset)
     return json_answer(metadata_wire(asset), status=201, headers={"Location": location})
 
 

@@ -58,7 +58,8 @@ def parse_target(request: AnyRequest, prefix: str = ASSETS_PREFIX) -> ParsedTarg
     return ParsedTarget(path=normalise_asset_path(decoded), tokens=tokens, pairs=query_pairs(request))
 
 
-def base_url(request: AnyRequest, runtime: Runtime) -> str:
+def public_base_url(request: AnyRequest, runtime: Runtime) -> str:
+    """The base of every absolute URL we hand out: `http.public-url`, else where the request came in."""
     configured = runtime.config.http.public_url
     if configured:
         return configured.rstrip("/")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar.params import KwargDefinition
 
 from konifer_edge.domain.models import Asset, Attributes, Lqip, Variant
+from konifer_edge.domain.selectors import MAX_ENTRY_ID
+from konifer_edge.domain.shares import MAX_DOWNLOADS, Share
 
 # Konifer's dates are ISO local date-times without an offset, so not OpenAPI's `date-time` (RFC 3339
 # requires the offset): the schema says what is really sent. The encoding itself is unchanged.
@@ -69,6 +72,39 @@ class ErrorWire(msgspec.Struct):
     error: str
 
 
+class ShareCreateWire(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """`POST /shares`: an asset (`path` and `entryId`), or without `entryId` whatever is newest at `path`."""
+
+    path: str
+    entry_id: Annotated[int, msgspec.Meta(ge=0, le=MAX_ENTRY_ID)] | None = None
+    expires_at: datetime | None = None
+    expires_in: int | None = None
+    max_downloads: Annotated[int, msgspec.Meta(ge=1, le=MAX_DOWNLOADS)] | None = None
+    transformation: dict[str, str | int | float] = {}
+
+
+class ShareWire(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A share record. `token` and `url` appear once, in the answer that created it.
+
+    Shares are ours, not Konifer's: their times are RFC 3339 in UTC with the `Z`, the form
+    `expiresAt` is given in, so a client can send back what it read.
+    """
+
+    id: uuid.UUID
+    kind: Literal["asset", "path"]
+    path: str
+    transformation: dict[str, str]
+    status: Literal["active", "revoked", "expired", "exhausted"]
+    downloads: int
+    created_at: datetime
+    entry_id: int | None = None
+    expires_at: datetime | None = None
+    max_downloads: int | None = None
+    revoked_at: datetime | None = None
+    token: str | None = None
+    url: str | None = None
+
+
 class HealthWire(msgspec.Struct):
     status: str
     checks: dict[str, str] = {}
@@ -116,4 +152,22 @@ def metadata_wire(asset: Asset) -> AssetMetadataWire:
         variants=[variant_wire(v) for v in asset.variants],
         created_at=local_time(asset.created_at),
         modified_at=local_time(asset.modified_at),
+    )
+
+
+def share_wire(share: Share, now: datetime, *, token: str | None = None, url: str | None = None) -> ShareWire:
+    return ShareWire(
+        id=share.id,
+        kind="path" if share.of_path else "asset",
+        path=share.path,
+        entry_id=share.entry_id,
+        transformation=share.transformation,
+        status=share.status(now).value,
+        downloads=share.downloads,
+        max_downloads=share.max_downloads,
+        expires_at=None if share.expires_at is None else share.expires_at.astimezone(UTC),
+        created_at=share.created_at.astimezone(UTC),
+        revoked_at=None if share.revoked_at is None else share.revoked_at.astimezone(UTC),
+        token=token,
+        url=url,
     )

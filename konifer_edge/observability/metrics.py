@@ -44,6 +44,7 @@ IMAGING_CAPACITY = Gauge(
 )
 URL_DOWNLOADS = Counter("konifer_url_source_downloads_total", "URL-source downloads", ["outcome"])
 REJECTED_INPUTS = Counter("konifer_rejected_inputs_total", "Requests refused with a 4xx", ["reason"])
+SHARE_SERVES = Counter("konifer_share_serves_total", "Requests to share links, by outcome", ["outcome"])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -62,7 +62,22 @@ def _route_of(scope: Scope) -> str:
     path = str(scope.get("path", ""))
     if path.startswith("/assets/"):
         return _ASSET_ROUTES.get(str(scope.get("method", "")), "other")
+    if path.startswith(_SHARE_LINK_PREFIX):
+        return "share_serve"
+    if path == "/shares" or path.startswith("/shares/"):
+        return "shares"
     return _OTHER_ROUTES.get(path, "other")
+
+
+_SHARE_LINK_PREFIX = "/s/"
+
+
+def logged_path(path: str) -> str:
+    """The path as logged: a share link's token is a credential, and logs are read by more people."""
+    if not path.startswith(_SHARE_LINK_PREFIX):
+        return path[:512]
+    _, _, after_token = path[len(_SHARE_LINK_PREFIX) :].partition("/")
+    return (_SHARE_LINK_PREFIX + "[token]" + ("/" + after_token if after_token else ""))[:512]
 
 
 def mark(scope: Scope, key: str, value: str) -> None:
@@ -105,7 +120,7 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
                 line = AccessLine(
                     time=datetime.now(UTC).isoformat(timespec="milliseconds"),
                     method=str(scope.get("method", "")),
-                    path=scope.get("path", "")[:512],
+                    path=logged_path(str(scope.get("path", ""))),
                     route=route,
                     status=status,
                     duration_ms=round(duration * 1000, 3),

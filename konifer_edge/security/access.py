@@ -15,6 +15,10 @@ request body. That is the cheapest correct place:
 Order on fetch: the signature first (403, no database), then, on ``access.read = "key"``
 paths only, the key (401/403). Public reads ignore any key they carry, so the read path
 of a public CDN origin never waits for a key lookup.
+
+The share routes (``http/shares.py``) call :func:`require_api_key` directly: managing shares
+follows the write rule (open until the first key exists), and a share link itself needs no
+key and no signature, since its token is the credential.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from konifer_edge.domain.errors import Forbidden
 from konifer_edge.security.api_keys import (
     READ,
     WRITE,
+    ApiKey,
     CachedKeys,
     Unauthorized,
     authorize,
@@ -58,16 +63,29 @@ async def enforce_access(request: AnyRequest, path: str) -> None:
         scope = READ
     else:
         scope = WRITE
+    await require_api_key(request, scope, path, open_until_first_key=scope == WRITE)
+
+
+async def require_api_key(
+    request: AnyRequest, scope: str, path: str | None, *, open_until_first_key: bool
+) -> ApiKey | None:
+    """The key the request presents, when it may use ``scope`` at ``path``; else 401 or 403.
+
+    ``None`` when no key is presented and ``open_until_first_key`` lets that pass because no
+    key was ever created. With ``path`` ``None`` (not known before the body is read) the
+    key's path prefix is not checked: call :func:`~konifer_edge.security.api_keys.authorize`
+    again once the path is known.
+    """
     keys = _cached_keys(request)
     token = presented_token(request.headers)
     if token is None:
-        if scope == WRITE and not await keys.any_exist():
+        if open_until_first_key and not await keys.any_exist():
             # No key was ever created: the service runs open, as Konifer does.
-            return
+            return None
         raise Unauthorized(
             "An API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)", reason="missing_api_key"
         )
-    authorize(await keys.find(token), scope=scope, path=path)
+    return authorize(await keys.find(token), scope=scope, path=path)
 
 
 def _cached_keys(request: AnyRequest) -> CachedKeys:

@@ -135,15 +135,18 @@ def presented_token(headers: Mapping[str, str]) -> str | None:
     return api_key.strip() if api_key is not None else None
 
 
-def authorize(key: ApiKey | None, *, scope: str, path: str) -> ApiKey:
-    """The key, when it may use ``scope`` on ``path``; else 401 (unknown, revoked) or 403 (scope, prefix)."""
+def authorize(key: ApiKey | None, *, scope: str, path: str | None) -> ApiKey:
+    """The key, when it may use ``scope`` on ``path``; else 401 (unknown, revoked) or 403 (scope, prefix).
+
+    ``path`` ``None`` checks everything but the prefix, for a request that names its path in its body.
+    """
     if key is None:
         raise Unauthorized("The API key is not valid", reason="invalid_api_key")
     if key.revoked:
         raise Unauthorized("The API key has been revoked", reason="revoked_api_key")
     if not key.grants(scope):
         raise Forbidden(f"The API key does not have the {scope} scope", reason="insufficient_scope")
-    if not key.covers(path):
+    if path is not None and not key.covers(path):
         raise Forbidden(f"The API key is limited to {key.path_prefix}", reason="outside_key_prefix")
     return key
 

@@ -18,6 +18,7 @@ from konifer_edge.services.variant_upkeep import AccessTracker, VariantUpkeep
 from konifer_edge.sources.url import UrlDownloader
 from konifer_edge.storage.object_store import ObjectStore
 from konifer_edge.storage.repository import AssetRepository
+from konifer_edge.storage.shares import ShareRepository
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class Runtime:
     resolutions: ResolutionCache
     bodies: SmallBodyCache
     purge: PurgeHook
+    shares: ShareRepository
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: VariantUpkeep = field(default_factory=VariantUpkeep)

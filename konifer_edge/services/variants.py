@@ -103,6 +103,19 @@ async def resolve_variant(
     )
 
 
+def check_transformation(settings: PathSettings, asset: Asset, requested: RequestedTransformation) -> None:
+    """Plan ``requested`` against ``asset`` as a fetch without Accept would, refusing what the path's limits refuse.
+
+    For checking a transformation that will be applied later (a share's) without rendering it now.
+    """
+    original = asset.original
+    original_format = ImageFormat.from_short_name(original.attributes.format)
+    assert original_format is not None
+    animated = original.attributes.page_count > 1
+    chosen = choose_format(requested.format, None, original_format, candidates=ANIMATED_FORMATS if animated else None)
+    _check_output_limits(settings, plan_transformation(requested, original.attributes, chosen.format))
+
+
 def _check_output_limits(settings: PathSettings, plan: Plan) -> None:
     limits = settings.transform.limits
     width, height = plan.width + 2 * plan.pad, plan.height + 2 * plan.pad

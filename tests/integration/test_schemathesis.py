@@ -10,17 +10,20 @@ name an asset that exists. So half the examples keep what schemathesis generated
 half get an asset path built from the grammar, over assets this module stores first. A fetch's 200
 is not specific in the schema (content answers image bytes, link `{url, lqip, alt}`, a limit an
 array), so only its status is checked. The server is this module's own: generated deletes (`all`,
-`recursive`) must not reach other modules' assets.
+`recursive`) must not reach other modules' assets. The share routes are treated alike: half their
+examples name shares, tokens and assets this module made first (on a path of their own).
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, example, given, settings
@@ -68,6 +71,66 @@ def own_api(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService,
         deployment.stop()
 
 
+# Shares live on a path of their own: generated asset deletes (`st/-/recursive`) never reach it.
+SHARED_PATH = "/sh/img"
+
+
+class SeededShares(msgspec.Struct, frozen=True):
+    tokens: list[str]
+    ids: list[str]
+    revocable: list[str]
+
+
+@pytest.fixture(scope="module")
+def seeded_shares(own_api: Deployment) -> SeededShares:
+    for image in (make_image("png", 40, 30), make_image("jpg", 30, 20)):
+        answer = own_api.client.post(
+            f"/assets{SHARED_PATH}", files={"metadata": (None, "{}", "application/json"), "asset": ("i", image)}
+        )
+        assert answer.status_code == 201, answer.text
+    bodies = [{"path": SHARED_PATH}, {"path": SHARED_PATH, "entryId": 1, "transformation": {"w": "10"}}]
+    made = [own_api.client.post("/shares", json=body).json() for body in [*bodies, *([{"path": SHARED_PATH}] * 4)]]
+    return SeededShares(
+        tokens=[share["token"] for share in made[:2]],
+        ids=[share["id"] for share in made[:2]],
+        revocable=[share["id"] for share in made[2:]],
+    )
+
+
+share_bodies = st.fixed_dictionaries(
+    {"path": st.sampled_from([SHARED_PATH, SHARED_PATH.lstrip("/"), "/sh/missing", "/sh//img"])},
+    optional={
+        "entryId": st.sampled_from([0, 1, 9]),
+        "expiresIn": st.sampled_from([0, 1, 3600]),
+        "maxDownloads": st.sampled_from([0, 1, 5]),
+        "transformation": st.sampled_from([{}, {"w": "10"}, {"w": 12, "format": "webp"}, {"w": "x"}, {"n": "1"}]),
+    },
+)
+share_queries = st.sampled_from(
+    [{"path": SHARED_PATH}, {"asset": f"{SHARED_PATH}/-/entry/0"}, {"asset": f"{SHARED_PATH}/-/entry/9"}, {}]
+)
+
+
+def use_seeded_shares(case: schemathesis.Case[Any], data: st.DataObject, method: str, seeded: SeededShares) -> None:
+    """Point a share operation at shares and assets that exist, so its answers are not only refusals."""
+    parameters = dict(case.path_parameters or {})
+    if "token" in parameters:
+        parameters["token"] = data.draw(st.sampled_from([*seeded.tokens, "A" * 43]), label="token")
+    if "entry_id" in parameters:
+        parameters["entry_id"] = data.draw(st.sampled_from(["0", "1", "9", "x"]), label="entry")
+    if "share_id" in parameters:
+        ids = seeded.revocable if method == "DELETE" else seeded.ids
+        parameters["share_id"] = data.draw(st.sampled_from([*ids, str(uuid.UUID(int=7))]), label="share id")
+    case.path_parameters = parameters
+    if method == "POST":
+        case.body = data.draw(share_bodies, label="share")
+        case.media_type = "application/json"
+    elif method == "GET" and not parameters:
+        case.query = data.draw(share_queries, label="share query")
+    else:
+        case.query = {}
+
+
 @pytest.fixture(scope="module")
 def konifer_schema(own_api: Deployment) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{own_api.base_url}/schema/openapi.json")
@@ -111,6 +174,14 @@ OPERATIONS = [
     ("/paths/{prefix}", "GET"),
     ("/filters", "GET"),
     ("/bundles", "POST"),
+    ("/shares", "POST"),
+    ("/shares", "GET"),
+    ("/shares/{share_id}", "GET"),
+    ("/shares/{share_id}", "DELETE"),
+    ("/s/{token}", "GET"),
+    ("/s/{token}", "HEAD"),
+    ("/s/{token}/-/entry/{entry_id}", "GET"),
+    ("/s/{token}/-/entry/{entry_id}", "HEAD"),
     ("/health", "GET"),
     ("/ready", "GET"),
 ]
@@ -130,7 +201,11 @@ def test_every_operation_in_the_schema_is_exercised(konifer_schema: schemathesis
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
 def test_every_operation_answers_as_its_schema_says(
-    konifer_schema: schemathesis.BaseSchema, own_api: Deployment, path: str, method: str
+    konifer_schema: schemathesis.BaseSchema,
+    own_api: Deployment,
+    seeded_shares: SeededShares,
+    path: str,
+    method: str,
 ) -> None:
     # Not schemathesis.pytest.from_fixture: its lazy loader reads pytest's private `_nodeid`, which
     # pytest 9 no longer has. The operation's own strategy, driven by Hypothesis here, is the same.
@@ -149,6 +224,8 @@ def test_every_operation_answers_as_its_schema_says(
                 body: dict[str, Any] = data.draw(metadata_bodies, label="metadata")
                 case.body = body
                 case.media_type = "application/json"
+        if path.startswith(("/shares", "/s/")) and data.draw(st.booleans(), label="seeded shares"):
+            use_seeded_shares(case, data, method, seeded_shares)
         response = case.call(base_url=own_api.base_url, timeout=30)
         statuses.append(response.status_code)
         fetched_fine = method in ("GET", "HEAD") and response.status_code < 400
@@ -156,8 +233,8 @@ def test_every_operation_answers_as_its_schema_says(
         assert httpx.get(f"{own_api.base_url}/health", timeout=10).status_code == 200
 
     answers_as_documented()
-    if path.startswith("/assets/") and method != "POST":
-        # The grammar paths reach real assets: the budget is not spent on refusals alone.
+    if (path.startswith("/assets/") and method != "POST") or path.startswith(("/shares", "/s/")):
+        # The grammar paths and seeded shares reach real assets: the budget is not spent on refusals alone.
         assert any(200 <= status < 300 for status in statuses), sorted(statuses)
 
 
