@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
+
+from konifer_edge.domain.errors import BadRequest
 
 TRANSFORMATION_KEYS = frozenset(
     {"w", "h", "fit", "g", "format", "r", "f", "filter", "blur", "q", "pad", "pad-c", "strip", "cs", "profile", "dpr"}
@@ -37,3 +41,25 @@ def split_query(pairs: list[tuple[str, str]]) -> QueryParts:
         elif key != SIGNATURE_KEY:
             labels.setdefault(key, value)
     return QueryParts(labels=labels, transformation=transformation, limit=limit)
+
+
+def transformation_from_json(raw: Mapping[str, str | int | float]) -> dict[str, str]:
+    """Transformation parameters as a query string would carry them, sorted by key.
+
+    Numbers are accepted as well as strings (`{"w": 200}`), as profiles in the configuration
+    accept them; anything but a transformation key is refused (a JSON body has no place for
+    labels, a limit or a signature).
+    """
+    parameters: dict[str, str] = {}
+    for key in sorted(raw):
+        if key not in TRANSFORMATION_KEYS:
+            raise BadRequest(
+                f"'{key[:64]}' is not a transformation parameter; use {', '.join(sorted(TRANSFORMATION_KEYS))}",
+                reason="invalid_transformation",
+            )
+        value = raw[key]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        parameters[key] = str(value)
+    return parameters
+

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from konifer_edge.domain.errors import BadRequest, Gone
-from konifer_edge.domain.query import TRANSFORMATION_KEYS
 
 # Far enough for any real use; an "expires never" share simply leaves the expiry out.
 MAX_LIFETIME = timedelta(days=3653)
@@ -92,24 +90,3 @@ def share_expiry(expires_at: datetime | None, expires_in: int | None, now: datet
     if moment - now > MAX_LIFETIME:
         raise BadRequest(f"expiresAt may be at most {MAX_LIFETIME.days} days ahead", reason="invalid_expiry")
     return moment
-
-
-def share_parameters(raw: Mapping[str, str | int | float]) -> dict[str, str]:
-    """Transformation parameters as a query string would carry them, sorted by key.
-
-    Numbers are accepted as well as strings (`{"w": 200}`), as profiles in the configuration
-    accept them; anything but a transformation key is refused, since a share has no labels,
-    limit or signature.
-    """
-    parameters: dict[str, str] = {}
-    for key in sorted(raw):
-        if key not in TRANSFORMATION_KEYS:
-            raise BadRequest(
-                f"'{key[:64]}' is not a transformation parameter; use {', '.join(sorted(TRANSFORMATION_KEYS))}",
-                reason="invalid_transformation",
-            )
-        value = raw[key]
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        parameters[key] = str(value)
-    return parameters

@@ -60,5 +60,5 @@ class BundleItemWire(msgspec.Struct, rename="camel", forbid_unknown_fields=True)
 
 class BundleRequestWire(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     assets: list[BundleItemWire]
-    transformation: dict[str, str] = {}
+    transformation: dict[str, str | int | float] = {}
     """Konifer transformation parameters applied to every image, as on a fetch."""

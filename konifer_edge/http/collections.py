@@ -36,6 +36,7 @@ from konifer_edge.domain.listing import (
 )
 from konifer_edge.domain.models import Asset
 from konifer_edge.domain.paths import normalise_asset_path
+from konifer_edge.domain.query import transformation_from_json
 from konifer_edge.domain.selectors import MAX_ENTRY_ID, Order
 from konifer_edge.http import openapi
 from konifer_edge.http.collection_wire import (
@@ -262,7 +263,8 @@ async def create_bundle(request: AnyRequest) -> Response[Any]:
     if missing:
         path, entry_id = missing[0]
         raise NotFound(f"No entry {entry_id} at {path} ({len(missing)} of the listed entries are missing)")
-    return await _bundle_answer(runtime, [found[pair] for pair in requested], data.transformation, "bundle")
+    transformation = transformation_from_json(data.transformation)
+    return await _bundle_answer(runtime, [found[pair] for pair in requested], transformation, "bundle")
 
 
 def _bundle_entries(data: BundleRequestWire, max_entries: int) -> list[tuple[str, int]]:

@@ -127,6 +127,15 @@ DELETE_RESPONSES = {204: ResponseSpec(data_container=None, description="Deleted,
 
 # --- share links ---------------------------------------------------------------------------------
 
+def _transformation_object(description: str) -> Schema:
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        additional_properties=False,
+        properties={name: replace(schema, description=text) for name, schema, text in _TRANSFORMATION_PARAMETERS},
+        description=f"Transformation parameters: {description}",
+    )
+
+
 _SHARE_CREATE_BODY = Schema(
     type=OpenAPIType.OBJECT,
     required=["path"],
@@ -156,12 +165,7 @@ _SHARE_CREATE_BODY = Schema(
             maximum=MAX_DOWNLOADS,
             description="GETs answered with the image before the link stops working",
         ),
-        "transformation": Schema(
-            type=OpenAPIType.OBJECT,
-            additional_properties=False,
-            properties={name: replace(schema, description=text) for name, schema, text in _TRANSFORMATION_PARAMETERS},
-            description="Transformation parameters applied to every serve (as query parameters of content)",
-        ),
+        "transformation": _transformation_object("Applied to every serve (as query parameters of content)"),
     },
 )
 
@@ -312,11 +316,7 @@ class BundleOperation(Operation):
             required=["assets"],
             properties={
                 "assets": Schema(type=OpenAPIType.ARRAY, items=_BUNDLE_ITEM, min_items=1),
-                "transformation": Schema(
-                    type=OpenAPIType.OBJECT,
-                    additional_properties=_STRING,
-                    description="Transformation parameters (w, h, fit, format...) applied to every image",
-                ),
+                "transformation": _transformation_object("applied to every image"),
             },
         )
         self.request_body = RequestBody(content={"application/json": OpenAPIMediaType(schema=schema)}, required=True)

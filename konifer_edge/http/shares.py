@@ -20,8 +20,9 @@ from litestar.enums import HttpMethod
 
 from konifer_edge.domain.errors import ApiError, BadRequest, UnsupportedMediaType
 from konifer_edge.domain.paths import normalise_asset_path
+from konifer_edge.domain.query import transformation_from_json
 from konifer_edge.domain.selectors import FetchSelector, ReturnFormat, parse_entry_id, split_asset_path
-from konifer_edge.domain.shares import share_expiry, share_parameters
+from konifer_edge.domain.shares import share_expiry
 from konifer_edge.http import openapi
 from konifer_edge.http.answers import FetchRequest, answer_content
 from konifer_edge.http.targets import MAX_QUERY_BYTES, public_base_url
@@ -120,7 +121,7 @@ async def create_share(request: AnyRequest) -> Response[bytes]:
         shares.ShareRequest(
             path=path,
             entry_id=body.entry_id,
-            transformation=share_parameters(body.transformation),
+            transformation=transformation_from_json(body.transformation),
             expires_at=share_expiry(body.expires_at, body.expires_in, now),
             max_downloads=body.max_downloads,
         ),

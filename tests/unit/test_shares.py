@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from konifer_edge.domain.errors import BadRequest, Gone
+from konifer_edge.domain.query import transformation_from_json
 from konifer_edge.domain.shares import (
     MAX_LIFETIME,
     MAX_LIFETIME_SECONDS,
@@ -17,7 +18,6 @@ from konifer_edge.domain.shares import (
     ShareStatus,
     refuse_unless_active,
     share_expiry,
-    share_parameters,
 )
 from konifer_edge.observability.request_log import logged_path
 from konifer_edge.services.shares import new_token, token_digest
@@ -105,20 +105,20 @@ def test_bad_expiries_are_400(expires_at: datetime | None, expires_in: int | Non
 
 
 def test_parameters_are_strings_sorted_by_key() -> None:
-    assert share_parameters({}) == {}
-    assert share_parameters({"w": 200, "format": "webp", "blur": 1.5, "h": 30.0}) == {
+    assert transformation_from_json({}) == {}
+    assert transformation_from_json({"w": 200, "format": "webp", "blur": 1.5, "h": 30.0}) == {
         "blur": "1.5",
         "format": "webp",
         "h": "30",
         "w": "200",
     }
-    assert list(share_parameters({"w": "1", "fit": "fit", "dpr": "2"})) == ["dpr", "fit", "w"]
+    assert list(transformation_from_json({"w": "1", "fit": "fit", "dpr": "2"})) == ["dpr", "fit", "w"]
 
 
 @pytest.mark.parametrize("key", ["phone", "limit", "s", "label:w", "W", ""])
 def test_only_transformation_keys_are_parameters(key: str) -> None:
     with pytest.raises(BadRequest) as raised:
-        share_parameters({key: "1"})
+        transformation_from_json({key: "1"})
     assert raised.value.reason == "invalid_transformation"
 
 
