@@ -283,12 +283,13 @@ class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
 class AssetLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Largest original accepted at store time (Konifer's per-path ``limits``)."""
 
-    max_width: int = 8192
-    max_height: int = 8192
-    max_pixels: int = 20_000_000
-    max_pages: int = 20
-    max_pixels_per_page: int = 1_000_000
-    """Applies instead of ``max_pixels`` to each frame of a multi-page image."""
+    max_width: int = 16384
+    max_height: int = 16384
+    max_pixels: int = 100_000_000
+    """Width x height x frames: what decoding the whole image costs."""
+    max_pages: int = 1000
+    max_pixels_per_page: int = 100_000_000
+    """Width x height of one frame, for paths that want animations smaller than stills."""
 
 
 class AccessSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -25,11 +25,12 @@ _LOADER_PREFIX = {
 class ProbeLimits(msgspec.Struct, frozen=True):
     """The largest original accepted, judged from the header alone."""
 
-    max_width: int = 8192
-    max_height: int = 8192
-    max_pixels: int = 20_000_000
-    max_frames: int = 20
-    max_pixels_per_frame: int = 1_000_000
+    max_width: int = 16384
+    max_height: int = 16384
+    max_pixels: int = 100_000_000
+    """Width x height x frames."""
+    max_frames: int = 1000
+    max_pixels_per_frame: int = 100_000_000
 
 
 class ProbedImage(msgspec.Struct, frozen=True):
@@ -94,10 +95,15 @@ def _check_limits(width: int, height: int, pages: int, limits: ProbeLimits) -> N
             f"The image is {width}x{height}; at most {limits.max_width}x{limits.max_height} is accepted",
             reason="image_too_large",
         )
-    per_frame_limit = limits.max_pixels if pages == 1 else limits.max_pixels_per_frame
-    if width * height > per_frame_limit:
+    if width * height * pages > limits.max_pixels:
         raise BadRequest(
-            f"The image has {width * height} pixels per frame; at most {per_frame_limit} are accepted",
+            f"The image has {width * height * pages} pixels (width x height x frames);"
+            f" at most {limits.max_pixels} are accepted",
+            reason="too_many_pixels",
+        )
+    if width * height > limits.max_pixels_per_frame:
+        raise BadRequest(
+            f"The image has {width * height} pixels per frame; at most {limits.max_pixels_per_frame} are accepted",
             reason="too_many_pixels",
         )
 

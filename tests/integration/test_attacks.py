@@ -22,9 +22,9 @@ def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", rows) + _chunk(b"IEND", b"")
 
 
-def many_frame_gif(frames: int = 10_000) -> bytes:
-    """A 1x1 GIF with `frames` frames: a few bytes each, costly for anything that decodes them all."""
-    screen = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+def many_frame_gif(frames: int = 10_000, side: int = 1) -> bytes:
+    """A side x side GIF with `frames` 1x1 frames: a few bytes each, costly for anything that decodes them all."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", side, side, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
     loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
     frame = (
         b"\x21\xf9\x04\x00\x01\x00\x00\x00" + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
@@ -56,6 +56,20 @@ def test_decompression_bomb_is_refused_from_its_header(fs_api: Deployment, path:
 
 def test_ten_thousand_frames_are_refused_from_the_header(fs_api: Deployment, path: str) -> None:
     _refused_and_still_serving(fs_api, path, many_frame_gif(), "too_many_frames")
+
+
+def test_pixels_count_every_frame(fs_api: Deployment, path: str) -> None:
+    # 12000 x 9000 is within the width and height limits, but 108 MP is over the 100 MP default.
+    _refused_and_still_serving(fs_api, path, png_bomb(12_000, 9_000), "too_many_pixels")
+    # 200 frames of 800 x 800: each frame is small, together they are 128 MP.
+    _refused_and_still_serving(fs_api, path, many_frame_gif(200, 800), "too_many_pixels")
+    _refused_and_still_serving(fs_api, path, many_frame_gif(1001), "too_many_frames")
+
+
+def test_a_large_camera_photo_is_accepted_by_default(fs_api: Deployment, path: str) -> None:
+    # 48 MP, as phone cameras take them: within the 100 MP default.
+    status, metadata = _post(fs_api, path, make_image("jpg", 8000, 6000))
+    assert status == 201, metadata
 
 
 def test_a_file_whose_signature_lies_is_refused(fs_api: Deployment, path: str) -> None:
