@@ -70,6 +70,11 @@ def object_store_for(config: Config, data_dir: Path) -> ObjectStore:
             secret_key=s3.secret_key,
             force_path_style=s3.force_path_style,
             allow_http=s3.allow_http,
+            connect_timeout=s3.connect_timeout.total_seconds(),
+            read_timeout=s3.read_timeout.total_seconds(),
+            request_timeout=s3.request_timeout.total_seconds(),
+            retry_timeout=s3.retry_timeout.total_seconds(),
+            max_retries=s3.max_retries,
         ),
         filesystem_root=Path(settings.filesystem.mount_path or data_dir / "objects"),
     )
