@@ -20,6 +20,7 @@ from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.routes import ASSET_ROUTES
+from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
 from konifer_edge.observability import metrics
@@ -115,9 +116,14 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
                 max_redirects=url_settings.max_redirects,
             )
         )
-        workers = config.variant_generation.workers
-        pyvips.concurrency_set(config.variant_generation.vips_concurrency)
-        imaging = ImagingPool(workers, config.variant_generation.queue_size, config.variant_generation.render_timeout)
+        generation = config.variant_generation
+        workers = generation.workers
+        pyvips.concurrency_set(generation.vips_concurrency)
+        imaging = ImagingPool(workers, generation.queue_size, generation.render_timeout)
+        decoding = DecodePool(
+            generation.decode_workers, generation.queue_size, generation.render_timeout, generation.vips_concurrency
+        )
+        await decoding.start()
         redis_client = _redis_client(config.cache.redis_url)
         shared: SharedState = (
             RedisState(redis_client)
@@ -136,6 +142,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             repository=repository,
             objects=objects,
             imaging=imaging,
+            decoding=decoding,
             url_downloader=downloader,
             reaper=reaper,
             shared=shared,
@@ -156,6 +163,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
                 await redis_client.aclose()
             await downloader.aclose()
             imaging.shutdown()
+            decoding.shutdown()
             await pool.close()
 
     return Litestar(

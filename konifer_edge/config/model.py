@@ -170,6 +170,10 @@ class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
     vips_concurrency: int = 1
     """Threads libvips itself uses inside one render (ours). Renders already run in parallel
     in the pool, so 1 avoids oversubscribing the cores; raise it for few, large images."""
+    decode_workers: int = 2
+    """Processes per server worker that make the first full decode of uploads (ours): a decoder
+    crash there costs one upload, not the worker. Stores are rarer than renders, and each process
+    keeps libvips in memory, so a few suffice."""
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):

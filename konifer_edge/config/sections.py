@@ -167,6 +167,7 @@ def read_variant_generation(section: Section) -> VariantGenerationSettings:
         synchronous_priority=section.integer("synchronous-priority", 80, minimum=1, maximum=99),
         render_timeout=section.duration("render-timeout", timedelta(seconds=30)).total_seconds(),
         vips_concurrency=section.integer("vips-concurrency", 1, minimum=1, maximum=64),
+        decode_workers=section.integer("decode-workers", 2, minimum=1, maximum=64),
     )
     section.finish()
     return settings

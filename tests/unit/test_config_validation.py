@@ -252,6 +252,12 @@ def at_path(pattern: str, settings: dict[str, object]) -> dict[str, object]:
             id="no-workers",
         ),
         pytest.param(
+            {"variant-generation": {"decode-workers": 0}},
+            "variant-generation.decode-workers",
+            "at least 1",
+            id="no-decode-workers",
+        ),
+        pytest.param(
             {"object-store": {"s3": {"read-timeout": "0s"}}},
             "object-store.s3.read-timeout",
             "must be longer than zero",
