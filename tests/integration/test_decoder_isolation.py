@@ -8,10 +8,13 @@ image's end, where decoders do not look: without the variable, such an upload is
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -62,6 +65,31 @@ def _decode_failures(deployment: Deployment, cause: str) -> float:
         for sample in family.samples
         if sample.name == "konifer_decode_failures_total" and sample.labels.get("cause") == cause
     )
+
+
+def _decode_processes(deployment: Deployment) -> set[int]:
+    """The server's live decode processes: the children of the forkserver its worker started."""
+    assert deployment.server.process is not None
+    parents: dict[int, int] = {}
+    forkserver_like: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # it ended meanwhile
+        if state != "Z":
+            parents[int(entry.name)] = int(parent)
+        if b"multiprocessing.forkserver" in command:
+            forkserver_like.add(int(entry.name))
+    descendants = {deployment.server.process.pid}
+    while grown := {pid for pid, parent in parents.items() if parent in descendants} - descendants:
+        descendants |= grown
+    # Forked from the forkserver, decode processes share its command line; it alone has another parent.
+    forkservers = {pid for pid in forkserver_like & descendants if parents[pid] not in forkserver_like}
+    return {pid for pid in descendants if parents.get(pid) in forkservers}
 
 
 class HeldUpload:
@@ -142,4 +170,18 @@ def test_a_decode_past_the_render_timeout_is_stopped_and_the_next_upload_works(i
         answer = _store(isolated, path, make_image("png", 16, 16))
     assert answer.status_code == 201, answer.text
     assert _decode_failures(isolated, "timeout") >= timeouts + 1
+    assert _worker_exits(isolated) == 0
+
+
+def test_a_decode_process_killed_while_idle_is_replaced(isolated: Deployment, path: str) -> None:
+    # pebble gives up on its whole pool when a process it was not using dies (the kernel's OOM
+    # killer, an operator's kill); the worker starts a new pool.
+    before = _decode_processes(isolated)
+    assert len(before) == 1, before
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+
+    assert _store(isolated, path, make_image("png", 16, 16)).status_code == 201
+    after = _decode_processes(isolated)
+    assert len(after) == 1 and not after & before, (before, after)
     assert _worker_exits(isolated) == 0
