@@ -23,6 +23,7 @@ from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.http.shares import SHARE_ROUTES
+from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
 from konifer_edge.observability import metrics
@@ -74,6 +75,11 @@ def object_store_for(config: Config, data_dir: Path) -> ObjectStore:
             secret_key=s3.secret_key,
             force_path_style=s3.force_path_style,
             allow_http=s3.allow_http,
+            connect_timeout=s3.connect_timeout.total_seconds(),
+            read_timeout=s3.read_timeout.total_seconds(),
+            request_timeout=s3.request_timeout.total_seconds(),
+            retry_timeout=s3.retry_timeout.total_seconds(),
+            max_retries=s3.max_retries,
         ),
         filesystem_root=Path(settings.filesystem.mount_path or data_dir / "objects"),
     )
@@ -114,9 +120,14 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
                 max_redirects=url_settings.max_redirects,
             )
         )
-        workers = config.variant_generation.workers
-        pyvips.concurrency_set(config.variant_generation.vips_concurrency)
-        imaging = ImagingPool(workers, config.variant_generation.queue_size, config.variant_generation.render_timeout)
+        generation = config.variant_generation
+        workers = generation.workers
+        pyvips.concurrency_set(generation.vips_concurrency)
+        imaging = ImagingPool(workers, generation.queue_size, generation.render_timeout)
+        decoding = DecodePool(
+            generation.decode_workers, generation.queue_size, generation.render_timeout, generation.vips_concurrency
+        )
+        await decoding.start()
         redis_client = _redis_client(config.cache.redis_url)
         shared: SharedState = (
             RedisState(redis_client)
@@ -135,6 +146,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             repository=repository,
             objects=objects,
             imaging=imaging,
+            decoding=decoding,
             url_downloader=downloader,
             reaper=reaper,
             shared=shared,
@@ -156,6 +168,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
                 await redis_client.aclose()
             await downloader.aclose()
             imaging.shutdown()
+            decoding.shutdown()
             await pool.close()
 
     return Litestar(

@@ -102,6 +102,14 @@ class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
     force_path_style: bool = False
     allow_http: bool = False
     """Whether plain-HTTP endpoints may be used; the loader sets it for ``http://`` endpoints."""
+    connect_timeout: timedelta = timedelta(seconds=5)
+    read_timeout: timedelta = timedelta(seconds=30)
+    """Longest wait for the next bytes of an answer."""
+    request_timeout: timedelta = timedelta(minutes=5)
+    """Longest one request may take, its body included (a streamed download is paced by its client)."""
+    retry_timeout: timedelta = timedelta(seconds=30)
+    """Time after which a failing call is not retried again."""
+    max_retries: int = 3
 
 
 class FilesystemSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,6 +170,10 @@ class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
     vips_concurrency: int = 1
     """Threads libvips itself uses inside one render (ours). Renders already run in parallel
     in the pool, so 1 avoids oversubscribing the cores; raise it for few, large images."""
+    decode_workers: int = 2
+    """Processes per server worker that make the first full decode of uploads (ours): a decoder
+    crash there costs one upload, not the worker. Stores are rarer than renders, and each process
+    keeps libvips in memory, so a few suffice."""
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):

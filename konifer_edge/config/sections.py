@@ -83,15 +83,21 @@ def read_object_store(section: Section) -> ObjectStoreSettings:
 
 
 def _read_s3(section: Section) -> S3Settings:
+    defaults = S3Settings()
     endpoint_url = _url(section, "endpoint-url", ("http", "https"))
     plain_http = endpoint_url is not None and endpoint_url.lower().startswith("http://")
     settings = S3Settings(
         endpoint_url=endpoint_url,
-        region=_non_blank(section, "region") or S3Settings().region,
+        region=_non_blank(section, "region") or defaults.region,
         access_key=_non_blank(section, "access-key"),
         secret_key=_non_blank(section, "secret-key"),
         force_path_style=section.boolean("force-path-style", False),
         allow_http=section.boolean("allow-http", plain_http),
+        connect_timeout=section.duration("connect-timeout", defaults.connect_timeout),
+        read_timeout=section.duration("read-timeout", defaults.read_timeout),
+        request_timeout=section.duration("request-timeout", defaults.request_timeout),
+        retry_timeout=section.duration("retry-timeout", defaults.retry_timeout),
+        max_retries=section.integer("max-retries", defaults.max_retries, minimum=0, maximum=20),
     )
     section.finish()
     return settings
@@ -162,6 +168,7 @@ def read_variant_generation(section: Section) -> VariantGenerationSettings:
         synchronous_priority=section.integer("synchronous-priority", 80, minimum=1, maximum=99),
         render_timeout=section.duration("render-timeout", timedelta(seconds=30)).total_seconds(),
         vips_concurrency=section.integer("vips-concurrency", 1, minimum=1, maximum=64),
+        decode_workers=section.integer("decode-workers", 2, minimum=1, maximum=64),
     )
     section.finish()
     return settings

@@ -1,8 +1,12 @@
-"""A bounded pool for libvips work, so no decode or encode ever runs on the event loop.
+"""A bounded pool of threads for renders, so no decode or encode ever runs on the event loop.
 
 libvips releases the GIL while it computes, so threads give real parallelism. The
 queue is bounded: past it, callers are told to come back later instead of piling up
 memory behind a flood of renders.
+
+Renders stay in threads, in the server worker: they read stored originals, every byte of which a
+decode process (imaging/decode_pool.py) has already decoded once, and a process hop on the hot
+path of a first fetch would cost every render to guard against a crash those bytes did not cause.
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ class ImagingPool:
         self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vips")
         self._admitted = asyncio.BoundedSemaphore(max(1, workers) + max(0, queue_size))
         self.workers = max(1, workers)
-        metrics.IMAGING_CAPACITY.set(max(1, workers) + max(0, queue_size))
+        metrics.IMAGING_CAPACITY.labels("render").set(max(1, workers) + max(0, queue_size))
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._admitted.locked():
             raise ServiceUnavailable("The image pipeline is busy; retry shortly", reason="render_queue_full")
         await self._admitted.acquire()
-        metrics.IMAGING_IN_USE.inc()
+        metrics.IMAGING_IN_USE.labels("render").inc()
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
         # A libvips call cannot be interrupted: the slot stays taken until the thread is done,
@@ -46,7 +50,7 @@ class ImagingPool:
             ) from None
 
     def _release(self, _: object) -> None:
-        metrics.IMAGING_IN_USE.dec()
+        metrics.IMAGING_IN_USE.labels("render").dec()
         self._admitted.release()
 
     def shutdown(self) -> None:

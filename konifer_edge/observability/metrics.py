@@ -37,10 +37,16 @@ DATABASE_DURATION = Histogram(
     "konifer_database_duration_seconds", "Metadata repository operation time", ["operation"], buckets=_FAST
 )
 IMAGING_IN_USE = Gauge(
-    "konifer_imaging_pool_in_use", "Renders and probes running or queued", multiprocess_mode="livesum"
+    "konifer_imaging_pool_in_use", "Renders and upload decodes running or queued", ["pool"], multiprocess_mode="livesum"
 )
 IMAGING_CAPACITY = Gauge(
-    "konifer_imaging_pool_capacity", "Renders and probes admitted at most", multiprocess_mode="livesum"
+    "konifer_imaging_pool_capacity",
+    "Renders and upload decodes admitted at most",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+DECODE_FAILURES = Counter(
+    "konifer_decode_failures_total", "Upload decodes whose process crashed or was stopped at the timeout", ["cause"]
 )
 URL_DOWNLOADS = Counter("konifer_url_source_downloads_total", "URL-source downloads", ["outcome"])
 REJECTED_INPUTS = Counter("konifer_rejected_inputs_total", "Requests refused with a 4xx", ["reason"])

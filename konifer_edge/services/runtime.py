@@ -11,6 +11,7 @@ from konifer_edge.cache.shared import SharedState
 from konifer_edge.cache.single_flight import SingleFlight
 from konifer_edge.config import Config
 from konifer_edge.domain.models import Variant
+from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
@@ -27,6 +28,7 @@ class Runtime:
     repository: AssetRepository
     objects: ObjectStore
     imaging: ImagingPool
+    decoding: DecodePool
     url_downloader: UrlDownloader
     reaper: ObjectReaper
     shared: SharedState

@@ -1,4 +1,4 @@
-"""Storing an asset: probe the bytes, put the object, then record the row.
+"""Storing an asset: examine the bytes in a decode process, put the object, then record the row.
 
 The object goes first: a crash before the row is written leaves an orphan object
 that a sweep can remove, never a row that points at nothing.
@@ -7,7 +7,6 @@ that a sweep can remove, never a row that points at nothing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -17,20 +16,12 @@ import asyncpg
 import msgspec
 
 from konifer_edge.config import PathSettings
-from konifer_edge.config.model import PreprocessingSettings
-from konifer_edge.domain.errors import BadRequest, Forbidden
+from konifer_edge.domain.errors import Forbidden
 from konifer_edge.domain.metadata_rules import validate_metadata
-from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource, Attributes, Lqip
-from konifer_edge.domain.transformation import (
-    RequestedTransformation,
-    is_identity,
-    parse_transformation,
-    plan_transformation,
-)
-from konifer_edge.imaging.lqip import compute_lqips, decode_thumbnail
-from konifer_edge.imaging.probe import ProbedImage, ProbeLimits, probe, sniff
-from konifer_edge.imaging.transform import render
-from konifer_edge.imaging.vips import VIPS_ERRORS
+from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource
+from konifer_edge.domain.transformation import parse_transformation
+from konifer_edge.imaging.original import OriginalJob, Preprocessing
+from konifer_edge.imaging.probe import ProbeLimits, sniff
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variant_upkeep import render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
@@ -46,79 +37,41 @@ class StoreRequest(msgspec.Struct, frozen=True):
     source_url: str | None = None
 
 
-class PreparedOriginal(msgspec.Struct, frozen=True):
-    content: bytes
-    probed: ProbedImage
-    content_hash: str
-    lqip: Lqip
-
-
-def _prepare_original(
-    content: bytes, settings: PathSettings, profiles: Mapping[str, Mapping[str, str]]
-) -> PreparedOriginal:
-    """Probe the upload and, where the path preprocesses, replace it with its processed form."""
+def _original_job(settings: PathSettings, profiles: Mapping[str, Mapping[str, str]]) -> OriginalJob:
     limits = settings.limits
-    probed = probe(
-        content,
-        ProbeLimits(
+    preprocessing = None
+    if settings.transform.preprocessing_enabled:
+        configured = settings.transform.preprocessing
+        preprocessing = Preprocessing(
+            requested=parse_transformation(configured.params, profiles),
+            max_width=configured.max_width,
+            max_height=configured.max_height,
+        )
+    return OriginalJob(
+        limits=ProbeLimits(
             max_width=limits.max_width,
             max_height=limits.max_height,
             max_pixels=limits.max_pixels,
             max_frames=limits.max_pages,
             max_pixels_per_frame=limits.max_pixels_per_page,
         ),
+        lqip_kinds=settings.image.lqip,
+        preprocessing=preprocessing,
     )
-    try:
-        thumbnail = decode_thumbnail(content, probed.attributes.page_count)
-    except VIPS_ERRORS as error:
-        raise BadRequest(
-            f"The {probed.format.short_name} image cannot be decoded: it is damaged or truncated",
-            reason="undecodable_image",
-        ) from error
-    lqip_kinds = settings.image.lqip
-    if settings.transform.preprocessing_enabled:
-        requested = _preprocessing_request(settings.transform.preprocessing, probed.attributes, profiles)
-        output_format = requested.format or probed.format
-        plan = plan_transformation(requested, probed.attributes, output_format)
-        if not is_identity(plan, probed.attributes, requested):
-            rendered = render(content, probed.attributes.page_count, plan, lqip_kinds)
-            return PreparedOriginal(
-                content=rendered.data,
-                probed=ProbedImage(format=output_format, attributes=rendered.attributes),
-                content_hash=hashlib.sha256(rendered.data).hexdigest(),
-                lqip=rendered.lqip,
-            )
-    return PreparedOriginal(
-        content=content,
-        probed=probed,
-        content_hash=hashlib.sha256(content).hexdigest(),
-        lqip=compute_lqips(thumbnail, lqip_kinds),
-    )
-
-
-def _preprocessing_request(
-    preprocessing: PreprocessingSettings, original: Attributes, profiles: Mapping[str, Mapping[str, str]]
-) -> RequestedTransformation:
-    requested = parse_transformation(preprocessing.params, profiles)
-    if requested.width is not None or requested.height is not None:
-        return requested  # explicit sizes win over the maxima
-    max_width, max_height = preprocessing.max_width, preprocessing.max_height
-    width = max_width if max_width is not None and original.width > max_width else None
-    height = max_height if max_height is not None and original.height > max_height else None
-    return msgspec.structs.replace(requested, width=width, height=height)
 
 
 async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
     validate_metadata(request.metadata)
     settings = runtime.config.paths.resolve(request.path)
-    upload_format = await runtime.imaging.run(sniff, request.content)
-    _check_allowed(settings, request.path, upload_format.mime_type)
-    prepared = await runtime.imaging.run(_prepare_original, request.content, settings, runtime.config.variant_profiles)
-    probed, content_hash = prepared.probed, prepared.content_hash
+    _check_allowed(settings, request.path, sniff(request.content).mime_type)
+    job = _original_job(settings, runtime.config.variant_profiles)
+    examined = await runtime.decoding.examine(request.content, job)
+    content = request.content if examined.processed is None else examined.processed
+    probed = examined.probed
     mime_type = probed.format.mime_type
     bucket = settings.object_store.bucket
     store_key = str(uuid.uuid4())
-    await runtime.objects.put(bucket, store_key, prepared.content, mime_type)
+    await runtime.objects.put(bucket, store_key, content, mime_type)
     now = datetime.now(UTC)
     try:
         asset = await runtime.repository.create(
@@ -138,9 +91,9 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
                 store_key=store_key,
                 attributes=probed.attributes,
                 content_type=mime_type,
-                size=len(prepared.content),
-                content_hash=content_hash,
-                lqip=prepared.lqip,
+                size=len(content),
+                content_hash=examined.content_hash,
+                lqip=examined.lqip,
             ),
         )
     except BaseException as error:

@@ -90,7 +90,10 @@ class S3Params(msgspec.Struct, frozen=True, kw_only=True):
     read_timeout: float = 30.0
     # Cap on a whole request including its body, which a slow client paces when it is streamed.
     request_timeout: float = 300.0
+    # obstore's defaults (10 retries within 3 minutes) would hold a request far longer than any
+    # client waits for an image.
     max_retries: int = 3
+    retry_timeout: float = 30.0
 
 
 class ObjectStore(Protocol):
@@ -329,6 +332,7 @@ class S3ObjectStore(_ObstoreBacked):
         read_timeout: float = 30.0,
         request_timeout: float = 300.0,
         max_retries: int = 3,
+        retry_timeout: float = 30.0,
         ping_timeout: float = 5.0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
@@ -347,11 +351,9 @@ class S3ObjectStore(_ObstoreBacked):
             "read_timeout": timedelta(seconds=read_timeout),
             "timeout": timedelta(seconds=request_timeout),
         }
-        # obstore's defaults (10 retries within 3 minutes) would hold a request far longer than
-        # any client waits for an image; give up after about one read timeout of retrying.
         self._retry_config: RetryConfig = {
             "max_retries": max_retries,
-            "retry_timeout": timedelta(seconds=read_timeout),
+            "retry_timeout": timedelta(seconds=retry_timeout),
             "backoff": {
                 "init_backoff": timedelta(milliseconds=100),
                 "max_backoff": timedelta(seconds=2),
@@ -372,6 +374,7 @@ class S3ObjectStore(_ObstoreBacked):
             read_timeout=params.read_timeout,
             request_timeout=params.request_timeout,
             max_retries=params.max_retries,
+            retry_timeout=params.retry_timeout,
         )
 
     def _bucket_endpoint(self, bucket: str) -> str | None:

@@ -23,6 +23,7 @@ provider = "s3"
 endpoint-url = "http://127.0.0.1:9000"
 region = "auto"
 force-path-style = true
+read-timeout = "10s"
 
 [source.url]
 allowed-domains = ["Images.Example.com"]
@@ -71,6 +72,7 @@ object-store {
     endpoint-url = "http://127.0.0.1:9000"
     region = auto
     force-path-style = true
+    read-timeout = 10 seconds
   }
 }
 source.url.allowed-domains = [Images.Example.com]
@@ -108,7 +110,7 @@ http.public-url = "https://img.example.com/"
 data-store.postgresql { host = db.internal, user = konifer }
 object-store {
   provider = s3
-  s3 { endpoint-url = "http://127.0.0.1:9000", region = auto, force-path-style = true }
+  s3 { endpoint-url = "http://127.0.0.1:9000", region = auto, force-path-style = true, read-timeout = 10s }
 }
 source { url { allowed-domains = [images.example.com] } }
 variant-generation.workers = 2
@@ -169,6 +171,7 @@ class TestFormats:
         assert config.http.public_url == "https://img.example.com"
         assert config.data_store.postgresql.dsn() == "postgresql://konifer@db.internal:5432/konifer"
         assert config.object_store.s3.allow_http is True
+        assert config.object_store.s3.read_timeout == timedelta(seconds=10)
         assert config.source.url.allowed_domains == ("images.example.com",)
         assert config.variant_profiles == {"thumbnail": {"w": "128", "fit": "fill", "r": "180", "strip": "exif,xmp"}}
 

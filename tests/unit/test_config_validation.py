@@ -252,6 +252,30 @@ def at_path(pattern: str, settings: dict[str, object]) -> dict[str, object]:
             id="no-workers",
         ),
         pytest.param(
+            {"variant-generation": {"decode-workers": 0}},
+            "variant-generation.decode-workers",
+            "at least 1",
+            id="no-decode-workers",
+        ),
+        pytest.param(
+            {"object-store": {"s3": {"read-timeout": "0s"}}},
+            "object-store.s3.read-timeout",
+            "must be longer than zero",
+            id="s3-read-timeout-zero",
+        ),
+        pytest.param(
+            {"object-store": {"s3": {"connect-timeout": "soon"}}},
+            "object-store.s3.connect-timeout",
+            "'soon'",
+            id="s3-connect-timeout-not-a-duration",
+        ),
+        pytest.param(
+            {"object-store": {"s3": {"max-retries": -1}}},
+            "object-store.s3.max-retries",
+            "at least 0",
+            id="s3-negative-retries",
+        ),
+        pytest.param(
             {"cache": {"redis-url": "http://cache:6379"}},
             "cache.redis-url",
             "redis://",
