@@ -75,4 +75,6 @@ fi
 # Everything after this is bounded: each wrk run has its duration, each step a timeout, and the
 # whole suite a ceiling (the default run takes about 12 minutes on 2 cores).
 limit=${BENCH_TIME_LIMIT:-45m}
-exec timeout --kill-after=60 "$limit" .venv/bin/python "$bench/suite.py" "$@"
+timeout --kill-after=60 "$limit" .venv/bin/python "$bench/suite.py" "$@"
+# A partial run (BENCH_ONLY) has no goals table to show; only a full one replaces the README's.
+[ -n "${BENCH_ONLY:-}" ] || .venv/bin/python "$bench/readme.py"
