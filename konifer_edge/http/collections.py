@@ -91,7 +91,7 @@ async def answer_collection_view(request: AnyRequest, runtime: Runtime, target: 
     await enforce_collection_access(request, [target.path])
     if view == LIST_VIEW:
         return await _list(request, runtime, target, recursive)
-    return await _zip(runtime, target, recursive)
+    return await _zip(runtime, target, recursive, head=request.method == "HEAD")
 
 
 async def _list(request: AnyRequest, runtime: Runtime, target: ParsedTarget, recursive: bool) -> Response[Any]:
@@ -116,7 +116,7 @@ def _next_page_url(request: AnyRequest, runtime: Runtime, cursor: str) -> str:
     return f"{public_base_url(request, runtime)}{quote(request.url.path)}?{urlencode(pairs)}"
 
 
-async def _zip(runtime: Runtime, target: ParsedTarget, recursive_token: bool) -> Response[Any]:
+async def _zip(runtime: Runtime, target: ParsedTarget, recursive_token: bool, *, head: bool) -> Response[Any]:
     values, labels, transformation = split_collection_query(target.pairs, BUNDLE_KEYS, transformations=True)
     maximum = runtime.config.bundle.max_entries
     explicit_limit = values.get("limit")
@@ -137,14 +137,17 @@ async def _zip(runtime: Runtime, target: ParsedTarget, recursive_token: bool) ->
     if not page.assets:
         raise NotFound(f"No asset at {target.path} matches", reason="not_found")
     name = target.path.strip("/").replace("/", "-") or "assets"
-    return await _bundle_answer(runtime, page.assets, transformation, name)
+    return await _bundle_answer(runtime, page.assets, transformation, name, head=head)
 
 
 async def _bundle_answer(
-    runtime: Runtime, assets: list[Asset], transformation: dict[str, str], name: str
+    runtime: Runtime, assets: list[Asset], transformation: dict[str, str], name: str, *, head: bool = False
 ) -> Response[Any]:
     entries = await plan_bundle(runtime, assets, transformation)
     headers = _PRIVATE | {"Content-Disposition": f'attachment; filename="{name}.zip"'}
+    if head:
+        # Settled exactly as a GET would be (so the status is the same), but no object is read.
+        return Response(content=b"", media_type="application/zip", headers=headers)
     return Stream(stream_bundle(runtime, entries), media_type="application/zip", headers=headers)
 
 

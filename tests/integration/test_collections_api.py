@@ -399,6 +399,10 @@ def test_zip_holds_the_originals_byte_for_byte(api: Deployment) -> None:
     response = api.client.get(f"/assets{prefix}/a/-/zip/recursive")
     assert response.headers["content-disposition"] == f'attachment; filename="{prefix.strip("/")}-a.zip"'
     assert unpack(response) == originals
+    head = api.client.head(f"/assets{prefix}/a/-/zip/recursive")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == "application/zip"
+    assert api.client.head(f"/assets{prefix}/nothing/-/zip").status_code == 404
     at_path = unpack(api.client.get(f"/assets{prefix}/a/-/zip"))
     assert list(at_path) == [f"{prefix.strip('/')}/a/{name}" for name in ("2.gif", "1.jpg", "0.png")]
     assert list(unpack(api.client.get(f"/assets{prefix}/a/-/zip", params={"limit": "1", "order": "asc"}))) == [
