@@ -15,17 +15,20 @@ _RECORD_TTL_SECONDS: Final = 3600.0
 _VARIES: Final = "varies by Accept"
 
 
-class RecordedAnswer(msgspec.Struct, frozen=True):
+class RecordedAnswer(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     generation: int
-    etag: str
-    body_key: str
-    variant: Variant
-    counts_as_variant_lookup: bool
     route_kind: str
     headers: list[tuple[bytes, bytes]]
     """Every header of the 200 answer except Content-Type and Content-Length."""
     content_type: bytes
+    etag: str | None = None
+    body: bytes | None = None
+    """The body itself (metadata JSON), or None when it is read from the body cache."""
+    body_key: str | None = None
+    variant: Variant | None = None
+    """The variant an image answer sends, so that its use still counts for idle expiry."""
+    counts_as_variant_lookup: bool = False
 
 
 class RecordedAnswers:

@@ -67,9 +67,33 @@ async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchReques
 
 async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
     headers = _cdn_headers(runtime, fetch, immutable_body=False)
-    if fetch.selector.many:
-        return _json([metadata_wire(asset) for asset in fetch.assets], headers)
-    return _json(metadata_wire(fetch.assets[0]), headers)
+    wire = [metadata_wire(asset) for asset in fetch.assets] if fetch.selector.many else metadata_wire(fetch.assets[0])
+    body = msgspec.json.encode(wire)
+    if _replayable(request, fetch) and fetch.generation is not None:
+        # Metadata is a function of the rows alone, and any write to the path moves its generation.
+        answer = RecordedAnswer(
+            path=fetch.path,
+            generation=fetch.generation,
+            route_kind="fetch_metadata",
+            headers=_header_list(headers),
+            content_type=b"application/json",
+            body=body,
+        )
+        runtime.recorded_answers.record(request_target(request.scope), "", answer, varies_by_accept=False)
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
+def _replayable(request: AnyRequest, fetch: FetchRequest) -> bool:
+    """Whether the fast path may send this answer again: nothing but the target (and Accept) decides it."""
+    return (
+        request.method == HttpMethod.GET
+        and fetch.generation is not None
+        and fetch.settings.access.read == "public"
+    )
+
+
+def _header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 def _link_parameters(fetch: FetchRequest, resolved: ResolvedVariant) -> dict[str, str] | None:
@@ -192,13 +216,8 @@ def _record(
     headers: dict[str, str],
     etag: str,
 ) -> None:
-    """Keep this answer for the fast path when nothing but the target (and Accept) could change it."""
-    if (
-        request.method != HttpMethod.GET
-        or fetch.generation is None
-        or fetch.selector.entry_id is None
-        or fetch.settings.access.read != "public"
-    ):
+    """Keep an entry's image answer for the fast path (a newest-at-path image is resolved afresh)."""
+    if not _replayable(request, fetch) or fetch.generation is None or fetch.selector.entry_id is None:
         return
     variant = resolved.variant
     sent = {**headers, "K-Cache-Status": "hit"}
@@ -211,7 +230,7 @@ def _record(
         variant=variant,
         counts_as_variant_lookup=resolved.source is not None,
         route_kind=f"fetch_{fetch.selector.return_format.value}",
-        headers=[(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in sent.items()],
+        headers=_header_list(sent),
         content_type=variant.content_type.encode("latin-1"),
     )
     runtime.recorded_answers.record(

@@ -1,17 +1,18 @@
-"""Answers to repeated entry-pinned content requests, sent without going through the framework.
+"""Answers to repeated fetches, sent without going through the framework.
 
 The hottest request an image origin sees is the same URL again: one entry of one path,
-usually transformed, small enough to be in the body cache. The first time, the full route
-answers and records what it sent here, keyed by the exact request target (and the
-`Accept` header when the answer was negotiated). The next time, this ASGI layer checks
-that the path's generation has not moved (every store, update, delete and render bumps
-it, on every node) and sends the recorded headers with the cached body: no routing,
-parsing, resolving or header building.
+usually transformed, small enough to be in the body cache; and the metadata of what is at
+a path. The first time, the full route answers and records what it sent here, keyed by
+the exact request target (and the `Accept` header when the answer was negotiated). The
+next time, this ASGI layer checks that the path's generation has not moved (every store,
+update, delete and render bumps it, on every node) and sends the recorded headers and
+body: no routing, parsing, resolving or header building.
 
-Only answers that no request detail can change are recorded: `GET` of a public path,
-pinned to an entry, whole (no `Range`), with the body in memory. Signed URLs qualify because
-the signature is part of the target. Anything else, any miss and any doubt goes to the
-full route, which stays the only place that decides what an answer is.
+Only answers that no request detail but the target can change are recorded: `GET`s of a
+public path; an image pinned to an entry, whole (no `Range`), with its body in memory; or
+metadata. Signed URLs qualify because the signature is part of the target. Anything else,
+any miss and any doubt goes to the full route, which stays the only place that decides
+what an answer is.
 """
 
 from __future__ import annotations
@@ -69,15 +70,16 @@ async def _answer_recorded(runtime: Runtime, scope: HTTPScope, send: Send) -> bo
     answer = runtime.recorded_answers.find(request_target(scope), header(scope, b"accept"))
     if answer is None:
         return False
-    body = runtime.bodies.get(answer.body_key)
+    body = answer.body if answer.body_key is None else runtime.bodies.get(answer.body_key)
     if body is None or await runtime.resolutions.generation(answer.path) != answer.generation:
         return False
     mark(scope, ROUTE_KIND, answer.route_kind)
     mark(scope, CACHE_OUTCOME, "memory")
     if answer.counts_as_variant_lookup:
         metrics.VARIANT_LOOKUPS.labels("hit").inc()
-    runtime.access.touch(answer.variant)
-    if etag_matches(header(scope, b"if-none-match"), answer.etag):
+    if answer.variant is not None:
+        runtime.access.touch(answer.variant)
+    if answer.etag is not None and etag_matches(header(scope, b"if-none-match"), answer.etag):
         await _send(send, 304, answer.headers, b"")
         return True
     headers = [*answer.headers, (b"content-length", str(len(body)).encode()), (b"content-type", answer.content_type)]

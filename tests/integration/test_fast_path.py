@@ -1,4 +1,4 @@
-"""Repeated entry-pinned fetches are answered from what the full route recorded (http/fast_path.py).
+"""Repeated entry content and metadata fetches are answered from what the full route recorded (http/fast_path.py).
 
 Each test first makes the full route answer (and record), then checks that the repeat is the
 same answer, and that nothing a repeat must not reuse is reused: a write in between, another
@@ -81,6 +81,33 @@ def test_writes_retire_recorded_answers(api: Deployment) -> None:
     assert api.client.get(url).status_code == 404
 
 
+def test_newest_metadata_is_replayed_until_the_path_changes(api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(api, path)
+    newest = f"/assets{path}/-/metadata"
+    both = f"/assets{path}/-/metadata?limit=2"
+    first, second = api.client.get(newest), api.client.get(newest)
+    assert comparable(first) == comparable(second)
+    assert second.json()["entryId"] == 0
+    assert api.client.head(newest).headers["content-length"] == second.headers["content-length"]
+    # No ETag on metadata: a conditional request is answered in full, never with a 304.
+    assert api.client.get(newest, headers={"If-None-Match": "*"}).status_code == 200
+    assert [asset["entryId"] for asset in api.client.get(both).json()] == [0]
+    stored(api, path)
+    assert api.client.get(newest).json()["entryId"] == 1
+    assert [asset["entryId"] for asset in api.client.get(both).json()] == [1, 0]
+    assert api.client.put(f"/assets{path}/-/entry/1", json={"alt": "changed"}).status_code == 200
+    assert api.client.get(newest).json()["alt"] == "changed"
+    # A render adds a variant, which metadata lists.
+    assert api.client.get(f"/assets{path}/-/entry/1/content?w=7").status_code == 200
+    assert len(api.client.get(newest).json()["variants"]) == 2
+    assert api.client.delete(f"/assets{path}/-/entry/1").status_code == 204
+    assert api.client.get(newest).json()["entryId"] == 0
+    assert api.client.delete(f"/assets{path}/-/all").status_code == 204
+    assert api.client.get(newest).status_code == 404
+    assert api.client.get(both).json() == []
+
+
 def test_negotiated_answers_are_kept_per_accept(fs_api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
     stored(fs_api, path)
@@ -117,13 +144,17 @@ def test_key_only_and_signed_answers_are_never_reused_without_their_credentials(
     eventually(lambda: guarded.client.get(f"/assets/private/{suffix}/-/entry/0/content").status_code, 401)
     stored(guarded, f"/private/{suffix}", bearer(writer))
     stored(guarded, f"/signed/{suffix}", bearer(writer))
-    private = f"/assets/private/{suffix}/-/entry/0/content"
-    for _ in range(3):
-        assert guarded.client.get(private, headers=bearer(writer)).status_code == 200
-    assert_refused(guarded.client.get(private), 401, "missing_api_key")
+    for private in (f"/assets/private/{suffix}/-/entry/0/content", f"/assets/private/{suffix}/-/metadata"):
+        for _ in range(3):
+            assert guarded.client.get(private, headers=bearer(writer)).status_code == 200
+        assert_refused(guarded.client.get(private), 401, "missing_api_key")
     public_signed = signed(f"/assets/signed/{suffix}/-/entry/0/content?w=8")
     for _ in range(3):
         assert guarded.client.get(public_signed).status_code == 200
     assert_refused(guarded.client.get(f"/assets/signed/{suffix}/-/entry/0/content?w=8"), 403, "missing_signature")
     tampered = public_signed.replace("w=8", "w=9")
     assert_refused(guarded.client.get(tampered), 403, "invalid_signature")
+    signed_metadata = signed(f"/assets/signed/{suffix}/-/metadata")
+    for _ in range(3):
+        assert guarded.client.get(signed_metadata).status_code == 200
+    assert_refused(guarded.client.get(f"/assets/signed/{suffix}/-/metadata"), 403, "missing_signature")
