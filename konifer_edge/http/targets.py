@@ -24,10 +24,9 @@ class ParsedTarget(msgspec.Struct, frozen=True):
     path: str
     tokens: list[str]
     pairs: list[tuple[str, str]]
-
-    @property
-    def query(self) -> QueryParts:
-        return split_query(self.pairs)
+    """The query as sent, for routes with parameters of their own (listing, bundles)."""
+    query: QueryParts
+    """The same query split as fetch and delete read it: labels, transformation, limit."""
 
 
 def runtime_of(request: AnyRequest) -> Runtime:
@@ -55,7 +54,8 @@ def parse_target(request: AnyRequest, prefix: str = ASSETS_PREFIX) -> ParsedTarg
         decoded = unquote(path_part, errors="strict")
     except UnicodeDecodeError as error:
         raise BadRequest("The asset path is not valid UTF-8 once percent-decoded", reason="invalid_path") from error
-    return ParsedTarget(path=normalise_asset_path(decoded), tokens=tokens, pairs=query_pairs(request))
+    pairs = query_pairs(request)
+    return ParsedTarget(path=normalise_asset_path(decoded), tokens=tokens, pairs=pairs, query=split_query(pairs))
 
 
 def public_base_url(request: AnyRequest, runtime: Runtime) -> str:
