@@ -12,28 +12,26 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request, Response, delete, get, post, route
 from litestar.enums import HttpMethod
 
-from konifer_edge.domain.errors import ApiError, BadRequest, UnsupportedMediaType
+from konifer_edge.domain.errors import ApiError, BadRequest
 from konifer_edge.domain.paths import normalise_asset_path
 from konifer_edge.domain.query import transformation_from_json
 from konifer_edge.domain.selectors import FetchSelector, ReturnFormat, parse_entry_id, split_asset_path
 from konifer_edge.domain.shares import share_expiry
 from konifer_edge.http import openapi
 from konifer_edge.http.answers import FetchRequest, answer_content
-from konifer_edge.http.targets import MAX_QUERY_BYTES, public_base_url
-from konifer_edge.http.uploads import decode_json, read_body
+from konifer_edge.http.targets import public_base_url, query_pairs, runtime_of
+from konifer_edge.http.uploads import decode_json, read_body, require_json_content_type
 from konifer_edge.http.wire import ShareCreateWire, share_wire
 from konifer_edge.observability import metrics
 from konifer_edge.observability.request_log import ROUTE_KIND, mark
 from konifer_edge.security.access import require_api_key
 from konifer_edge.security.api_keys import READ, WRITE, authorize
 from konifer_edge.services import shares
-from konifer_edge.services.runtime import Runtime
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -44,11 +42,6 @@ _SERVE_HEADERS: Final = {"Cache-Control": "private, no-store", "Referrer-Policy"
 # Records name paths, and a creation answer carries the token: nothing to keep in any cache.
 _RECORD_HEADERS: Final = {"Cache-Control": "no-store"}
 _GONE_OUTCOMES: Final = {"share_revoked": "revoked", "share_expired": "expired", "share_exhausted": "exhausted"}
-
-
-def _runtime(request: AnyRequest) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _json(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -62,15 +55,8 @@ def _json(value: object, status: int = 200, headers: dict[str, str] | None = Non
 
 def _query(request: AnyRequest, allowed: frozenset[str]) -> dict[str, str]:
     """The query parameters, each at most once and each one of ``allowed``."""
-    raw: bytes = request.scope.get("query_string", b"")
-    if len(raw) > MAX_QUERY_BYTES:
-        raise BadRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes", reason="query_too_long")
-    try:
-        pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise BadRequest("The query string is not valid UTF-8", reason="invalid_query") from error
     found: dict[str, str] = {}
-    for key, value in pairs:
+    for key, value in query_pairs(request):
         if key not in allowed:
             expected = ", ".join(sorted(allowed)) or "none"
             raise BadRequest(f"Unknown query parameter '{key[:64]}' (expected: {expected})", reason="invalid_query")
@@ -103,12 +89,11 @@ def share_link(base_url: str, token: str) -> str:
 async def create_share(request: AnyRequest) -> Response[bytes]:
     """Create a share link to an asset, or to whatever is newest at a path. 201 with its token, shown once."""
     mark(request.scope, ROUTE_KIND, "share_create")
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     # Key and scope before the body is read; its prefix once the body has named the path.
     key = await require_api_key(request, WRITE, None, open_until_first_key=True)
     _query(request, frozenset())
-    if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("Create a share with an application/json body", reason="unsupported_request_type")
+    require_json_content_type(request.headers.get("content-type", ""))
     body = decode_json(
         await read_body(request.stream()), ShareCreateWire, what="share request", reason="invalid_share"
     )
@@ -136,7 +121,7 @@ async def create_share(request: AnyRequest) -> Response[bytes]:
 async def list_shares(request: AnyRequest) -> Response[bytes]:
     """The shares of one asset (`?asset=/path/-/entry/{id}`) or at one path (`?path=/path`), newest first."""
     mark(request.scope, ROUTE_KIND, "share_list")
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     key = await require_api_key(request, READ, None, open_until_first_key=True)
     query = _query(request, frozenset({"asset", "path"}))
     if len(query) != 1:
@@ -163,7 +148,7 @@ def _asset_reference(raw: str) -> tuple[str, int]:
 async def get_share(request: AnyRequest, share_id: str) -> Response[bytes]:
     """One share record (never its token)."""
     mark(request.scope, ROUTE_KIND, "share_get")
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     key = await require_api_key(request, READ, None, open_until_first_key=True)
     _query(request, frozenset())
     share = await shares.find_share(runtime, _share_id(share_id))
@@ -176,7 +161,7 @@ async def get_share(request: AnyRequest, share_id: str) -> Response[bytes]:
 async def revoke_share(request: AnyRequest, share_id: str) -> None:
     """Revoke a share: its link answers 410 from the next request on. Revoking again is 204 too."""
     mark(request.scope, ROUTE_KIND, "share_revoke")
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     key = await require_api_key(request, WRITE, None, open_until_first_key=True)
     _query(request, frozenset())
     share = await shares.find_share(runtime, _share_id(share_id))
@@ -219,7 +204,7 @@ async def _serve(request: AnyRequest, token: str, entry: str | None) -> Response
                 "A share link takes no query parameters; its transformation is fixed when it is created",
                 reason="invalid_query",
             )
-        runtime = _runtime(request)
+        runtime = runtime_of(request)
         opened = await shares.open_share(
             runtime, token, None if entry is None else parse_entry_id(entry), datetime.now(UTC)
         )

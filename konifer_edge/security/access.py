@@ -110,15 +110,8 @@ async def enforce_collection_access(request: AnyRequest, paths: Iterable[str]) -
     """
     config = request.app.state.runtime.config
     wanted = list(dict.fromkeys(paths))
-    keys = _cached_keys(request)
-    token = presented_token(request.headers)
-    if token is not None or await keys.any_exist():
-        if token is None:
-            raise Unauthorized(
-                "Listing and bundles need an API key with assets:read (Authorization: Bearer KEY, or X-API-Key: KEY)",
-                reason="missing_api_key",
-            )
-        key = await keys.find(token)
+    key = await require_api_key(request, READ, None, open_until_first_key=True)
+    if key is not None:
         for path in wanted:
             authorize(key, scope=READ, path=path)
         return
