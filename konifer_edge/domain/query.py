@@ -62,4 +62,3 @@ def transformation_from_json(raw: Mapping[str, str | int | float]) -> dict[str, 
             value = int(value)
         parameters[key] = str(value)
     return parameters
-

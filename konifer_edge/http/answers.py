@@ -69,11 +69,12 @@ async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) 
     headers = _cdn_headers(runtime, fetch, immutable_body=False)
     wire = [metadata_wire(asset) for asset in fetch.assets] if fetch.selector.many else metadata_wire(fetch.assets[0])
     body = msgspec.json.encode(wire)
-    if _replayable(request, fetch) and fetch.generation is not None:
+    generation = _replay_generation(request, fetch)
+    if generation is not None:
         # Metadata is a function of the rows alone, and any write to the path moves its generation.
         answer = RecordedAnswer(
             path=fetch.path,
-            generation=fetch.generation,
+            generation=generation,
             route_kind="fetch_metadata",
             headers=_header_list(headers),
             content_type=b"application/json",
@@ -83,13 +84,12 @@ async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) 
     return Response(content=body, media_type="application/json", headers=headers)
 
 
-def _replayable(request: AnyRequest, fetch: FetchRequest) -> bool:
-    """Whether the fast path may send this answer again: nothing but the target (and Accept) decides it."""
-    return (
-        request.method == HttpMethod.GET
-        and fetch.generation is not None
-        and fetch.settings.access.read == "public"
-    )
+def _replay_generation(request: AnyRequest, fetch: FetchRequest) -> int | None:
+    """The generation a recorded answer is valid for, or None when the fast path may not send it
+    again: only the target (and Accept) may decide a replayed answer."""
+    if request.method != HttpMethod.GET or fetch.settings.access.read != "public":
+        return None
+    return fetch.generation
 
 
 def _header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -217,14 +217,15 @@ def _record(
     etag: str,
 ) -> None:
     """Keep an entry's image answer for the fast path (a newest-at-path image is resolved afresh)."""
-    if not _replayable(request, fetch) or fetch.generation is None or fetch.selector.entry_id is None:
+    generation = _replay_generation(request, fetch)
+    if generation is None or fetch.selector.entry_id is None:
         return
     variant = resolved.variant
     sent = {**headers, "K-Cache-Status": "hit"}
     del sent["Content-Length"]
     answer = RecordedAnswer(
         path=fetch.path,
-        generation=fetch.generation,
+        generation=generation,
         etag=etag,
         body_key=_body_key(variant.bucket, variant.store_key),
         variant=variant,

@@ -151,26 +151,26 @@ async def _bundle_answer(
     return Stream(stream_bundle(runtime, entries), media_type="application/zip", headers=headers)
 
 
-@get(
+async def _collection_view(request: AnyRequest, asset_path: str) -> Response[Any]:
+    return await answer_collection_view(request, runtime_of(request), parse_target(request))
+
+
+list_route = get(
     ["/assets/{asset_path:path}/-/list", "/assets/{asset_path:path}/-/list/recursive"],
     responses=openapi.LIST_RESPONSES,
     operation_class=openapi.ListOperation,
     name="list_assets",
-)
-async def list_route(request: AnyRequest, asset_path: str) -> Response[Any]:
-    """A page of the assets at a path (or below it with `recursive`), with a cursor for the next page."""
-    return await answer_collection_view(request, runtime_of(request), parse_target(request))
+    description="A page of the assets at a path (or below it with `recursive`), with a cursor for the next page.",
+)(_collection_view)
 
-
-@get(
+zip_route = get(
     ["/assets/{asset_path:path}/-/zip", "/assets/{asset_path:path}/-/zip/recursive"],
     responses=openapi.ZIP_RESPONSES,
     operation_class=openapi.ZipOperation,
     name="zip_assets",
-)
-async def zip_route(request: AnyRequest, asset_path: str) -> Response[Any]:
-    """A ZIP of the images at a path (or below it with `recursive`), streamed; named `{path}/{entryId}.{format}`."""
-    return await answer_collection_view(request, runtime_of(request), parse_target(request))
+    description="A ZIP of the images at a path (or below it with `recursive`), streamed;"
+    " named `{path}/{entryId}.{format}`.",
+)(_collection_view)
 
 
 @get(["/paths", "/paths/{prefix:path}"], responses=openapi.PATHS_RESPONSES, operation_class=openapi.PathsOperation)

@@ -127,6 +127,7 @@ DELETE_RESPONSES = {204: ResponseSpec(data_container=None, description="Deleted,
 
 # --- share links ---------------------------------------------------------------------------------
 
+
 def _transformation_object(description: str) -> Schema:
     return Schema(
         type=OpenAPIType.OBJECT,
@@ -273,9 +274,7 @@ class ListOperation(_AssetOperation):
 class ZipOperation(_AssetOperation):
     extra_parameters: list[Parameter] = field(
         default_factory=lambda: [
-            _query(
-                "limit", Schema(type=OpenAPIType.INTEGER, minimum=1), "The first N (at most bundle.max-entries)"
-            ),
+            _query("limit", Schema(type=OpenAPIType.INTEGER, minimum=1), "The first N (at most bundle.max-entries)"),
             _SORT,
             _ORDER,
             _RECURSIVE,

@@ -94,9 +94,7 @@ async def create_share(request: AnyRequest) -> Response[bytes]:
     key = await require_api_key(request, WRITE, None, open_until_first_key=True)
     _query(request, frozenset())
     require_json_content_type(request.headers.get("content-type", ""))
-    body = decode_json(
-        await read_body(request.stream()), ShareCreateWire, what="share request", reason="invalid_share"
-    )
+    body = decode_json(await read_body(request.stream()), ShareCreateWire, what="share request", reason="invalid_share")
     path = normalise_asset_path(body.path)
     if key is not None:
         authorize(key, scope=WRITE, path=path)
