@@ -198,8 +198,7 @@ async def _serve_variant(
         await before_body()
     if variant.size <= runtime.bodies.max_body_bytes:
         body = await _small_body(runtime, variant.bucket, variant.store_key)
-        if byte_range is None and before_body is None and own_headers is None:
-            # An answer with its own check or headers (a share link) is decided afresh every time.
+        if byte_range is None:
             _record(request, runtime, fetch, asset, resolved, headers, etag)
         part = body if byte_range is None else body[byte_range[0] : byte_range[1] + 1]
         return Response(content=part, status_code=status, media_type=variant.content_type, headers=headers)
