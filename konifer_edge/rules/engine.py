@@ -19,7 +19,7 @@ from konifer_edge.config.rules import RuleDefinition, RuleInferenceSettings, Upl
 from konifer_edge.domain.errors import ServiceUnavailable
 from konifer_edge.observability import metrics
 from konifer_edge.rules.decision import Decision, decide
-from konifer_edge.rules.model import SiglipModel, find_model_directory
+from konifer_edge.rules.model import SiglipModel, find_model_files
 from konifer_edge.rules.pool import InferencePool
 from konifer_edge.rules.prompt_cache import PromptEmbeddingStore
 from konifer_edge.rules.scoring import RuleScore, score_rules
@@ -52,10 +52,10 @@ class RuleEngine:
         cls, settings: RuleInferenceSettings, definitions: dict[str, RuleDefinition], store: PromptEmbeddingStore
     ) -> RuleEngine:
         """Load the model (ModelUnavailable when it cannot be) and begin embedding the configured prompts."""
-        directory = find_model_directory(settings)
+        files = find_model_files(settings)
         pool = InferencePool(settings.workers, settings.queue_size, settings.timeout)
         try:
-            model = await pool.run_unbounded(SiglipModel, directory, settings.threads)
+            model = await pool.run_unbounded(SiglipModel, files, settings.threads)
         except BaseException:
             pool.shutdown()
             raise

@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from konifer_edge.config.rules import RuleInferenceSettings
 from konifer_edge.rules.pixels import CHANNELS, IMAGE_SIZE, PIXEL_BYTES
@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 else:
     Embeddings = Any
 
-VISION_MODEL: Final = Path("onnx") / "vision_model.onnx"
-TEXT_MODEL: Final = Path("onnx") / "text_model.onnx"
-TOKENIZER: Final = Path("tokenizer.json")
+VISION_MODEL: Final = "vision_model.onnx"
+TEXT_MODEL: Final = "text_model.onnx"
+TOKENIZER: Final = "tokenizer.json"
 MODEL_FILES: Final = (VISION_MODEL, TEXT_MODEL, TOKENIZER)
+# Konifer's download script puts the files side by side; the export's own repository keeps the two
+# ONNX files in onnx/. Either layout is read.
+_SUBDIRECTORIES: Final = (Path("."), Path("onnx"))
 REQUIRED_PACKAGES: Final = ("onnxruntime", "tokenizers", "numpy")
 
 PIXEL_INPUT: Final = "pixel_values"
@@ -60,15 +63,30 @@ def import_rules_packages() -> dict[str, ModuleType]:
     return modules
 
 
-def find_model_directory(settings: RuleInferenceSettings) -> Path:
+class ModelFiles(NamedTuple):
+    vision: Path
+    text: Path
+    tokenizer: Path
+
+
+def _locate(directory: Path, name: str) -> Path | None:
+    for subdirectory in _SUBDIRECTORIES:
+        candidate = directory / subdirectory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_model_files(settings: RuleInferenceSettings) -> ModelFiles:
     """The first directory holding all three files; otherwise name what is missing where."""
     directories = settings.model_directories
     for directory in directories:
-        if all((directory / name).is_file() for name in MODEL_FILES):
-            return directory
+        found = [_locate(directory, name) for name in MODEL_FILES]
+        if all(path is not None for path in found):
+            return ModelFiles(*(path for path in found if path is not None))
     # Report against the directory that has the most of the files, or the first one searched.
-    best = max(directories, key=lambda directory: sum((directory / name).is_file() for name in MODEL_FILES))
-    missing = [str((best / name).resolve()) for name in MODEL_FILES if not (best / name).is_file()]
+    best = max(directories, key=lambda directory: sum(_locate(directory, name) is not None for name in MODEL_FILES))
+    missing = [str((best / name).absolute()) for name in MODEL_FILES if _locate(best, name) is None]
     searched = ", ".join(str(directory) for directory in directories)
     raise ModelUnavailable(
         f"the upload-rules model file {missing[0]} is missing (searched: {searched}); "
@@ -76,37 +94,37 @@ def find_model_directory(settings: RuleInferenceSettings) -> Path:
     )
 
 
-def check_model_available(settings: RuleInferenceSettings) -> Path:
+def check_model_available(settings: RuleInferenceSettings) -> ModelFiles:
     """What `serve` checks before starting workers: the packages import and the files exist."""
     try:
         import_rules_packages()
     except ModuleNotFoundError as error:
         raise ModelUnavailable(str(error)) from None
-    return find_model_directory(settings)
+    return find_model_files(settings)
 
 
 class SiglipModel:
     """The two towers and the tokenizer of one model directory."""
 
-    def __init__(self, directory: Path, threads: int) -> None:
+    def __init__(self, files: ModelFiles, threads: int) -> None:
         packages = import_rules_packages()
         onnxruntime = packages["onnxruntime"]
         tokenizers = packages["tokenizers"]
         self._np = packages["numpy"]
-        self.directory = directory
+        self.files = files
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
             self._vision = onnxruntime.InferenceSession(
-                str(directory / VISION_MODEL), sess_options=options, providers=["CPUExecutionProvider"]
+                str(files.vision), sess_options=options, providers=["CPUExecutionProvider"]
             )
             self._text = onnxruntime.InferenceSession(
-                str(directory / TEXT_MODEL), sess_options=options, providers=["CPUExecutionProvider"]
+                str(files.text), sess_options=options, providers=["CPUExecutionProvider"]
             )
-            self._tokenizer = tokenizers.Tokenizer.from_file(str(directory / TOKENIZER))
+            self._tokenizer = tokenizers.Tokenizer.from_file(str(files.tokenizer))
         except Exception as error:  # onnxruntime and tokenizers raise their own, unrelated types
-            raise ModelUnavailable(f"cannot load the upload-rules model from {directory}: {error}") from None
+            raise ModelUnavailable(f"cannot load the upload-rules model ({files.vision.parent}): {error}") from None
         self._check_inputs()
         pad_id = self._tokenizer.token_to_id(PAD_TOKEN)
         self._tokenizer.enable_padding(
@@ -115,17 +133,17 @@ class SiglipModel:
         self._tokenizer.enable_truncation(max_length=SEQUENCE_LENGTH)
         text_inputs = {entry.name for entry in self._text.get_inputs()}
         self._feeds_mask = MASK_INPUT in text_inputs
-        self._text_output = _output_name(self._text, TEXT_OUTPUT, directory / TEXT_MODEL)
-        self._image_output = _output_name(self._vision, IMAGE_OUTPUT, directory / VISION_MODEL)
-        self.identity = _identity(directory)
+        self._text_output = _output_name(self._text, TEXT_OUTPUT, files.text)
+        self._image_output = _output_name(self._vision, IMAGE_OUTPUT, files.vision)
+        self.identity = _identity(files)
 
     def _check_inputs(self) -> None:
         vision_inputs = {entry.name for entry in self._vision.get_inputs()}
         if PIXEL_INPUT not in vision_inputs:
-            raise ModelUnavailable(f"{self.directory / VISION_MODEL} has no input '{PIXEL_INPUT}'")
+            raise ModelUnavailable(f"{self.files.vision} has no input '{PIXEL_INPUT}'")
         text_inputs = {entry.name for entry in self._text.get_inputs()}
         if IDS_INPUT not in text_inputs:
-            raise ModelUnavailable(f"{self.directory / TEXT_MODEL} has no input '{IDS_INPUT}'")
+            raise ModelUnavailable(f"{self.files.text} has no input '{IDS_INPUT}'")
 
     def tokenize(self, prompts: Sequence[str]) -> tuple[Any, Any]:
         """``input_ids`` and ``attention_mask`` (int64, [n, 64]) for normalised prompts."""
@@ -187,12 +205,12 @@ def _output_name(session: Any, preferred: str, path: Path) -> str:
     raise ModelUnavailable(f"{path} has neither '{preferred}' nor '{POOLED_OUTPUT}' among its outputs {names}")
 
 
-def _identity(directory: Path) -> str:
+def _identity(files: ModelFiles) -> str:
     """What cached prompt embeddings are keyed by: the text tower and tokenizer, by content."""
     digest = hashlib.sha256()
-    for name in (TEXT_MODEL, TOKENIZER):
-        digest.update(str(name).encode() + b"\0")
-        with (directory / name).open("rb") as file:
+    for path in (files.text, files.tokenizer):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as file:
             while chunk := file.read(1 << 20):
                 digest.update(chunk)
     return "siglip2:" + digest.hexdigest()
