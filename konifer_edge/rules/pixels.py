@@ -33,7 +33,7 @@ def model_pixels(content: bytes) -> bytes:
     if image.bands > CHANNELS:
         image = image.extract_band(0, n=CHANNELS)
     image = image.cast("uchar")
-    pixels: bytes = image.write_to_memory()
+    pixels = bytes(image.write_to_memory())
     if image.width != IMAGE_SIZE or image.height != IMAGE_SIZE or len(pixels) != PIXEL_BYTES:
         raise ValueError(f"the model's pixels came out as {image.width}x{image.height}x{image.bands}")
     return pixels
