@@ -222,7 +222,9 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for name, run in result["http"].items():
-        lines.append(f"| /{name} | {run['latency_p50_ms']} | {run['latency_p90_ms']} | {run['server_cpu_ms_per_upload']} |")
+        lines.append(
+            f"| /{name} | {run['latency_p50_ms']} | {run['latency_p90_ms']} | {run['server_cpu_ms_per_upload']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -244,7 +246,9 @@ def main() -> int:
         log("timing stores over HTTP with and without rules")
         result = {
             "scenario": "upload with rules",
-            "model": "the real SigLIP2 export" if args.model_dir else "tiny generated model (tests/support/tiny_siglip.py)",
+            "model": "the real SigLIP2 export"
+            if args.model_dir
+            else "tiny generated model (tests/support/tiny_siglip.py)",
             "date": dt.datetime.now().isoformat(timespec="seconds"),
             "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()},
             "stages": stages,

@@ -66,6 +66,7 @@ class RuleEngine:
             for outcome in ("accepted", "rejected"):
                 metrics.RULE_DECISIONS.labels(outcome, definition.name)
         engine._warm_up = asyncio.ensure_future(engine._warm(_configured_prompts(definitions.values())))
+        engine._warm_up.add_done_callback(_report_warm_up)
         return engine
 
     async def wait_warm(self) -> None:
@@ -113,8 +114,10 @@ class RuleEngine:
     async def _prompt_embeddings(self, prompts: Sequence[str]) -> list[Any]:
         if self._warm_up is not None and not self._warm_up.done():
             await asyncio.shield(self._warm_up)
-        if self._warm_up is not None and self._warm_up.exception() is not None:
-            raise ServiceUnavailable("Upload rules are not ready: their prompts could not be embedded")
+        if self._warm_up is not None and not self._warm_up.cancelled() and self._warm_up.exception() is not None:
+            raise ServiceUnavailable(
+                "Upload rules are not ready: their prompts could not be embedded", reason="rules_unavailable"
+            )
         unknown = [prompt for prompt in dict.fromkeys(prompts) if self._known(prompt) is None]
         for batch in _batches(unknown):
             embeddings = await self.pool.run(self._embed_prompts, batch)
@@ -164,6 +167,12 @@ class RuleEngine:
         if self._warm_up is not None:
             self._warm_up.cancel()
         self.pool.shutdown()
+
+
+def _report_warm_up(warm_up: asyncio.Future[None]) -> None:
+    if not warm_up.cancelled() and warm_up.exception() is not None:
+        # Uploads under rulesets are answered 503 from now on: say why once, loudly.
+        log.error("upload rules cannot embed their prompts", exc_info=warm_up.exception())
 
 
 def _configured_prompts(definitions: Iterable[RuleDefinition]) -> list[str]:
