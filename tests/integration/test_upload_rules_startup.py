@@ -17,6 +17,7 @@ import pytest
 import pyvips
 
 from tests.support.deployment import Deployment
+from tests.support.konifer_rule_examples import KONIFER_EXAMPLES
 from tests.support.server import CONFIG_VARIABLES
 from tests.support.services import PostgresService, free_port
 from tests.support.tiny_siglip import build_tiny_model
@@ -237,3 +238,45 @@ def test_an_upload_storm_fills_the_inference_queue_and_loses_nothing(
     for path, labels in rows:
         number = path.rsplit("/", 1)[1]
         assert json.loads(labels) == {"n": number, "checked": "yes"}
+
+
+def test_konifers_own_rule_examples_load_unchanged_and_behave_as_specified(
+    tmp_path: Path, postgres: PostgresService
+) -> None:
+    model = build_tiny_model(tmp_path / "model")
+    # The file as Konifer documents it; the model directory comes from the environment.
+    deployment = Deployment(
+        tmp_path / "konifer-examples",
+        KONIFER_EXAMPLES,
+        store="filesystem",
+        postgres=postgres,
+        env={"RULE_MODEL_DIRECTORY": str(model)},
+        config_name="konifer.conf",
+    ).start()
+
+    def upload(path: str) -> httpx.Response:
+        return deployment.client.post(
+            f"/assets{path}",
+            files={"metadata": (None, "{}", "application/json"), "asset": ("upload.bin", solid((255, 0, 0)))},
+        )
+
+    try:
+        # The tiny model knows none of these words, so no prompt scores: deny lists pass, allow lists refuse.
+        public = upload("/public/uploads/a")
+        avatar = upload("/users/42/avatar")
+        catalog = upload("/catalog/products/shoe")
+        evaluation = deployment.client.post(
+            "/rule-evaluations",
+            files={
+                "metadata": (None, json.dumps({"definitions": [{"name": "r", "prompts": ["red"], "threshold": 0.9}]})),
+                "asset": ("upload.bin", solid((255, 0, 0))),
+            },
+        )
+    finally:
+        deployment.stop()
+
+    assert public.status_code == 201, public.text
+    assert avatar.json() == {"message": "Asset rejected by upload rules", "error": "upload_rejected"}
+    assert catalog.json() == {"message": "Asset rejected by upload rules", "error": "upload_rejected"}
+    assert evaluation.status_code == 200, evaluation.text
+    assert evaluation.json()["results"][0]["matched"] is True

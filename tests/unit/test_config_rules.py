@@ -10,74 +10,12 @@ import pytest
 from konifer_edge.config import ConfigError, load_config
 from konifer_edge.config.loader import build_config
 from konifer_edge.config.rules import RuleReference, UploadRuleset
+from tests.support.konifer_rule_examples import KONIFER_EXAMPLES
 
 DEFINITIONS = {
     "blood-and-gore": {"prompts": ["Graphic visible blood ", "open wound with blood"], "threshold": 0.72},
     "product-photo": {"prompts": ["a product photo on a plain background"], "threshold": 0.66},
 }
-
-# Konifer's own examples (docs/concepts/upload-rules.md and the configuration reference), unchanged.
-KONIFER_EXAMPLES = """
-rule-definitions {
-  "blood-and-gore" {
-    prompts = [
-      "graphic visible blood",
-      "open wound with blood",
-      "bloody injury scene",
-      "gore and severe injury"
-    ]
-    threshold = 0.72
-  }
-  "profile-photo" {
-    prompts = [
-      "a clear portrait photo of one person",
-      "a headshot of a person",
-      "a face centered in a profile picture"
-    ]
-    threshold = 0.68
-  }
-  "product-photo" {
-    prompts = [
-      "a clean catalog image of a product",
-      "a product photo on a plain background"
-    ]
-    threshold = 0.66
-  }
-}
-api {
-  rule-evaluation {
-    enabled = true
-  }
-}
-paths {
-  "/public/uploads/**" {
-    upload-ruleset {
-      default = accept
-      reject-rules = [
-        {
-          rule = "blood-and-gore"
-          violation-response = "Upload rejected by content policy"
-        }
-      ]
-    }
-  }
-  "/users/*/avatar" {
-    upload-ruleset {
-      default = reject
-      accept-rules = [
-        { rule = "profile-photo" }
-      ]
-    }
-  }
-  "/catalog/products/**" {
-    upload-ruleset {
-      default = reject
-      accept-rules = [ { rule = "product-photo" } ]
-      modify-rules = [ { rule = "product-photo", labels { "content-type" = "product-photo" } } ]
-    }
-  }
-}
-"""
 
 
 def error_for(tree: dict[str, object]) -> ConfigError:
