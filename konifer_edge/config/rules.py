@@ -220,8 +220,15 @@ def _read_labels(section: Section) -> dict[str, str]:
         value = section.optional_string(name)
         if value is None or not value.strip() or len(value) > MAX_LABEL_VALUE_LENGTH:
             raise ConfigError(key, f"a label value must be 1 to {MAX_LABEL_VALUE_LENGTH} characters and not blank")
+        if _has_control_character(name) or _has_control_character(value):
+            # The store would refuse such a label on every upload the rule matches.
+            raise ConfigError(key, "a label must not contain control characters")
         labels[name] = value
     return labels
+
+
+def _has_control_character(text: str) -> bool:
+    return any(ord(character) < 0x20 or ord(character) == 0x7F for character in text)
 
 
 def read_api(section: Section) -> ApiSettings:
