@@ -73,6 +73,8 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
     job = _original_job(settings, runtime.config.variant_profiles, rule_pixels=needs_pixels(ruleset))
     examined = await runtime.decoding.examine(request.content, job)
     # Decided before anything is stored or counted: a rejected upload leaves no object, no row, no entry id.
+    # The rules score the upload as sent (its pixels are taken from the original in the same decode
+    # as preprocessing), so preprocessing never changes a decision; one decode serves both.
     rule_labels = await apply_upload_rules(runtime, ruleset, examined.rule_pixels)
     metadata = request.metadata
     if rule_labels:
