@@ -19,10 +19,12 @@ COPY pyproject.toml README.md ./
 COPY konifer_edge ./konifer_edge
 
 # Every runtime dependency ships a manylinux wheel and pyvips runs in ABI mode (it opens Debian's
-# libvips at run time), so no compiler and no libvips headers are needed here.
+# libvips at run time), so no compiler and no libvips headers are needed here. The `rules` extra
+# (ONNX Runtime, tokenizers, numpy) is included so upload rules work once the model is mounted at
+# /app/models/siglip2-base-patch16-224 (docs/upload-rules.md); it is imported only when rules are configured.
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --no-cache-dir --upgrade pip \
-    && /opt/venv/bin/python -m pip install --no-cache-dir /src
+    && /opt/venv/bin/python -m pip install --no-cache-dir "/src[rules]"
 
 # ---- runtime: Debian's libvips 8.14 (all seven formats), the venv, an unprivileged user ----
 FROM python:3.11-slim-bookworm AS runtime

@@ -38,7 +38,7 @@ step_venv() {
   local venv="${1:-/opt/venv}" source="${2:-$REPO_ROOT}"
   "${BASE_PYTHON:-python3}" -m venv "$venv"
   "$venv/bin/python" -m pip install --no-cache-dir --upgrade pip
-  "$venv/bin/python" -m pip install --no-cache-dir "$source"
+  "$venv/bin/python" -m pip install --no-cache-dir "$source[rules]"
 }
 
 step_user() {
@@ -66,6 +66,9 @@ import pyvips
 # sees exactly what a render sees; importing the app also proves every runtime dependency loads.
 importlib.import_module("konifer_edge.imaging.vips")
 importlib.import_module("konifer_edge.app")
+# The `rules` extra: what upload rules import once they are configured.
+for package in ("onnxruntime", "tokenizers", "numpy"):
+    importlib.import_module(package)
 
 COLOUR = (200, 80, 40)
 TOLERANCE = 12.0

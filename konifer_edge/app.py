@@ -22,6 +22,7 @@ from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
+from konifer_edge.http.rule_evaluations import RULE_EVALUATION_ROUTES
 from konifer_edge.http.shares import SHARE_ROUTES
 from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
@@ -30,6 +31,8 @@ from konifer_edge.observability import metrics
 from konifer_edge.observability.health import HEALTH_ROUTES
 from konifer_edge.observability.logs import configure_logging
 from konifer_edge.observability.request_log import request_accounting
+from konifer_edge.rules.engine import RuleEngine
+from konifer_edge.rules.prompt_cache import PromptEmbeddingStore
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
@@ -138,6 +141,11 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         generations: Generations = (
             RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
         )
+        rules = (
+            await RuleEngine.start(config.rule_inference, config.rule_definitions, PromptEmbeddingStore(pool))
+            if config.rules_required
+            else None
+        )
         purge = PurgeHook(config.cache.purge_webhook_url)
         reaper = ObjectReaper(repository, objects)
         reaper.start()
@@ -154,6 +162,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             bodies=SmallBodyCache(config.cache.memory_size, config.cache.small_object_max_size),
             purge=purge,
             shares=ShareRepository(pool),
+            rules=rules,
         )
         app.state.runtime.upkeep.start(app.state.runtime)
         try:
@@ -169,10 +178,18 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             await downloader.aclose()
             imaging.shutdown()
             decoding.shutdown()
+            if rules is not None:
+                rules.shutdown()
             await pool.close()
 
     return Litestar(
-        route_handlers=[*ASSET_ROUTES, *COLLECTION_ROUTES, *SHARE_ROUTES, *HEALTH_ROUTES],
+        route_handlers=[
+            *ASSET_ROUTES,
+            *COLLECTION_ROUTES,
+            *SHARE_ROUTES,
+            *HEALTH_ROUTES,
+            *(RULE_EVALUATION_ROUTES if config.api.rule_evaluation.enabled else []),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=None,

@@ -65,8 +65,22 @@ def _prepare_metrics_dir(directory: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
+def _check_rules_model(config: Config) -> None:
+    """Configured rules without their model or packages stop `serve` before any worker starts."""
+    if not config.rules_required:
+        return
+    from konifer_edge.rules.model import ModelUnavailable, check_model_available
+
+    try:
+        check_model_available(config.rule_inference)
+    except ModelUnavailable as error:
+        print(f"upload rules cannot start: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+
+
 def serve(args: argparse.Namespace) -> int:
     config = _load_or_exit(args.config)
+    _check_rules_model(config)
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # Before anything creates a metric: prometheus-client picks its storage at creation.

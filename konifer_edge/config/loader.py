@@ -22,8 +22,16 @@ from konifer_edge.config.durations import format_duration
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import Config
 from konifer_edge.config.path_builder import PATHS_KEY, build_path_configuration
-from konifer_edge.config.path_settings import UPLOAD_RULES_REFUSED, PathContext
+from konifer_edge.config.path_settings import PathContext
 from konifer_edge.config.reader import Section
+from konifer_edge.config.rules import (
+    API_KEY,
+    RULE_DEFINITIONS_KEY,
+    RULE_INFERENCE_KEY,
+    read_api,
+    read_rule_definitions,
+    read_rule_inference,
+)
 from konifer_edge.config.sections import (
     read_bundle,
     read_cache,
@@ -51,6 +59,7 @@ ENVIRONMENT_OVERRIDES: Final[dict[str, KeyPath]] = {
     "S3_ACCESS_KEY": ("object-store", "s3", "access-key"),
     "S3_ENDPOINT_URL": ("object-store", "s3", "endpoint-url"),
     "REDIS_URL": ("cache", "redis-url"),
+    "RULE_MODEL_DIRECTORY": (RULE_INFERENCE_KEY, "model-directory"),
 }
 IN_MEMORY_VARIABLE: Final = "IN_MEMORY"
 _IN_MEMORY_KEYS: Final[tuple[KeyPath, ...]] = (("data-store", "provider"), ("object-store", "provider"))
@@ -184,16 +193,16 @@ TOP_LEVEL_KEYS: Final = (
     "variant-profiles",
     "cache",
     "bundle",
+    RULE_DEFINITIONS_KEY,
+    API_KEY,
+    RULE_INFERENCE_KEY,
     PATHS_KEY,
 )
-_RULE_KEYS: Final = ("rule-definitions", "upload-ruleset")
 
 
 def build_config(tree: Mapping[str, object]) -> Config:
     """Validate a plain configuration tree (file and environment already merged)."""
     root = Section.of(tree, "")
-    for name in _RULE_KEYS:
-        root.refuse(name, UPLOAD_RULES_REFUSED)
     raw = {name: root.raw(name) for name in TOP_LEVEL_KEYS}
     # Unknown top-level keys first: a misspelt section would otherwise surface
     # only as a puzzling default somewhere else.
@@ -201,9 +210,11 @@ def build_config(tree: Mapping[str, object]) -> Config:
     url_signing = read_url_signing(Section.of(raw["url-signing"], "url-signing"))
     profiles = read_variant_profiles(raw["variant-profiles"])
     signing_tree = raw["url-signing"]
+    rule_definitions = read_rule_definitions(Section.of(raw[RULE_DEFINITIONS_KEY], RULE_DEFINITIONS_KEY))
     context = PathContext(
         profile_names=frozenset(profiles),
         url_signing=signing_tree if isinstance(signing_tree, Mapping) else {},
+        rule_names=frozenset(rule_definitions),
     )
     return Config(
         http=read_http(Section.of(raw["http"], "http")),
@@ -216,4 +227,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
         cache=read_cache(Section.of(raw["cache"], "cache")),
         bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
         paths=build_path_configuration(raw[PATHS_KEY], context),
+        rule_definitions=rule_definitions,
+        api=read_api(Section.of(raw[API_KEY], API_KEY)),
+        rule_inference=read_rule_inference(Section.of(raw[RULE_INFERENCE_KEY], RULE_INFERENCE_KEY)),
     )

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 import msgspec
 
 from konifer_edge.config.paths import PathConfiguration
+from konifer_edge.config.rules import ApiSettings, RuleDefinition, RuleInferenceSettings, UploadRuleset
 
 DataStoreProvider = Literal["postgresql", "in-memory"]
 ObjectStoreProvider = Literal["s3", "filesystem", "in-memory"]
@@ -324,6 +325,7 @@ class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     url_signing: UrlSigningSettings | None = None
     """A per-path override of the top-level ``url-signing``; ``None`` means the top level applies."""
     access: AccessSettings = msgspec.field(default_factory=AccessSettings)
+    upload_ruleset: UploadRuleset = msgspec.field(default_factory=UploadRuleset)
 
     def allows_content_type(self, content_type: str) -> bool:
         allowed = SUPPORTED_CONTENT_TYPES if self.allowed_content_types is None else self.allowed_content_types
@@ -341,6 +343,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     bundle: BundleSettings = msgspec.field(default_factory=BundleSettings)
     paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
+    rule_definitions: dict[str, RuleDefinition] = msgspec.field(default_factory=dict)
+    api: ApiSettings = msgspec.field(default_factory=ApiSettings)
+    rule_inference: RuleInferenceSettings = msgspec.field(default_factory=RuleInferenceSettings)
+
+    @property
+    def rules_required(self) -> bool:
+        """Whether the model must be loaded: rules are defined, or the evaluation API is on."""
+        return bool(self.rule_definitions) or self.api.rule_evaluation.enabled
 
     def signing_for(self, settings: PathSettings) -> UrlSigningSettings:
         """The URL-signing rules that govern a path: its override, else the top level."""

@@ -66,7 +66,7 @@ def _as_written(error: ConfigError, pattern: _Pattern) -> ConfigError:
     """Report an error under an alias's spelling when the value was written that way."""
     for canonical, written in pattern.renamed.items():
         canonical_key = f"{pattern.key}.{canonical}"
-        if error.key == canonical_key or error.key.startswith(canonical_key + "."):
+        if error.key == canonical_key or error.key.startswith((canonical_key + ".", canonical_key + "[")):
             return error.renamed(f"{pattern.key}.{written}{error.key[len(canonical_key) :]}")
     return error
 

@@ -33,14 +33,11 @@ from konifer_edge.config.model import (
     VariantCacheSettings,
 )
 from konifer_edge.config.reader import Section
+from konifer_edge.config.rules import UPLOAD_RULESET_KEY, read_upload_ruleset
 from konifer_edge.config.sections import read_url_signing
 from konifer_edge.config.transformations import read_transformation_params
 from konifer_edge.config.tree import deep_merge
 
-UPLOAD_RULES_REFUSED: Final = (
-    "Konifer's zero-shot upload rules need a vision model and are not supported by konifer-edge; "
-    "remove this key (spec 05 section 7)"
-)
 MAX_PRESIGNED_TTL: Final = timedelta(days=7)
 
 # Konifer's reading of the S3 bucket naming rules, so a bucket that loads here
@@ -64,10 +61,10 @@ class PathContext:
 
     profile_names: Set[str]
     url_signing: Mapping[str, object]
+    rule_names: Set[str] = frozenset()
 
 
 def read_path_settings(section: Section, context: PathContext) -> PathSettings:
-    section.refuse("upload-ruleset", UPLOAD_RULES_REFUSED)
     settings = PathSettings(
         object_store=_read_object_store(section.section("object-store")),
         allowed_content_types=_read_content_types(section, "allowed-content-types"),
@@ -78,6 +75,7 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
         limits=_read_asset_limits(section.section("limits")),
         url_signing=_read_url_signing_override(section, context.url_signing),
         access=_read_access(section.section("access")),
+        upload_ruleset=read_upload_ruleset(section.section(UPLOAD_RULESET_KEY), context.rule_names),
     )
     section.finish()
     cache_control = settings.cache_control

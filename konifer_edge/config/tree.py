@@ -7,11 +7,14 @@ single key of an object its parent configured.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from konifer_edge.config.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 RawObject = dict[str, object]
 KeyPath = tuple[str, ...]
@@ -56,6 +59,8 @@ class Alias:
 
     written: KeyPath
     canonical: KeyPath
+    deprecated: bool = False
+    """Konifer itself no longer reads it: loading it logs a warning."""
 
 
 PATH_ALIASES: Final = (
@@ -65,6 +70,9 @@ PATH_ALIASES: Final = (
     Alias(("preprocessing",), ("transform", "preprocessing")),
     Alias(("object-store", "redirect"), ("return-format", "redirect")),
     Alias(("transform", "retention", "expire"), ("transform", "expire")),
+    # The ruleset list of labelling rules, renamed twice: label-rules (<= v0.7), edit-rules (v0.8-v0.9).
+    Alias(("upload-ruleset", "label-rules"), ("upload-ruleset", "modify-rules"), deprecated=True),
+    Alias(("upload-ruleset", "edit-rules"), ("upload-ruleset", "modify-rules"), deprecated=True),
 )
 
 _MISSING: Final = object()
@@ -82,6 +90,8 @@ def apply_path_aliases(settings: RawObject, key: str) -> dict[str, str]:
         if value is _MISSING:
             continue
         written, canonical = ".".join(alias.written), ".".join(alias.canonical)
+        if alias.deprecated:
+            log.warning("%s.%s is an older name of %s; it is read as that, rename it", key, written, canonical)
         _place(settings, alias.canonical, value, f"{key}.{written}", canonical)
         renamed[canonical] = written
     return renamed

@@ -18,6 +18,7 @@ from konifer_edge.imaging.lqip import compute_lqips, decode_thumbnail
 from konifer_edge.imaging.probe import ProbedImage, ProbeLimits, probe
 from konifer_edge.imaging.transform import render
 from konifer_edge.imaging.vips import VIPS_ERRORS
+from konifer_edge.rules.pixels import model_pixels
 
 
 class Preprocessing(msgspec.Struct, frozen=True):
@@ -32,6 +33,8 @@ class OriginalJob(msgspec.Struct, frozen=True):
     limits: ProbeLimits
     lqip_kinds: tuple[str, ...] = ()
     preprocessing: Preprocessing | None = None
+    rule_pixels: bool = False
+    """Whether upload rules score this upload: then the model's view of it is made from the original."""
 
 
 class ExaminedOriginal(msgspec.Struct, frozen=True):
@@ -41,6 +44,8 @@ class ExaminedOriginal(msgspec.Struct, frozen=True):
     lqip: Lqip
     processed: bytes | None = None
     """The preprocessed image; None when the upload is stored as it came."""
+    rule_pixels: bytes | None = None
+    """The upload as the rules model sees it (rules/pixels.py), when the job asked for it."""
 
 
 def examine_original(content: bytes, job: OriginalJob) -> ExaminedOriginal:
@@ -53,6 +58,8 @@ def examine_original(content: bytes, job: OriginalJob) -> ExaminedOriginal:
             f"The {probed.format.short_name} image cannot be decoded: it is damaged or truncated",
             reason="undecodable_image",
         ) from error
+    # Rules score the upload as it came, never its preprocessed form (spec 06 section 1).
+    rule_pixels = _rule_pixels(content, probed) if job.rule_pixels else None
     if job.preprocessing is not None:
         requested = _preprocessing_request(job.preprocessing, probed.attributes)
         output_format = requested.format or probed.format
@@ -64,12 +71,24 @@ def examine_original(content: bytes, job: OriginalJob) -> ExaminedOriginal:
                 content_hash=hashlib.sha256(rendered.data).hexdigest(),
                 lqip=rendered.lqip,
                 processed=rendered.data,
+                rule_pixels=rule_pixels,
             )
     return ExaminedOriginal(
         probed=probed,
         content_hash=hashlib.sha256(content).hexdigest(),
         lqip=compute_lqips(thumbnail, job.lqip_kinds),
+        rule_pixels=rule_pixels,
     )
+
+
+def _rule_pixels(content: bytes, probed: ProbedImage) -> bytes:
+    try:
+        return model_pixels(content)
+    except VIPS_ERRORS as error:
+        raise BadRequest(
+            f"The {probed.format.short_name} image cannot be decoded: it is damaged or truncated",
+            reason="undecodable_image",
+        ) from error
 
 
 def _preprocessing_request(preprocessing: Preprocessing, original: Attributes) -> RequestedTransformation:

@@ -51,6 +51,26 @@ DECODE_FAILURES = Counter(
 URL_DOWNLOADS = Counter("konifer_url_source_downloads_total", "URL-source downloads", ["outcome"])
 REJECTED_INPUTS = Counter("konifer_rejected_inputs_total", "Requests refused with a 4xx", ["reason"])
 SHARE_SERVES = Counter("konifer_share_serves_total", "Requests to share links, by outcome", ["outcome"])
+_INFERENCE = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+RULE_INFERENCE_DURATION = Histogram(
+    "konifer_rule_inference_duration_seconds",
+    "Time of one upload-rules model run, by tower (image: one upload; text: one batch of prompts)",
+    ["tower"],
+    buckets=_INFERENCE,
+)
+RULE_DECISIONS = Counter(
+    "konifer_rule_decisions_total",
+    "Uploads decided by upload rules, by outcome and the rule that decided ('(default)': no rule overrode default)",
+    ["outcome", "rule"],
+)
+RULE_RESULTS = Counter(
+    "konifer_rule_results_total", "Upload rules evaluated on uploads, by rule and result", ["rule", "result"]
+)
+# At 0 from the start, so that rates and alerts see the first inference and decision.
+for _tower in ("image", "text"):
+    RULE_INFERENCE_DURATION.labels(_tower)
+for _outcome in ("accepted", "rejected"):
+    RULE_DECISIONS.labels(_outcome, "(default)")
 
 
 def exposition() -> tuple[bytes, str]:

@@ -13,6 +13,7 @@ from konifer_edge.config import Config
 from konifer_edge.domain.models import Variant
 from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
+from konifer_edge.rules.engine import RuleEngine
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.variant_upkeep import AccessTracker, VariantUpkeep
@@ -40,3 +41,5 @@ class Runtime:
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: VariantUpkeep = field(default_factory=VariantUpkeep)
     recorded_answers: RecordedAnswers = field(default_factory=RecordedAnswers)
+    rules: RuleEngine | None = None
+    """Loaded only when rules are configured or the evaluation API is on (``Config.rules_required``)."""

@@ -22,7 +22,9 @@ from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource
 from konifer_edge.domain.transformation import parse_transformation
 from konifer_edge.imaging.original import OriginalJob, Preprocessing
 from konifer_edge.imaging.probe import ProbeLimits, sniff
+from konifer_edge.rules.decision import merge_labels
 from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.upload_rules import apply_upload_rules, needs_pixels
 from konifer_edge.services.variant_upkeep import render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
 
@@ -37,7 +39,9 @@ class StoreRequest(msgspec.Struct, frozen=True):
     source_url: str | None = None
 
 
-def _original_job(settings: PathSettings, profiles: Mapping[str, Mapping[str, str]]) -> OriginalJob:
+def _original_job(
+    settings: PathSettings, profiles: Mapping[str, Mapping[str, str]], *, rule_pixels: bool
+) -> OriginalJob:
     limits = settings.limits
     preprocessing = None
     if settings.transform.preprocessing_enabled:
@@ -57,6 +61,7 @@ def _original_job(settings: PathSettings, profiles: Mapping[str, Mapping[str, st
         ),
         lqip_kinds=settings.image.lqip,
         preprocessing=preprocessing,
+        rule_pixels=rule_pixels,
     )
 
 
@@ -64,8 +69,18 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
     validate_metadata(request.metadata)
     settings = runtime.config.paths.resolve(request.path)
     _check_allowed(settings, request.path, sniff(request.content).mime_type)
-    job = _original_job(settings, runtime.config.variant_profiles)
+    ruleset = settings.upload_ruleset
+    job = _original_job(settings, runtime.config.variant_profiles, rule_pixels=needs_pixels(ruleset))
     examined = await runtime.decoding.examine(request.content, job)
+    # Decided before anything is stored or counted: a rejected upload leaves no object, no row, no entry id.
+    # The rules score the upload as sent (its pixels are taken from the original in the same decode
+    # as preprocessing), so preprocessing never changes a decision; one decode serves both.
+    rule_labels = await apply_upload_rules(runtime, ruleset, examined.rule_pixels)
+    metadata = request.metadata
+    if rule_labels:
+        metadata = validate_metadata(
+            msgspec.structs.replace(metadata, labels=merge_labels(metadata.labels, rule_labels))
+        )
     content = request.content if examined.processed is None else examined.processed
     probed = examined.probed
     mime_type = probed.format.mime_type
@@ -77,9 +92,9 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
         asset = await runtime.repository.create(
             NewAsset(
                 path=request.path,
-                alt=request.metadata.alt,
-                labels=request.metadata.labels,
-                tags=request.metadata.tags,
+                alt=metadata.alt,
+                labels=metadata.labels,
+                tags=metadata.tags,
                 source=request.source,
                 source_url=request.source_url,
                 created_at=now,

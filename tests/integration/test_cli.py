@@ -328,11 +328,11 @@ def test_check_config_accepts_a_presigned_ttl_of_exactly_seven_days(tmp_path: Pa
     assert result.returncode == 0, result.stderr
 
 
-def test_check_config_refuses_the_upload_ruleset_as_unsupported(tmp_path: Path) -> None:
+def test_check_config_refuses_an_upload_ruleset_outside_a_path(tmp_path: Path) -> None:
     result = check_config(tmp_path, "konifer.toml", '[upload-ruleset]\nname = "faces"\n')
 
     assert_refused(result, "upload-ruleset")
-    assert "not supported" in result.stderr
+    assert "unknown key" in result.stderr
 
 
 def test_check_config_names_the_environment_variable_behind_a_bad_value(tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def test_runtime_stage_copies_the_venv_from_the_builder() -> None:
     assert any(c.startswith("--from=builder /opt/venv /opt/venv") for c in copies)
     builder_runs = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "RUN" and i.stage == 0)
     assert "-m venv /opt/venv" in builder_runs
-    assert re.search(r"pip install --no-cache-dir /src\b", builder_runs)
+    assert re.search(r'pip install --no-cache-dir "/src\[rules\]"', builder_runs)
 
 
 def test_the_service_runs_as_the_unprivileged_user() -> None:
@@ -198,7 +198,7 @@ def test_dockerfile_and_steps_script_do_the_same_things() -> None:
     assert installed == packages.group(1).split()
     assert f"APP_UID={APP_UID}" in script
     assert "--no-install-recommends" in script and "rm -rf /var/lib/apt/lists/*" in script
-    assert 'pip install --no-cache-dir "$source"' in script
+    assert 'pip install --no-cache-dir "$source[rules]"' in script
     assert "-m venv" in script
     user_run = next(i.arguments for i in INSTRUCTIONS if i.keyword == "RUN" and "useradd" in i.arguments)
     for flag in ("--no-create-home", "--home-dir /nonexistent", "--shell /usr/sbin/nologin"):
