@@ -99,7 +99,7 @@ def configured_buckets(config: Config) -> set[str]:
 def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(dsn)
+        pool = await create_pool(dsn, max_size=config.data_store.postgresql.pool_size)
         async with pool.acquire() as connection:
             applied = await migrate(connection)
         if applied:
@@ -133,7 +133,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             RedisState(redis_client)
             if redis_client
             # Locks are held for a render: at most as many as renders can run, plus one.
-            else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1))
+            else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks"))
         )
         generations: Generations = (
             RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")

@@ -51,6 +51,7 @@ ENVIRONMENT_OVERRIDES: Final[dict[str, KeyPath]] = {
     "S3_ACCESS_KEY": ("object-store", "s3", "access-key"),
     "S3_ENDPOINT_URL": ("object-store", "s3", "endpoint-url"),
     "REDIS_URL": ("cache", "redis-url"),
+    "DATABASE_POOL_SIZE": ("data-store", "postgresql", "pool-size"),
 }
 IN_MEMORY_VARIABLE: Final = "IN_MEMORY"
 _IN_MEMORY_KEYS: Final[tuple[KeyPath, ...]] = (("data-store", "provider"), ("object-store", "provider"))

@@ -74,6 +74,9 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
     password: str = ""
     ssl_mode: PostgresSslMode | None = None
     url: str | None = None
+    pool_size: int = 10
+    """Most connections each server worker process holds for requests (ours); docs/deployment.md
+    multiplies it out against the server's ``max_connections``."""
 
     def dsn(self) -> str | None:
         """The connection string, or ``None`` to run the embedded PostgreSQL."""

@@ -67,6 +67,7 @@ def _read_postgresql(section: Section) -> PostgresSettings:
         password=section.string("password", defaults.password),
         ssl_mode=section.optional_choice("ssl-mode", POSTGRES_SSL_MODES),
         url=_url(section, "url", ("postgres", "postgresql")),
+        pool_size=section.integer("pool-size", defaults.pool_size, minimum=1, maximum=1000),
     )
     section.finish()
     return settings

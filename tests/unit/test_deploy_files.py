@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from konifer_edge.config import ConfigError, load_config
+from konifer_edge.config import Config, ConfigError, load_config
 from konifer_edge.config.loader import ENVIRONMENT_OVERRIDES, IN_MEMORY_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +36,6 @@ IMAGE = f"konifer-edge:{VERSION}"
 APP_UID = 10001
 BASE_IMAGE = "python:3.11-slim-bookworm"
 CONFIG_PATH = "/etc/konifer/konifer.toml"
-# libvips' own variable (its thread pool); the only one the manifests set besides konifer-edge's.
-LIBVIPS_VARIABLES = frozenset({"VIPS_CONCURRENCY"})
 
 
 def documented_variables() -> set[str]:
@@ -122,6 +120,11 @@ def test_runtime_stage_copies_the_venv_from_the_builder() -> None:
     copies = [i.arguments for i in final("COPY")]
     assert any(c.startswith("--from=builder /opt/venv /opt/venv") for c in copies)
     builder_runs = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "RUN" and i.stage == 0)
+    builder_copies = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "COPY" and i.stage == 0).split()
+    # `pip install /src` reads what pyproject.toml names: its readme and its license files.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for needed in ("pyproject.toml", project["readme"], *project["license-files"]):
+        assert needed in builder_copies, f"the builder stage does not copy {needed}"
     assert "-m venv /opt/venv" in builder_runs
     assert re.search(r"pip install --no-cache-dir /src\b", builder_runs)
 
@@ -493,7 +496,7 @@ def test_config_and_secret_are_wired_in() -> None:
         assert volumes[mount["name"]]["configMap"]["name"] == config_map_name
         assert Path(config_path).name in K8S["ConfigMap"]["data"]
         extra = {variable["name"] for variable in container.get("env", [])}
-        assert extra <= DOCUMENTED | LIBVIPS_VARIABLES, extra
+        assert extra <= DOCUMENTED, extra
     assert set(K8S["Secret"]["stringData"]) <= DOCUMENTED
     assert set(K8S["Secret"]["stringData"]) >= {
         "DATABASE_URL",
@@ -554,3 +557,53 @@ def test_deployment_doc_gives_the_one_command_and_the_image() -> None:
 @pytest.mark.parametrize("text", re.findall(r"```toml\n(.*?)```", DEPLOYMENT_DOC, flags=re.DOTALL))
 def test_deployment_doc_toml_examples_load(tmp_path: Path, text: str) -> None:
     load_toml_text(text, tmp_path, {"URL_SIGNING_SECRET_KEY": "documented"})
+
+
+def test_no_deployment_an_autoscaler_scales_sets_replicas() -> None:
+    """A `replicas` beside an HPA resets the scaled-out count on every `kubectl apply`."""
+    scaled = {
+        document["spec"]["scaleTargetRef"]["name"]
+        for document in K8S.values()
+        if document["kind"] == "HorizontalPodAutoscaler"
+    }
+    deployment = K8S["Deployment"]
+    assert deployment["metadata"]["name"] in scaled
+    assert "replicas" not in deployment["spec"]
+
+
+def test_no_manifest_sets_a_variable_nothing_reads() -> None:
+    """libvips' VIPS_CONCURRENCY is overridden by variant-generation.vips-concurrency at start-up."""
+    for path in [*KUBERNETES.glob("*.yaml"), COMPOSE_FILE, DOCKERFILE]:
+        assert "VIPS_CONCURRENCY" not in path.read_text(), path.name
+
+
+def connections_per_pod(config: Config, workers: int, *, redis: bool) -> int:
+    """What docs/deployment.md ("Database connections") says one pod holds at most."""
+    locks = 0 if redis else config.variant_generation.workers + 1
+    return workers * (config.data_store.postgresql.pool_size + locks)
+
+
+def test_the_database_pool_is_sized_in_the_configmap_and_fits_max_connections(tmp_path: Path) -> None:
+    path = tmp_path / "konifer.toml"
+    path.write_text(K8S["ConfigMap"]["data"]["konifer.toml"])
+    config = load_config(path, {})
+    assert "pool-size" in K8S["ConfigMap"]["data"]["konifer.toml"]
+    arguments = [str(argument) for argument in only_container("Deployment")["args"]]
+    workers = int(arguments[arguments.index("--workers") + 1])
+    per_pod = connections_per_pod(config, workers, redis=False)
+    max_pods = K8S["HorizontalPodAutoscaler"]["spec"]["maxReplicas"]
+    # The figures the ConfigMap's comment and docs/deployment.md quote.
+    assert (per_pod, connections_per_pod(config, workers, redis=True)) == (20, 16)
+    assert max_pods * per_pod == 200
+    assert f"2 \u00d7 (8 + 2) = {per_pod}" in DEPLOYMENT_DOC
+    assert f"{workers} x (8 + 1 + 1) = {per_pod}" in K8S["ConfigMap"]["data"]["konifer.toml"]
+
+
+def test_the_pool_size_has_an_environment_override(tmp_path: Path) -> None:
+    path = tmp_path / "konifer.toml"
+    path.write_text("[data-store.postgresql]\npool-size = 8\n")
+    assert load_config(path, {}).data_store.postgresql.pool_size == 8
+    assert load_config(path, {"DATABASE_POOL_SIZE": "3"}).data_store.postgresql.pool_size == 3
+    assert load_config(None, {}).data_store.postgresql.pool_size == 10
+    with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE"):
+        load_config(path, {"DATABASE_POOL_SIZE": "0"})
