@@ -27,7 +27,7 @@ from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
 from konifer_edge.observability import metrics
-from konifer_edge.observability.health import HEALTH_ROUTES
+from konifer_edge.observability.health import HEALTH_ROUTES, metrics_endpoint
 from konifer_edge.observability.logs import configure_logging
 from konifer_edge.observability.request_log import request_accounting
 from konifer_edge.services.cdn import PurgeHook
@@ -171,11 +171,15 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             decoding.shutdown()
             await pool.close()
 
+    # With a metrics port of its own, /metrics is served there only (observability/metrics_server.py).
+    health_routes = [route for route in HEALTH_ROUTES if config.metrics.port is None or route is not metrics_endpoint]
     return Litestar(
-        route_handlers=[*ASSET_ROUTES, *COLLECTION_ROUTES, *SHARE_ROUTES, *HEALTH_ROUTES],
+        route_handlers=[*ASSET_ROUTES, *COLLECTION_ROUTES, *SHARE_ROUTES, *health_routes],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=None,
+        # Logging is set up once for the process (observability/logs.py), not replaced by Litestar's own.
+        logging_config=None,
         openapi_config=OpenAPIConfig(title="konifer-edge", version="0.1.0", path="/schema"),
         debug=False,
     )
@@ -190,6 +194,7 @@ def create_app_from_env() -> ASGIApp:
     configure_logging()
     config_file = os.environ.get(ENV_CONFIG_FILE)
     config = load_config(Path(config_file) if config_file else None)
+    configure_logging(config.logging.level)
     data_dir = Path(os.environ.get(ENV_DATA_DIR, "data"))
     dsn = database_dsn(config)
     if dsn is None:

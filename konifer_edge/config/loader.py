@@ -29,6 +29,8 @@ from konifer_edge.config.sections import (
     read_cache,
     read_data_store,
     read_http,
+    read_logging,
+    read_metrics,
     read_object_store,
     read_source,
     read_url_signing,
@@ -52,6 +54,8 @@ ENVIRONMENT_OVERRIDES: Final[dict[str, KeyPath]] = {
     "S3_ENDPOINT_URL": ("object-store", "s3", "endpoint-url"),
     "REDIS_URL": ("cache", "redis-url"),
     "DATABASE_POOL_SIZE": ("data-store", "postgresql", "pool-size"),
+    "LOG_LEVEL": ("logging", "level"),
+    "METRICS_PORT": ("metrics", "port"),
 }
 IN_MEMORY_VARIABLE: Final = "IN_MEMORY"
 _IN_MEMORY_KEYS: Final[tuple[KeyPath, ...]] = (("data-store", "provider"), ("object-store", "provider"))
@@ -185,6 +189,8 @@ TOP_LEVEL_KEYS: Final = (
     "variant-profiles",
     "cache",
     "bundle",
+    "logging",
+    "metrics",
     PATHS_KEY,
 )
 _RULE_KEYS: Final = ("rule-definitions", "upload-ruleset")
@@ -216,5 +222,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
         variant_profiles=profiles,
         cache=read_cache(Section.of(raw["cache"], "cache")),
         bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
+        logging=read_logging(Section.of(raw["logging"], "logging")),
+        metrics=read_metrics(Section.of(raw["metrics"], "metrics")),
         paths=build_path_configuration(raw[PATHS_KEY], context),
     )

@@ -27,6 +27,7 @@ CacheRevalidate = Literal["must-revalidate", "proxy-revalidate", "no-cache"]
 OnDemandMode = Literal["enabled", "profile_only", "disabled"]
 ExpireStrategy = Literal["never", "ttl", "idle"]
 ReadAccess = Literal["public", "key"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 DATA_STORE_PROVIDERS: Final[tuple[DataStoreProvider, ...]] = ("postgresql", "in-memory")
 OBJECT_STORE_PROVIDERS: Final[tuple[ObjectStoreProvider, ...]] = ("s3", "filesystem", "in-memory")
@@ -41,6 +42,7 @@ CACHE_REVALIDATES: Final[tuple[CacheRevalidate, ...]] = ("must-revalidate", "pro
 ON_DEMAND_MODES: Final[tuple[OnDemandMode, ...]] = ("enabled", "profile_only", "disabled")
 EXPIRE_STRATEGIES: Final[tuple[ExpireStrategy, ...]] = ("never", "ttl", "idle")
 READ_ACCESS: Final[tuple[ReadAccess, ...]] = ("public", "key")
+LOG_LEVELS: Final[tuple[LogLevel, ...]] = ("debug", "info", "warning", "error")
 
 SUPPORTED_CONTENT_TYPES: Final[tuple[str, ...]] = (
     "image/jpeg", "image/png", "image/webp", "image/avif", "image/jxl", "image/heic", "image/gif",
@@ -206,6 +208,22 @@ class BundleSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Sum of the image sizes one bundle may hold, checked before the first byte is sent."""
 
 
+class LoggingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """konifer-edge's own: what reaches stderr (every line JSON, observability/logs.py)."""
+
+    level: LogLevel = "info"
+    """The least severe level written; ``warning`` and ``error`` also leave out the access lines."""
+
+
+class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """konifer-edge's own: where Prometheus scrapes ``/metrics``."""
+
+    port: int | None = None
+    """``None`` serves ``/metrics`` on the main port; a port serves it there only, so it need not be public."""
+    host: str | None = None
+    """Address the metrics port listens on; ``None`` means the address ``serve --host`` listens on."""
+
+
 # --- per path ------------------------------------------------------------------
 
 
@@ -343,6 +361,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     variant_profiles: dict[str, TransformationParams] = msgspec.field(default_factory=dict)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     bundle: BundleSettings = msgspec.field(default_factory=BundleSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
 
     def signing_for(self, settings: PathSettings) -> UrlSigningSettings:
