@@ -19,6 +19,7 @@ from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
 from konifer_edge.http.collections import COLLECTION_ROUTES
+from konifer_edge.http.cors import cors_for_paths
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
@@ -200,4 +201,7 @@ def create_app_from_env() -> ASGIApp:
     if dsn is None:
         raise RuntimeError("no database: `konifer-edge serve` starts the embedded one before the workers")
     app = create_app(config, data_dir, dsn)
-    return request_accounting(serve_recorded_answers(app, lambda: app.state.get("runtime")))
+    # CORS outside the fast path, so that replayed answers get headers for their own request's Origin.
+    return request_accounting(
+        cors_for_paths(serve_recorded_answers(app, lambda: app.state.get("runtime")), config.paths)
+    )

@@ -331,6 +331,34 @@ class AccessSettings(msgspec.Struct, frozen=True, kw_only=True):
     read: ReadAccess = "public"
 
 
+CORS_DEFAULT_METHODS: Final = ("GET", "HEAD")
+CORS_DEFAULT_HEADERS: Final = ("Authorization", "Content-Type", "If-None-Match", "Range", "X-Api-Key", "X-Request-ID")
+CORS_DEFAULT_EXPOSED: Final = (
+    "Content-Disposition", "Content-Length", "ETag", "K-Alt", "Konifer-Alt", "Link", "Location", "X-Request-ID",
+)  # fmt: skip
+
+
+class CorsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Which web origins a browser lets read this path's answers (konifer-edge's addition)."""
+
+    allowed_origins: tuple[str, ...] = ()
+    """``scheme://host[:port]`` origins in lower case, or ``*`` for any; empty sends no CORS headers."""
+    allowed_methods: tuple[str, ...] = CORS_DEFAULT_METHODS
+    allowed_headers: tuple[str, ...] = CORS_DEFAULT_HEADERS
+    exposed_headers: tuple[str, ...] = CORS_DEFAULT_EXPOSED
+    max_age: int = 600
+    """Seconds a browser may reuse a preflight answer."""
+    allow_credentials: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.allowed_origins)
+
+    @property
+    def any_origin(self) -> bool:
+        return "*" in self.allowed_origins
+
+
 class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     pattern: str = "/**"
     """The configured pattern these settings belong to (lower case), for logs and debugging."""
@@ -345,6 +373,7 @@ class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     url_signing: UrlSigningSettings | None = None
     """A per-path override of the top-level ``url-signing``; ``None`` means the top level applies."""
     access: AccessSettings = msgspec.field(default_factory=AccessSettings)
+    cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
 
     def allows_content_type(self, content_type: str) -> bool:
         allowed = SUPPORTED_CONTENT_TYPES if self.allowed_content_types is None else self.allowed_content_types
