@@ -300,25 +300,35 @@ def test_compose_sets_only_documented_variables() -> None:
 
 def test_compose_dependencies_exist_and_are_waited_for_properly() -> None:
     depends_on = EDGE["depends_on"]
-    assert {"postgres", "valkey", "minio", "createbuckets"} <= set(depends_on)
+    assert {"postgres", "valkey", "seaweedfs"} <= set(depends_on)
     for name, service in SERVICES.items():
         for dependency, rule in service.get("depends_on", {}).items():
             assert dependency in SERVICES, f"{name} depends on a missing service {dependency}"
             if rule["condition"] == "service_healthy":
                 assert "healthcheck" in SERVICES[dependency], f"{dependency} needs a healthcheck"
-    assert depends_on["createbuckets"]["condition"] == "service_completed_successfully"
-    assert depends_on["postgres"]["condition"] == "service_healthy"
+    for store in ("postgres", "valkey", "seaweedfs"):
+        assert depends_on[store]["condition"] == "service_healthy"
+
+
+# Each image the stack runs, pinned to a full version of a release line its project maintains.
+# MinIO's images are gone from Docker Hub (the project stopped publishing them in 2025 and then
+# archived its source), so the stack's S3 is SeaweedFS.
+PINNED_IMAGES = {
+    "postgres": r"postgres:16\.\d+-bookworm",
+    "valkey": r"valkey/valkey:8\.1\.\d+",
+    "seaweedfs": r"chrislusf/seaweedfs:4\.\d+",
+    "prometheus": r"prom/prometheus:v3\.\d+\.\d+",
+    "grafana": r"grafana/grafana:12\.\d+\.\d+",
+}
+UNMAINTAINED_IMAGES = ("minio/minio", "minio/mc", "bitnami/")
 
 
 def test_compose_services_are_the_stack() -> None:
-    images = {name: str(service.get("image", "")) for name, service in SERVICES.items()}
-    assert images["postgres"].startswith("postgres:16")
-    assert images["valkey"].startswith(("valkey/valkey:", "redis:"))
-    assert images["minio"].startswith("minio/minio:")
-    assert images["createbuckets"].startswith("minio/mc:")
-    assert images["prometheus"].startswith("prom/prometheus:")
-    assert images["grafana"].startswith("grafana/grafana:")
-    assert SERVICES["createbuckets"].get("restart") == "no"
+    images = {name: str(service["image"]) for name, service in SERVICES.items() if name != "konifer-edge"}
+    assert set(images) == set(PINNED_IMAGES)
+    for name, pattern in PINNED_IMAGES.items():
+        assert re.fullmatch(pattern, images[name]), f"{name}: {images[name]} is not pinned to a full version"
+    assert not [image for image in images.values() if image.startswith(UNMAINTAINED_IMAGES)]
 
 
 def test_compose_service_urls_point_at_compose_services() -> None:
@@ -333,12 +343,14 @@ def test_compose_service_urls_point_at_compose_services() -> None:
         postgres["POSTGRES_DB"],
     )
     assert environment["REDIS_URL"].startswith("redis://valkey:6379")
-    assert environment["S3_ENDPOINT_URL"] == "http://minio:9000"
-    minio = compose_environment(SERVICES["minio"])
+    assert environment["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    seaweedfs = compose_environment(SERVICES["seaweedfs"])
+    # `weed mini` grants the key pair in these variables to the S3 gateway.
     assert (environment["S3_ACCESS_KEY"], environment["S3_SECRET_KEY"]) == (
-        minio["MINIO_ROOT_USER"],
-        minio["MINIO_ROOT_PASSWORD"],
+        seaweedfs["AWS_ACCESS_KEY_ID"],
+        seaweedfs["AWS_SECRET_ACCESS_KEY"],
     )
+    assert "http://127.0.0.1:8333/" in " ".join(SERVICES["seaweedfs"]["healthcheck"]["test"])
 
 
 def test_compose_config_file_is_mounted_and_loads(tmp_path: Path) -> None:
@@ -358,8 +370,9 @@ def test_compose_config_file_is_mounted_and_loads(tmp_path: Path) -> None:
 def test_the_bucket_the_config_uses_is_the_one_created() -> None:
     config = load_config(DEPLOY / "konifer.toml", {})
     bucket = config.paths.resolve("/anything").object_store.bucket
-    script = " ".join(SERVICES["createbuckets"]["entrypoint"])
-    assert f"mc mb --ignore-existing local/{bucket}" in script
+    command = [str(part) for part in SERVICES["seaweedfs"]["command"]]
+    assert command[0] == "mini"
+    assert f"-bucket={bucket}" in command
 
 
 def test_deploy_konifer_toml_loads_without_the_environment() -> None:
