@@ -460,7 +460,7 @@ def test_manifests_use_the_same_image_as_compose() -> None:
 def test_probes_point_at_ready_and_health() -> None:
     container = only_container("Deployment")
     port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert port_names == {"http": 8080}
+    assert port_names == {"http": 8080, "metrics": 9464}
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
@@ -620,3 +620,15 @@ def test_the_pool_size_has_an_environment_override(tmp_path: Path) -> None:
     assert load_config(None, {}).data_store.postgresql.pool_size == 10
     with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE"):
         load_config(path, {"DATABASE_POOL_SIZE": "0"})
+
+
+def test_metrics_are_scraped_on_their_own_port_which_the_service_does_not_expose(tmp_path: Path) -> None:
+    path = tmp_path / "konifer.toml"
+    path.write_text(K8S["ConfigMap"]["data"]["konifer.toml"])
+    metrics_port = load_config(path, {}).metrics.port
+    ports = {port["name"]: port["containerPort"] for port in only_container("Deployment")["ports"]}
+    assert metrics_port is not None and ports["metrics"] == metrics_port
+    annotations = K8S["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(metrics_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert [port["targetPort"] for port in K8S["Service"]["spec"]["ports"]] == ["http"]
