@@ -14,8 +14,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# Only what `pip install .` reads: the build metadata (README.md is the package's readme) and the package.
-COPY pyproject.toml README.md ./
+# Only what `pip install .` reads: the build metadata (README.md is the package's readme, LICENSE its
+# license file) and the package.
+COPY pyproject.toml README.md LICENSE ./
 COPY konifer_edge ./konifer_edge
 
 # Every runtime dependency ships a manylinux wheel and pyvips runs in ABI mode (it opens Debian's

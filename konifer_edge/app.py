@@ -19,6 +19,7 @@ from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
 from konifer_edge.http.collections import COLLECTION_ROUTES
+from konifer_edge.http.cors import cors_for_paths
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
@@ -28,7 +29,7 @@ from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
 from konifer_edge.observability import metrics
-from konifer_edge.observability.health import HEALTH_ROUTES
+from konifer_edge.observability.health import HEALTH_ROUTES, metrics_endpoint
 from konifer_edge.observability.logs import configure_logging
 from konifer_edge.observability.request_log import request_accounting
 from konifer_edge.rules.engine import RuleEngine
@@ -102,7 +103,7 @@ def configured_buckets(config: Config) -> set[str]:
 def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(dsn)
+        pool = await create_pool(dsn, max_size=config.data_store.postgresql.pool_size)
         async with pool.acquire() as connection:
             applied = await migrate(connection)
         if applied:
@@ -136,7 +137,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             RedisState(redis_client)
             if redis_client
             # Locks are held for a render: at most as many as renders can run, plus one.
-            else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1))
+            else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks"))
         )
         generations: Generations = (
             RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
@@ -182,17 +183,21 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
                 rules.shutdown()
             await pool.close()
 
+    # With a metrics port of its own, /metrics is served there only (observability/metrics_server.py).
+    health_routes = [route for route in HEALTH_ROUTES if config.metrics.port is None or route is not metrics_endpoint]
     return Litestar(
         route_handlers=[
             *ASSET_ROUTES,
             *COLLECTION_ROUTES,
             *SHARE_ROUTES,
-            *HEALTH_ROUTES,
+            *health_routes,
             *(RULE_EVALUATION_ROUTES if config.api.rule_evaluation.enabled else []),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=None,
+        # Logging is set up once for the process (observability/logs.py), not replaced by Litestar's own.
+        logging_config=None,
         openapi_config=OpenAPIConfig(title="konifer-edge", version="0.1.0", path="/schema"),
         debug=False,
     )
@@ -207,9 +212,13 @@ def create_app_from_env() -> ASGIApp:
     configure_logging()
     config_file = os.environ.get(ENV_CONFIG_FILE)
     config = load_config(Path(config_file) if config_file else None)
+    configure_logging(config.logging.level)
     data_dir = Path(os.environ.get(ENV_DATA_DIR, "data"))
     dsn = database_dsn(config)
     if dsn is None:
         raise RuntimeError("no database: `konifer-edge serve` starts the embedded one before the workers")
     app = create_app(config, data_dir, dsn)
-    return request_accounting(serve_recorded_answers(app, lambda: app.state.get("runtime")))
+    # CORS outside the fast path, so that replayed answers get headers for their own request's Origin.
+    return request_accounting(
+        cors_for_paths(serve_recorded_answers(app, lambda: app.state.get("runtime")), config.paths)
+    )

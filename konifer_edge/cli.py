@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from konifer_edge.config import Config, ConfigError, load_config
-from konifer_edge.observability.logs import configure_logging
+from konifer_edge.observability.logs import configure_logging, granian_log_config
 from konifer_edge.security.commands import add_commands as add_security_commands
 
 log = logging.getLogger("konifer_edge")
@@ -80,15 +80,18 @@ def _check_rules_model(config: Config) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     config = _load_or_exit(args.config)
+    configure_logging(config.logging.level)
     _check_rules_model(config)
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # Before anything creates a metric: prometheus-client picks its storage at creation.
     _prepare_metrics_dir(data_dir / "metrics")
+    _start_metrics_port(config, args.host, args.port)
 
     from granian import Granian
     from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
     from konifer_edge import app as app_module
 
@@ -111,12 +114,32 @@ def serve(args: argparse.Namespace) -> int:
         workers=workers,
         loop=Loops.auto,
         log_access=False,
+        log_level=LogLevels(config.logging.level),
+        log_dictconfig=granian_log_config(config.logging.level),
         workers_kill_timeout=30,
         respawn_failed_workers=True,
         # Bounds the request line and headers (bodies stream past it): oversized heads are refused.
         http1_settings=HTTP1Settings(max_buffer_size=MAX_REQUEST_HEAD_BYTES),
     ).serve()
     return 0
+
+
+def _start_metrics_port(config: Config, host: str, port: int) -> None:
+    """`/metrics` on `metrics.port`, in this process (the app leaves it off the main port)."""
+    metrics_port = config.metrics.port
+    if metrics_port is None:
+        return
+    from konifer_edge.observability.metrics_server import start_metrics_server
+
+    metrics_host = config.metrics.host or host
+    if metrics_port == port:
+        print(f"configuration error: metrics.port {metrics_port} is the port serve listens on", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        start_metrics_server(metrics_host, metrics_port)
+    except OSError as error:
+        print(f"cannot listen for /metrics on {metrics_host}:{metrics_port}: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
 
 
 def migrate_command(args: argparse.Namespace) -> int:

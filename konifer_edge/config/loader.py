@@ -37,6 +37,8 @@ from konifer_edge.config.sections import (
     read_cache,
     read_data_store,
     read_http,
+    read_logging,
+    read_metrics,
     read_object_store,
     read_source,
     read_url_signing,
@@ -60,6 +62,9 @@ ENVIRONMENT_OVERRIDES: Final[dict[str, KeyPath]] = {
     "S3_ENDPOINT_URL": ("object-store", "s3", "endpoint-url"),
     "REDIS_URL": ("cache", "redis-url"),
     "RULE_MODEL_DIRECTORY": (RULE_INFERENCE_KEY, "model-directory"),
+    "DATABASE_POOL_SIZE": ("data-store", "postgresql", "pool-size"),
+    "LOG_LEVEL": ("logging", "level"),
+    "METRICS_PORT": ("metrics", "port"),
 }
 IN_MEMORY_VARIABLE: Final = "IN_MEMORY"
 _IN_MEMORY_KEYS: Final[tuple[KeyPath, ...]] = (("data-store", "provider"), ("object-store", "provider"))
@@ -196,6 +201,8 @@ TOP_LEVEL_KEYS: Final = (
     RULE_DEFINITIONS_KEY,
     API_KEY,
     RULE_INFERENCE_KEY,
+    "logging",
+    "metrics",
     PATHS_KEY,
 )
 
@@ -226,6 +233,8 @@ def build_config(tree: Mapping[str, object]) -> Config:
         variant_profiles=profiles,
         cache=read_cache(Section.of(raw["cache"], "cache")),
         bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
+        logging=read_logging(Section.of(raw["logging"], "logging")),
+        metrics=read_metrics(Section.of(raw["metrics"], "metrics")),
         paths=build_path_configuration(raw[PATHS_KEY], context),
         rule_definitions=rule_definitions,
         api=read_api(Section.of(raw[API_KEY], API_KEY)),

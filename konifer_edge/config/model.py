@@ -28,6 +28,7 @@ CacheRevalidate = Literal["must-revalidate", "proxy-revalidate", "no-cache"]
 OnDemandMode = Literal["enabled", "profile_only", "disabled"]
 ExpireStrategy = Literal["never", "ttl", "idle"]
 ReadAccess = Literal["public", "key"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 DATA_STORE_PROVIDERS: Final[tuple[DataStoreProvider, ...]] = ("postgresql", "in-memory")
 OBJECT_STORE_PROVIDERS: Final[tuple[ObjectStoreProvider, ...]] = ("s3", "filesystem", "in-memory")
@@ -42,6 +43,7 @@ CACHE_REVALIDATES: Final[tuple[CacheRevalidate, ...]] = ("must-revalidate", "pro
 ON_DEMAND_MODES: Final[tuple[OnDemandMode, ...]] = ("enabled", "profile_only", "disabled")
 EXPIRE_STRATEGIES: Final[tuple[ExpireStrategy, ...]] = ("never", "ttl", "idle")
 READ_ACCESS: Final[tuple[ReadAccess, ...]] = ("public", "key")
+LOG_LEVELS: Final[tuple[LogLevel, ...]] = ("debug", "info", "warning", "error")
 
 SUPPORTED_CONTENT_TYPES: Final[tuple[str, ...]] = (
     "image/jpeg", "image/png", "image/webp", "image/avif", "image/jxl", "image/heic", "image/gif",
@@ -75,6 +77,9 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
     password: str = ""
     ssl_mode: PostgresSslMode | None = None
     url: str | None = None
+    pool_size: int = 10
+    """Most connections each server worker process holds for requests (ours); docs/deployment.md
+    multiplies it out against the server's ``max_connections``."""
 
     def dsn(self) -> str | None:
         """The connection string, or ``None`` to run the embedded PostgreSQL."""
@@ -204,6 +209,22 @@ class BundleSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Sum of the image sizes one bundle may hold, checked before the first byte is sent."""
 
 
+class LoggingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """konifer-edge's own: what reaches stderr (every line JSON, observability/logs.py)."""
+
+    level: LogLevel = "info"
+    """The least severe level written; ``warning`` and ``error`` also leave out the access lines."""
+
+
+class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """konifer-edge's own: where Prometheus scrapes ``/metrics``."""
+
+    port: int | None = None
+    """``None`` serves ``/metrics`` on the main port; a port serves it there only, so it need not be public."""
+    host: str | None = None
+    """Address the metrics port listens on; ``None`` means the address ``serve --host`` listens on."""
+
+
 # --- per path ------------------------------------------------------------------
 
 
@@ -311,6 +332,34 @@ class AccessSettings(msgspec.Struct, frozen=True, kw_only=True):
     read: ReadAccess = "public"
 
 
+CORS_DEFAULT_METHODS: Final = ("GET", "HEAD")
+CORS_DEFAULT_HEADERS: Final = ("Authorization", "Content-Type", "If-None-Match", "Range", "X-Api-Key", "X-Request-ID")
+CORS_DEFAULT_EXPOSED: Final = (
+    "Content-Disposition", "Content-Length", "ETag", "K-Alt", "Konifer-Alt", "Link", "Location", "X-Request-ID",
+)  # fmt: skip
+
+
+class CorsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Which web origins a browser lets read this path's answers (konifer-edge's addition)."""
+
+    allowed_origins: tuple[str, ...] = ()
+    """``scheme://host[:port]`` origins in lower case, or ``*`` for any; empty sends no CORS headers."""
+    allowed_methods: tuple[str, ...] = CORS_DEFAULT_METHODS
+    allowed_headers: tuple[str, ...] = CORS_DEFAULT_HEADERS
+    exposed_headers: tuple[str, ...] = CORS_DEFAULT_EXPOSED
+    max_age: int = 600
+    """Seconds a browser may reuse a preflight answer."""
+    allow_credentials: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.allowed_origins)
+
+    @property
+    def any_origin(self) -> bool:
+        return "*" in self.allowed_origins
+
+
 class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     pattern: str = "/**"
     """The configured pattern these settings belong to (lower case), for logs and debugging."""
@@ -326,6 +375,7 @@ class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A per-path override of the top-level ``url-signing``; ``None`` means the top level applies."""
     access: AccessSettings = msgspec.field(default_factory=AccessSettings)
     upload_ruleset: UploadRuleset = msgspec.field(default_factory=UploadRuleset)
+    cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
 
     def allows_content_type(self, content_type: str) -> bool:
         allowed = SUPPORTED_CONTENT_TYPES if self.allowed_content_types is None else self.allowed_content_types
@@ -342,6 +392,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     variant_profiles: dict[str, TransformationParams] = msgspec.field(default_factory=dict)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     bundle: BundleSettings = msgspec.field(default_factory=BundleSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
     rule_definitions: dict[str, RuleDefinition] = msgspec.field(default_factory=dict)
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)

@@ -16,6 +16,7 @@ from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
     DATA_STORE_PROVIDERS,
     DEFAULT_MAX_BYTES,
+    LOG_LEVELS,
     OBJECT_STORE_PROVIDERS,
     POSTGRES_SSL_MODES,
     SIGNING_ALGORITHMS,
@@ -24,6 +25,8 @@ from konifer_edge.config.model import (
     DataStoreSettings,
     FilesystemSettings,
     HttpSettings,
+    LoggingSettings,
+    MetricsSettings,
     MultipartSettings,
     ObjectStoreSettings,
     PostgresSettings,
@@ -67,6 +70,7 @@ def _read_postgresql(section: Section) -> PostgresSettings:
         password=section.string("password", defaults.password),
         ssl_mode=section.optional_choice("ssl-mode", POSTGRES_SSL_MODES),
         url=_url(section, "url", ("postgres", "postgresql")),
+        pool_size=section.integer("pool-size", defaults.pool_size, minimum=1, maximum=1000),
     )
     section.finish()
     return settings
@@ -198,6 +202,23 @@ def read_bundle(section: Section) -> BundleSettings:
         max_bytes=section.byte_size("max-bytes", defaults.max_bytes, minimum=1),
     )
     section.finish()
+    return settings
+
+
+def read_logging(section: Section) -> LoggingSettings:
+    settings = LoggingSettings(level=section.choice("level", LOG_LEVELS, "info"))
+    section.finish()
+    return settings
+
+
+def read_metrics(section: Section) -> MetricsSettings:
+    settings = MetricsSettings(
+        port=section.optional_integer("port", minimum=1, maximum=65535),
+        host=_non_blank(section, "host"),
+    )
+    section.finish()
+    if settings.host is not None and settings.port is None:
+        raise ConfigError(section.key_of("host"), "needs metrics.port: /metrics has no port of its own without it")
     return settings
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 from litestar import Response, get, post
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from konifer_edge.domain.errors import BadRequest, NotFound
@@ -151,7 +152,7 @@ async def _bundle_answer(
     return Stream(stream_bundle(runtime, entries), media_type="application/zip", headers=headers)
 
 
-async def _collection_view(request: AnyRequest, asset_path: str) -> Response[Any]:
+async def _collection_view(request: AnyRequest, asset_path: FromPath[str]) -> Response[Any]:
     return await answer_collection_view(request, runtime_of(request), parse_target(request))
 
 
@@ -173,11 +174,21 @@ zip_route = get(
 )(_collection_view)
 
 
-@get(["/paths", "/paths/{prefix:path}"], responses=openapi.PATHS_RESPONSES, operation_class=openapi.PathsOperation)
-async def child_paths(request: AnyRequest, prefix: str | None = None) -> Response[Any]:
+@get("/paths", responses=openapi.PATHS_RESPONSES, operation_class=openapi.PathsOperation, name="root_paths")
+async def root_paths(request: AnyRequest) -> Response[Any]:
+    """The paths one segment below the root, with how many assets are at and below each."""
+    return await _child_paths(request, below_root=True)
+
+
+@get("/paths/{prefix:path}", responses=openapi.PATHS_RESPONSES, operation_class=openapi.PathsOperation)
+async def child_paths(request: AnyRequest, prefix: FromPath[str]) -> Response[Any]:
     """The paths one segment below a prefix, with how many assets are at and below each."""
+    return await _child_paths(request, below_root=False)
+
+
+async def _child_paths(request: AnyRequest, *, below_root: bool) -> Response[Any]:
     runtime = runtime_of(request)
-    target = parse_target(request, PATHS_PREFIX) if prefix is not None else None
+    target = None if below_root else parse_target(request, PATHS_PREFIX)
     path = target.path if target is not None else "/"
     if target is not None and target.tokens:
         raise BadRequest("'/-/' modifiers have no meaning on /paths", reason="invalid_selector")
@@ -287,4 +298,4 @@ def _bundle_entries(data: BundleRequestWire, max_entries: int) -> list[tuple[str
     return entries
 
 
-COLLECTION_ROUTES = [list_route, zip_route, child_paths, filter_metadata, create_bundle]
+COLLECTION_ROUTES = [list_route, zip_route, root_paths, child_paths, filter_metadata, create_bundle]

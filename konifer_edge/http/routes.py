@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Response, delete, post, put, route
 from litestar.enums import HttpMethod
+from litestar.params import FromPath
 
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
 from konifer_edge.domain.models import AssetMetadataInput, AssetSource
@@ -48,7 +49,7 @@ MULTIPART_OVERHEAD_BYTES = MAX_JSON_BODY_BYTES + 16 * 1024
     responses=openapi.FETCH_RESPONSES,
     operation_class=openapi.FetchOperation,
 )
-async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
+async def fetch_asset(request: AnyRequest, asset_path: FromPath[str]) -> Response[Any]:
     """Fetch the asset(s) a selector names as link, content, download, redirect or metadata."""
     runtime = runtime_of(request)
     target = parse_target(request)
@@ -81,7 +82,7 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
 
 
 @post("/assets/{asset_path:path}", status_code=201, responses=openapi.STORE_RESPONSES)
-async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
+async def store(request: AnyRequest, asset_path: FromPath[str]) -> Response[bytes]:
     """Store an image: multipart `metadata` + image part, or JSON with a `url`. 201 with its metadata."""
     runtime = runtime_of(request)
     target = parse_target(request)
@@ -124,7 +125,7 @@ def _refuse_declared_length(request: AnyRequest, limit: int) -> None:
 
 
 @put("/assets/{asset_path:path}", responses=openapi.UPDATE_RESPONSES)
-async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
+async def update(request: AnyRequest, asset_path: FromPath[str]) -> Response[bytes]:
     """Replace an entry's alt, labels and tags; a field left out is erased."""
     runtime = runtime_of(request)
     target = parse_target(request)
@@ -144,7 +145,7 @@ async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
     responses=openapi.DELETE_RESPONSES,
     operation_class=openapi.DeleteOperation,
 )
-async def remove(request: AnyRequest, asset_path: str) -> None:
+async def remove(request: AnyRequest, asset_path: FromPath[str]) -> None:
     """Delete what the selector names (entry, newest N, all, recursive), narrowed by labels. Always 204."""
     runtime = runtime_of(request)
     target = parse_target(request)

@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgspec
 from litestar import Request, Response, delete, get, post, route
 from litestar.enums import HttpMethod
+from litestar.params import FromPath
 
 from konifer_edge.domain.errors import ApiError, BadRequest
 from konifer_edge.domain.paths import normalise_asset_path
@@ -143,7 +144,7 @@ def _asset_reference(raw: str) -> tuple[str, int]:
 
 
 @get("/shares/{share_id:str}", responses=openapi.SHARE_GET_RESPONSES)
-async def get_share(request: AnyRequest, share_id: str) -> Response[bytes]:
+async def get_share(request: AnyRequest, share_id: FromPath[str]) -> Response[bytes]:
     """One share record (never its token)."""
     mark(request.scope, ROUTE_KIND, "share_get")
     runtime = runtime_of(request)
@@ -156,7 +157,7 @@ async def get_share(request: AnyRequest, share_id: str) -> Response[bytes]:
 
 
 @delete("/shares/{share_id:str}", status_code=204, responses=openapi.SHARE_REVOKE_RESPONSES)
-async def revoke_share(request: AnyRequest, share_id: str) -> None:
+async def revoke_share(request: AnyRequest, share_id: FromPath[str]) -> None:
     """Revoke a share: its link answers 410 from the next request on. Revoking again is 204 too."""
     mark(request.scope, ROUTE_KIND, "share_revoke")
     runtime = runtime_of(request)
@@ -177,7 +178,7 @@ async def revoke_share(request: AnyRequest, share_id: str) -> None:
     responses=openapi.SHARE_SERVE_RESPONSES,
     operation_class=openapi.ShareServeOperation,
 )
-async def serve_share(request: AnyRequest, token: str) -> Response[Any]:
+async def serve_share(request: AnyRequest, token: FromPath[str]) -> Response[Any]:
     """The shared image: the asset, or the newest at the shared path. No API key, no signature."""
     return await _serve(request, token, None)
 
@@ -188,7 +189,7 @@ async def serve_share(request: AnyRequest, token: str) -> Response[Any]:
     responses=openapi.SHARE_SERVE_RESPONSES,
     operation_class=openapi.ShareServeOperation,
 )
-async def serve_share_entry(request: AnyRequest, token: str, entry_id: str) -> Response[Any]:
+async def serve_share_entry(request: AnyRequest, token: FromPath[str], entry_id: FromPath[str]) -> Response[Any]:
     """One entry at the path a path share shares."""
     return await _serve(request, token, entry_id)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from konifer_edge.observability import metrics
-from konifer_edge.observability.logs import ACCESS_LOGGER
+from konifer_edge.observability.logs import ACCESS_LOGGER, fields
 
 log = logging.getLogger(ACCESS_LOGGER)
 
@@ -33,7 +32,8 @@ _MAX_REQUEST_ID = 128
 
 
 class AccessLine(msgspec.Struct):
-    time: str
+    """The request's fields of its access line, after the common ones (observability/logs.py)."""
+
     method: str
     path: str
     route: str
@@ -118,7 +118,6 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
                 metrics.REJECTED_INPUTS.labels(state.get(REJECT_REASON, "other")).inc()
             if route not in ("health", "metrics"):
                 line = AccessLine(
-                    time=datetime.now(UTC).isoformat(timespec="milliseconds"),
                     method=str(scope.get("method", "")),
                     path=logged_path(str(scope.get("path", ""))),
                     route=route,
@@ -128,6 +127,6 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
                     bytes=sent,
                     request_id=request_id,
                 )
-                log.info(msgspec.json.encode(line).decode())
+                log.info("%s %s %d", line.method, line.path, status, extra=fields(line))
 
     return middleware

@@ -97,9 +97,18 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, purpose: str = "requests") -> asyncpg.Pool:
+    """A pool whose connections name their purpose in ``pg_stat_activity.application_name``
+    (unless the DSN names one), so that whoever counts connections against ``max_connections``
+    sees who holds them."""
+    named = "application_name=" in dsn
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=min(min_size, max_size),
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        server_settings=None if named else {"application_name": f"konifer-edge {purpose}"},
     )
     assert pool is not None
     return pool

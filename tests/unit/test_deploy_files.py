@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from konifer_edge.config import ConfigError, load_config
+from konifer_edge.config import Config, ConfigError, load_config
 from konifer_edge.config.loader import ENVIRONMENT_OVERRIDES, IN_MEMORY_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +36,6 @@ IMAGE = f"konifer-edge:{VERSION}"
 APP_UID = 10001
 BASE_IMAGE = "python:3.11-slim-bookworm"
 CONFIG_PATH = "/etc/konifer/konifer.toml"
-# libvips' own variable (its thread pool); the only one the manifests set besides konifer-edge's.
-LIBVIPS_VARIABLES = frozenset({"VIPS_CONCURRENCY"})
 
 
 def documented_variables() -> set[str]:
@@ -122,6 +120,11 @@ def test_runtime_stage_copies_the_venv_from_the_builder() -> None:
     copies = [i.arguments for i in final("COPY")]
     assert any(c.startswith("--from=builder /opt/venv /opt/venv") for c in copies)
     builder_runs = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "RUN" and i.stage == 0)
+    builder_copies = " ".join(i.arguments for i in INSTRUCTIONS if i.keyword == "COPY" and i.stage == 0).split()
+    # `pip install /src` reads what pyproject.toml names: its readme and its license files.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for needed in ("pyproject.toml", project["readme"], *project["license-files"]):
+        assert needed in builder_copies, f"the builder stage does not copy {needed}"
     assert "-m venv /opt/venv" in builder_runs
     assert re.search(r'pip install --no-cache-dir "/src\[rules\]"', builder_runs)
 
@@ -297,25 +300,35 @@ def test_compose_sets_only_documented_variables() -> None:
 
 def test_compose_dependencies_exist_and_are_waited_for_properly() -> None:
     depends_on = EDGE["depends_on"]
-    assert {"postgres", "valkey", "minio", "createbuckets"} <= set(depends_on)
+    assert {"postgres", "valkey", "seaweedfs"} <= set(depends_on)
     for name, service in SERVICES.items():
         for dependency, rule in service.get("depends_on", {}).items():
             assert dependency in SERVICES, f"{name} depends on a missing service {dependency}"
             if rule["condition"] == "service_healthy":
                 assert "healthcheck" in SERVICES[dependency], f"{dependency} needs a healthcheck"
-    assert depends_on["createbuckets"]["condition"] == "service_completed_successfully"
-    assert depends_on["postgres"]["condition"] == "service_healthy"
+    for store in ("postgres", "valkey", "seaweedfs"):
+        assert depends_on[store]["condition"] == "service_healthy"
+
+
+# Each image the stack runs, pinned to a full version of a release line its project maintains.
+# MinIO's images are gone from Docker Hub (the project stopped publishing them in 2025 and then
+# archived its source), so the stack's S3 is SeaweedFS.
+PINNED_IMAGES = {
+    "postgres": r"postgres:16\.\d+-bookworm",
+    "valkey": r"valkey/valkey:8\.1\.\d+",
+    "seaweedfs": r"chrislusf/seaweedfs:4\.\d+",
+    "prometheus": r"prom/prometheus:v3\.\d+\.\d+",
+    "grafana": r"grafana/grafana:12\.\d+\.\d+",
+}
+UNMAINTAINED_IMAGES = ("minio/minio", "minio/mc", "bitnami/")
 
 
 def test_compose_services_are_the_stack() -> None:
-    images = {name: str(service.get("image", "")) for name, service in SERVICES.items()}
-    assert images["postgres"].startswith("postgres:16")
-    assert images["valkey"].startswith(("valkey/valkey:", "redis:"))
-    assert images["minio"].startswith("minio/minio:")
-    assert images["createbuckets"].startswith("minio/mc:")
-    assert images["prometheus"].startswith("prom/prometheus:")
-    assert images["grafana"].startswith("grafana/grafana:")
-    assert SERVICES["createbuckets"].get("restart") == "no"
+    images = {name: str(service["image"]) for name, service in SERVICES.items() if name != "konifer-edge"}
+    assert set(images) == set(PINNED_IMAGES)
+    for name, pattern in PINNED_IMAGES.items():
+        assert re.fullmatch(pattern, images[name]), f"{name}: {images[name]} is not pinned to a full version"
+    assert not [image for image in images.values() if image.startswith(UNMAINTAINED_IMAGES)]
 
 
 def test_compose_service_urls_point_at_compose_services() -> None:
@@ -330,12 +343,14 @@ def test_compose_service_urls_point_at_compose_services() -> None:
         postgres["POSTGRES_DB"],
     )
     assert environment["REDIS_URL"].startswith("redis://valkey:6379")
-    assert environment["S3_ENDPOINT_URL"] == "http://minio:9000"
-    minio = compose_environment(SERVICES["minio"])
+    assert environment["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    seaweedfs = compose_environment(SERVICES["seaweedfs"])
+    # `weed mini` grants the key pair in these variables to the S3 gateway.
     assert (environment["S3_ACCESS_KEY"], environment["S3_SECRET_KEY"]) == (
-        minio["MINIO_ROOT_USER"],
-        minio["MINIO_ROOT_PASSWORD"],
+        seaweedfs["AWS_ACCESS_KEY_ID"],
+        seaweedfs["AWS_SECRET_ACCESS_KEY"],
     )
+    assert "http://127.0.0.1:8333/" in " ".join(SERVICES["seaweedfs"]["healthcheck"]["test"])
 
 
 def test_compose_config_file_is_mounted_and_loads(tmp_path: Path) -> None:
@@ -355,8 +370,9 @@ def test_compose_config_file_is_mounted_and_loads(tmp_path: Path) -> None:
 def test_the_bucket_the_config_uses_is_the_one_created() -> None:
     config = load_config(DEPLOY / "konifer.toml", {})
     bucket = config.paths.resolve("/anything").object_store.bucket
-    script = " ".join(SERVICES["createbuckets"]["entrypoint"])
-    assert f"mc mb --ignore-existing local/{bucket}" in script
+    command = [str(part) for part in SERVICES["seaweedfs"]["command"]]
+    assert command[0] == "mini"
+    assert f"-bucket={bucket}" in command
 
 
 def test_deploy_konifer_toml_loads_without_the_environment() -> None:
@@ -444,7 +460,7 @@ def test_manifests_use_the_same_image_as_compose() -> None:
 def test_probes_point_at_ready_and_health() -> None:
     container = only_container("Deployment")
     port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert port_names == {"http": 8080}
+    assert port_names == {"http": 8080, "metrics": 9464}
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
@@ -493,7 +509,7 @@ def test_config_and_secret_are_wired_in() -> None:
         assert volumes[mount["name"]]["configMap"]["name"] == config_map_name
         assert Path(config_path).name in K8S["ConfigMap"]["data"]
         extra = {variable["name"] for variable in container.get("env", [])}
-        assert extra <= DOCUMENTED | LIBVIPS_VARIABLES, extra
+        assert extra <= DOCUMENTED, extra
     assert set(K8S["Secret"]["stringData"]) <= DOCUMENTED
     assert set(K8S["Secret"]["stringData"]) >= {
         "DATABASE_URL",
@@ -554,3 +570,65 @@ def test_deployment_doc_gives_the_one_command_and_the_image() -> None:
 @pytest.mark.parametrize("text", re.findall(r"```toml\n(.*?)```", DEPLOYMENT_DOC, flags=re.DOTALL))
 def test_deployment_doc_toml_examples_load(tmp_path: Path, text: str) -> None:
     load_toml_text(text, tmp_path, {"URL_SIGNING_SECRET_KEY": "documented"})
+
+
+def test_no_deployment_an_autoscaler_scales_sets_replicas() -> None:
+    """A `replicas` beside an HPA resets the scaled-out count on every `kubectl apply`."""
+    scaled = {
+        document["spec"]["scaleTargetRef"]["name"]
+        for document in K8S.values()
+        if document["kind"] == "HorizontalPodAutoscaler"
+    }
+    deployment = K8S["Deployment"]
+    assert deployment["metadata"]["name"] in scaled
+    assert "replicas" not in deployment["spec"]
+
+
+def test_no_manifest_sets_a_variable_nothing_reads() -> None:
+    """libvips' VIPS_CONCURRENCY is overridden by variant-generation.vips-concurrency at start-up."""
+    for path in [*KUBERNETES.glob("*.yaml"), COMPOSE_FILE, DOCKERFILE]:
+        assert "VIPS_CONCURRENCY" not in path.read_text(), path.name
+
+
+def connections_per_pod(config: Config, workers: int, *, redis: bool) -> int:
+    """What docs/deployment.md ("Database connections") says one pod holds at most."""
+    locks = 0 if redis else config.variant_generation.workers + 1
+    return workers * (config.data_store.postgresql.pool_size + locks)
+
+
+def test_the_database_pool_is_sized_in_the_configmap_and_fits_max_connections(tmp_path: Path) -> None:
+    path = tmp_path / "konifer.toml"
+    path.write_text(K8S["ConfigMap"]["data"]["konifer.toml"])
+    config = load_config(path, {})
+    assert "pool-size" in K8S["ConfigMap"]["data"]["konifer.toml"]
+    arguments = [str(argument) for argument in only_container("Deployment")["args"]]
+    workers = int(arguments[arguments.index("--workers") + 1])
+    per_pod = connections_per_pod(config, workers, redis=False)
+    max_pods = K8S["HorizontalPodAutoscaler"]["spec"]["maxReplicas"]
+    # The figures the ConfigMap's comment and docs/deployment.md quote.
+    assert (per_pod, connections_per_pod(config, workers, redis=True)) == (20, 16)
+    assert max_pods * per_pod == 200
+    assert f"2 \u00d7 (8 + 2) = {per_pod}" in DEPLOYMENT_DOC
+    assert f"{workers} x (8 + 1 + 1) = {per_pod}" in K8S["ConfigMap"]["data"]["konifer.toml"]
+
+
+def test_the_pool_size_has_an_environment_override(tmp_path: Path) -> None:
+    path = tmp_path / "konifer.toml"
+    path.write_text("[data-store.postgresql]\npool-size = 8\n")
+    assert load_config(path, {}).data_store.postgresql.pool_size == 8
+    assert load_config(path, {"DATABASE_POOL_SIZE": "3"}).data_store.postgresql.pool_size == 3
+    assert load_config(None, {}).data_store.postgresql.pool_size == 10
+    with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE"):
+        load_config(path, {"DATABASE_POOL_SIZE": "0"})
+
+
+def test_metrics_are_scraped_on_their_own_port_which_the_service_does_not_expose(tmp_path: Path) -> None:
+    path = tmp_path / "konifer.toml"
+    path.write_text(K8S["ConfigMap"]["data"]["konifer.toml"])
+    metrics_port = load_config(path, {}).metrics.port
+    ports = {port["name"]: port["containerPort"] for port in only_container("Deployment")["ports"]}
+    assert metrics_port is not None and ports["metrics"] == metrics_port
+    annotations = K8S["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(metrics_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert [port["targetPort"] for port in K8S["Service"]["spec"]["ports"]] == ["http"]
