@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
+import msgspec
 from pyhocon import ConfigFactory
 from pyhocon.exceptions import ConfigException
 from pyparsing import ParseBaseException
@@ -53,6 +54,11 @@ ENVIRONMENT_OVERRIDES: Final[dict[str, KeyPath]] = {
     "REDIS_URL": ("cache", "redis-url"),
 }
 IN_MEMORY_VARIABLE: Final = "IN_MEMORY"
+IN_MEMORY_WARNING: Final = (
+    "IN_MEMORY=true: data-store.provider and object-store.provider are forced to in-memory; every asset is"
+    " lost when the server stops (a throw-away PostgreSQL in a temporary directory, objects in process memory)."
+    " Do not use this in production."
+)
 _IN_MEMORY_KEYS: Final[tuple[KeyPath, ...]] = (("data-store", "provider"), ("object-store", "provider"))
 
 
@@ -66,10 +72,13 @@ def load_config(path: Path | str | None, environ: Mapping[str, str] | None = Non
     tree = read_config_file(Path(path)) if path is not None else {}
     set_by_environment = apply_environment(tree, os.environ if environ is None else environ)
     try:
-        return build_config(tree)
+        config = build_config(tree)
     except ConfigError as error:
         variable = set_by_environment.get(error.key)
         raise (error.with_hint(f"set by the environment variable {variable}") if variable else error) from None
+    if IN_MEMORY_VARIABLE in set_by_environment.values():
+        config = msgspec.structs.replace(config, warnings=(IN_MEMORY_WARNING, *config.warnings))
+    return config
 
 
 def read_config_file(path: Path) -> RawObject:
@@ -205,6 +214,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
         profile_names=frozenset(profiles),
         url_signing=signing_tree if isinstance(signing_tree, Mapping) else {},
     )
+    paths = build_path_configuration(raw[PATHS_KEY], context)
     return Config(
         http=read_http(Section.of(raw["http"], "http")),
         data_store=read_data_store(Section.of(raw["data-store"], "data-store")),
@@ -215,5 +225,6 @@ def build_config(tree: Mapping[str, object]) -> Config:
         variant_profiles=profiles,
         cache=read_cache(Section.of(raw["cache"], "cache")),
         bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
-        paths=build_path_configuration(raw[PATHS_KEY], context),
+        paths=paths,
+        warnings=tuple(dict.fromkeys(context.warnings)),
     )

@@ -65,6 +65,8 @@ PATH_ALIASES: Final = (
     Alias(("preprocessing",), ("transform", "preprocessing")),
     Alias(("object-store", "redirect"), ("return-format", "redirect")),
     Alias(("transform", "retention", "expire"), ("transform", "expire")),
+    # Konifer's later name for the redirect settings: `delivery.strategy = service | presigned | template`.
+    Alias(("delivery",), ("return-format", "redirect")),
 )
 
 _MISSING: Final = object()
@@ -120,6 +122,8 @@ def _get_path(tree: RawObject, path: KeyPath) -> object:
 def _overlap(first: Mapping[str, object], second: Mapping[str, object]) -> bool:
     for name in first.keys() & second.keys():
         left, right = first[name], second[name]
+        if left == right:
+            continue  # the same value in both spellings says nothing contradictory
         if not (isinstance(left, Mapping) and isinstance(right, Mapping)) or _overlap(left, right):
             return True
     return False
