@@ -124,7 +124,9 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         generation = config.variant_generation
         workers = generation.workers
         pyvips.concurrency_set(generation.vips_concurrency)
-        imaging = ImagingPool(workers, generation.queue_size, generation.render_timeout)
+        imaging = ImagingPool(
+            workers, generation.queue_size, generation.render_timeout, generation.synchronous_priority
+        )
         decoding = DecodePool(
             generation.decode_workers, generation.queue_size, generation.render_timeout, generation.vips_concurrency
         )
