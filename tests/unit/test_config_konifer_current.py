@@ -212,3 +212,32 @@ def test_the_region_auto_of_cloudflare_r2_is_valid() -> None:
         }
     )
     assert config.object_store.s3.region == "auto"
+
+
+# --- container paths -----------------------------------------------------------------------------
+
+
+def test_a_config_file_where_konifers_image_mounts_it_is_used_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from konifer_edge import cli
+
+    mounted = tmp_path / "app" / "config" / "konifer.conf"
+    monkeypatch.delenv("KONIFER_EDGE_CONFIG", raising=False)
+    monkeypatch.setattr(cli, "CONTAINER_CONFIG_FILES", (mounted,))
+    assert cli.build_parser().parse_args(["serve"]).config is None
+    mounted.parent.mkdir(parents=True)
+    mounted.write_text("http { }\n")
+    assert cli.build_parser().parse_args(["serve"]).config == mounted
+    monkeypatch.setenv("KONIFER_EDGE_CONFIG", str(tmp_path / "other.toml"))
+    assert cli.build_parser().parse_args(["serve"]).config == tmp_path / "other.toml"
+
+
+def test_the_image_reads_app_config_and_keeps_temporary_files_in_app_tmp() -> None:
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    assert "TMPDIR=/app/tmp" in dockerfile
+    assert "/app/tmp" in dockerfile.split("install -d -o 10001 -g 10001 -m 0700", 1)[1].split("\n", 1)[0]
+    assert "/app/config" in dockerfile
+    from konifer_edge.cli import CONTAINER_CONFIG_FILES
+
+    assert Path("/app/config/konifer.conf") in CONTAINER_CONFIG_FILES
