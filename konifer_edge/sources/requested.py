@@ -24,6 +24,8 @@ NO_BUCKET_AND_KEY: Final = "S3 object ARN must contain a bucket and key"
 
 # What java.net.URI refuses in a URL, which is where Konifer's "is not a valid URL" comes from.
 _NOT_IN_URLS: Final = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]')
+# What S3 clients accept as a bucket name (S3 itself is stricter, and answers for the rest).
+_BUCKET: Final = re.compile(r"[a-zA-Z0-9._-]{1,255}")
 
 
 class HttpSourceBody(msgspec.Struct, frozen=True):
@@ -58,7 +60,8 @@ class UrlSource(msgspec.Struct, frozen=True):
 def choose_source(source: SourceBody | None, deprecated_url: str | None) -> UrlSource | S3ObjectSource:
     """The one source a store body names, validated; every problem is a 400 in Konifer's words."""
     arn = None if source is None else source.arn
-    url = (None if source is None else source.url) or deprecated_url
+    current = None if source is None else source.url
+    url = current if current is not None else deprecated_url
     if url is None and arn is None:
         raise BadRequest(NO_SOURCE, reason="missing_source")
     if url is not None and arn is not None:
@@ -116,4 +119,8 @@ def parse_s3_object_arn(arn: str) -> S3ObjectSource:
     slash = resource.find("/")
     if slash <= 0 or slash == len(resource) - 1:
         raise BadRequest(NO_BUCKET_AND_KEY, reason="invalid_arn")
-    return S3ObjectSource(arn=arn, bucket=resource[:slash], key=resource[slash + 1 :])
+    bucket = resource[:slash]
+    if not _BUCKET.fullmatch(bucket):
+        # Konifer leaves this to S3; refusing it here keeps a bad request a 400, not an upstream failure.
+        raise BadRequest(f"{bucket!r} in the S3 object ARN is not a bucket name", reason="invalid_arn")
+    return S3ObjectSource(arn=arn, bucket=bucket, key=resource[slash + 1 :])

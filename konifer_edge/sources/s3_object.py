@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
-from konifer_edge.domain.errors import PayloadTooLarge, UpstreamFailed
+from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, UpstreamFailed
 
 _CHUNK_BYTES: Final = 256 * 1024
 # An S3 error code is a short CamelCase word; anything else (a proxy's HTML, say) is not repeated.
@@ -59,6 +59,7 @@ class S3ObjectDownloader:
             ClientError,
             CredentialRetrievalError,
             NoCredentialsError,
+            ParamValidationError,
             PartialCredentialsError,
         )
 
@@ -68,6 +69,8 @@ class S3ObjectDownloader:
             return self._read_capped(answer)
         except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError) as error:
             raise _no_credentials() from error
+        except ParamValidationError as error:
+            raise BadRequest(f"S3 cannot read {source.arn!r}: {error}", reason="invalid_arn") from error
         except ClientError as error:
             raise _client_error(error.response, source) from error
         except BotoCoreError as error:
