@@ -21,7 +21,7 @@ from pyparsing import ParseBaseException
 
 from konifer_edge.config.durations import format_duration
 from konifer_edge.config.errors import ConfigError
-from konifer_edge.config.model import Config
+from konifer_edge.config.model import Config, PostgresSettings
 from konifer_edge.config.path_builder import PATHS_KEY, build_path_configuration
 from konifer_edge.config.path_settings import UPLOAD_RULES_REFUSED, PathContext
 from konifer_edge.config.reader import Section
@@ -55,9 +55,9 @@ ENVIRONMENT_OVERRIDES: Final[dict[str, KeyPath]] = {
 }
 IN_MEMORY_VARIABLE: Final = "IN_MEMORY"
 IN_MEMORY_WARNING: Final = (
-    "IN_MEMORY=true: data-store.provider and object-store.provider are forced to in-memory; every asset is"
-    " lost when the server stops (a throw-away PostgreSQL in a temporary directory, objects in process memory)."
-    " Do not use this in production."
+    "IN_MEMORY=true: data-store.provider and object-store.provider are forced to in-memory, and no configured"
+    " database is used; every asset is lost when the server stops (a throw-away PostgreSQL in a temporary"
+    " directory, objects in process memory). Do not use this in production."
 )
 _IN_MEMORY_KEYS: Final[tuple[KeyPath, ...]] = (("data-store", "provider"), ("object-store", "provider"))
 
@@ -77,8 +77,18 @@ def load_config(path: Path | str | None, environ: Mapping[str, str] | None = Non
         variable = set_by_environment.get(error.key)
         raise (error.with_hint(f"set by the environment variable {variable}") if variable else error) from None
     if IN_MEMORY_VARIABLE in set_by_environment.values():
-        config = msgspec.structs.replace(config, warnings=(IN_MEMORY_WARNING, *config.warnings))
+        config = _throw_away(config)
     return config
+
+
+def _throw_away(config: Config) -> Config:
+    """IN_MEMORY=true: nothing outlives the server, not even with a database configured.
+
+    A configured ``in-memory`` provider still uses a database it names (tests share one that way);
+    Konifer's switch means a server that forgets everything, so the connection settings go.
+    """
+    data_store = msgspec.structs.replace(config.data_store, postgresql=PostgresSettings())
+    return msgspec.structs.replace(config, data_store=data_store, warnings=(IN_MEMORY_WARNING, *config.warnings))
 
 
 def read_config_file(path: Path) -> RawObject:

@@ -46,7 +46,12 @@ def test_in_memory_overrides_the_file_warns_and_serves(scratch: Path) -> None:
     server = RunningServer(
         scratch / "data",
         config,
-        env={"IN_MEMORY": "true", "DATABASE_URL": "", "TMPDIR": str(scratch / "tmp")},
+        # A database named by the environment is not used either: nothing may outlive the server.
+        env={
+            "IN_MEMORY": "true",
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+            "TMPDIR": str(scratch / "tmp"),
+        },
         startup_timeout=120,
     )
     image = make_image("png", 30, 20)

@@ -30,6 +30,13 @@ def test_in_memory_forces_both_providers_and_warns(tmp_path: Path) -> None:
     assert "IN_MEMORY" in IN_MEMORY_WARNING
 
 
+def test_in_memory_uses_no_configured_database(tmp_path: Path) -> None:
+    path = tmp_path / "konifer.toml"
+    path.write_text('[data-store.postgresql]\nhost = "db.internal"\n')
+    config = load_config(path, {"IN_MEMORY": "true", "DATABASE_URL": "postgresql://u@db/k"})
+    assert config.data_store.postgresql.dsn() is None  # the throw-away embedded PostgreSQL
+
+
 def test_without_in_memory_nothing_is_forced_or_warned(tmp_path: Path) -> None:
     config = load_config(None, {"IN_MEMORY": "false"})
     assert config.data_store.provider == "postgresql"
