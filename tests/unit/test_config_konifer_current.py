@@ -248,3 +248,17 @@ def test_the_image_reads_app_config_and_keeps_temporary_files_in_app_tmp() -> No
     from konifer_edge.cli import CONTAINER_CONFIG_FILES
 
     assert Path("/app/config/konifer.conf") in CONTAINER_CONFIG_FILES
+
+
+# --- allowed-domains with IPv6 literals ------------------------------------------------------------
+
+
+def test_ipv6_literals_are_allowed_domains_bracketed_or_bare() -> None:
+    config = build_config({"source": {"url": {"allowed-domains": ["[::1]", "0:0:0:0:0:0:0:2", "Images.Example.com"]}}})
+    assert config.source.url.allowed_domains == ("::1", "::2", "images.example.com")
+
+
+@pytest.mark.parametrize("written", ["[::1", "[images.example.com]", "::g", "http://[::1]/"])
+def test_a_broken_ipv6_literal_is_refused_by_key(written: str) -> None:
+    error = error_for({"source": {"url": {"allowed-domains": [written]}}})
+    assert error.key == "source.url.allowed-domains"
