@@ -42,14 +42,17 @@ RUN groupadd --gid 10001 konifer \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin konifer \
     && install -d -o 10001 -g 10001 -m 0750 /data \
-    && install -d -m 0755 /etc/konifer
+    && install -d -m 0755 /etc/konifer /app /app/config \
+    && install -d -o 10001 -g 10001 -m 0700 /app/tmp
 
 COPY --from=builder /opt/venv /opt/venv
 COPY deploy/dockerfile_steps.sh /usr/local/lib/konifer-edge/dockerfile_steps.sh
 
+# Konifer's image keeps its temporary files in /app/tmp; so do Python's tempfile and libvips here.
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    TMPDIR=/app/tmp
 
 # The image does not build unless pyvips writes and reads back JPEG, PNG, WebP, AVIF, JPEG XL, HEIC
 # and GIF, and konifer_edge.app imports. Operators can re-run it in a container:
@@ -68,8 +71,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 
 # Configuration comes from environment variables (DATABASE_URL, PG_USER, PG_PASSWORD, S3_ACCESS_KEY,
 # S3_SECRET_KEY, S3_ENDPOINT_URL, URL_SIGNING_SECRET_KEY, REDIS_URL, IN_MEMORY) and, optionally, a
-# file. `--config` names a file that must exist (a missing one stops start-up), so the default
-# command runs without one; to use a file, mount it and pass it:
+# file. A file mounted where Konifer's image reads it, /app/config/konifer.conf (or konifer.toml), is
+# used without a flag; elsewhere, mount it and pass it (a missing `--config` file stops start-up):
+#   docker run ... -v "$PWD/konifer.conf:/app/config/konifer.conf:ro" konifer-edge:0.1.0
 #   docker run ... -v "$PWD/konifer.toml:/etc/konifer/konifer.toml:ro" konifer-edge:0.1.0 \
 #     serve --host 0.0.0.0 --port 8080 --data-dir /data --config /etc/konifer/konifer.toml
 ENTRYPOINT ["konifer-edge"]

@@ -37,6 +37,7 @@ from konifer_edge.rules.prompt_cache import PromptEmbeddingStore
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
+from konifer_edge.sources.s3_object import S3ObjectDownloader
 from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
 from konifer_edge.storage.migrations import migrate
 from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
@@ -127,7 +128,9 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         generation = config.variant_generation
         workers = generation.workers
         pyvips.concurrency_set(generation.vips_concurrency)
-        imaging = ImagingPool(workers, generation.queue_size, generation.render_timeout)
+        imaging = ImagingPool(
+            workers, generation.queue_size, generation.render_timeout, generation.synchronous_priority
+        )
         decoding = DecodePool(
             generation.decode_workers, generation.queue_size, generation.render_timeout, generation.vips_concurrency
         )
@@ -157,6 +160,8 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             imaging=imaging,
             decoding=decoding,
             url_downloader=downloader,
+            # ARN sources share the URL sources' size cap and timeout (spec 06 section 9).
+            s3_objects=S3ObjectDownloader(max_bytes=url_settings.max_bytes, timeout_seconds=url_settings.timeout),
             reaper=reaper,
             shared=shared,
             resolutions=ResolutionCache(generations, redis_client, config.cache.resolution_entries),

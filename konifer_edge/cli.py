@@ -22,13 +22,16 @@ MAX_REQUEST_HEAD_BYTES = 64 * 1024
 
 def _load_or_exit(config_path: Path | None) -> Config:
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
     except OSError as error:
         print(f"cannot read configuration: {error}", file=sys.stderr)
         raise SystemExit(2) from error
+    for warning in config.warnings:
+        log.warning("configuration: %s", warning)
+    return config
 
 
 def _database(config: Config, data_dir: Path) -> tuple[str, object | None]:
@@ -183,10 +186,20 @@ def sweep_command(args: argparse.Namespace) -> int:
     return sweep.run(dsn, objects, buckets, min_age=args.min_age, dry_run=args.dry_run)
 
 
+# Where Konifer's container image expects its configuration to be mounted.
+CONTAINER_CONFIG_FILES = (Path("/app/config/konifer.conf"), Path("/app/config/konifer.toml"))
+
+
 def _config_from_env() -> Path | None:
-    """Containers pass the configuration file by environment as readily as by flag."""
+    """Containers pass the configuration file by environment as readily as by flag.
+
+    Without either, a file mounted where Konifer's image reads it is used, so a Konifer
+    deployment's volume works unchanged.
+    """
     value = os.environ.get("KONIFER_EDGE_CONFIG")
-    return Path(value) if value else None
+    if value:
+        return Path(value)
+    return next((path for path in CONTAINER_CONFIG_FILES if path.is_file()), None)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,13 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
+import msgspec
 from pyhocon import ConfigFactory
 from pyhocon.exceptions import ConfigException
 from pyparsing import ParseBaseException
 
 from konifer_edge.config.durations import format_duration
 from konifer_edge.config.errors import ConfigError
-from konifer_edge.config.model import Config
+from konifer_edge.config.model import Config, PostgresSettings
 from konifer_edge.config.path_builder import PATHS_KEY, build_path_configuration
 from konifer_edge.config.path_settings import PathContext
 from konifer_edge.config.reader import Section
@@ -67,6 +68,11 @@ ENVIRONMENT_OVERRIDES: Final[dict[str, KeyPath]] = {
     "METRICS_PORT": ("metrics", "port"),
 }
 IN_MEMORY_VARIABLE: Final = "IN_MEMORY"
+IN_MEMORY_WARNING: Final = (
+    "IN_MEMORY=true: data-store.provider and object-store.provider are forced to in-memory, and no configured"
+    " database is used; every asset is lost when the server stops (a throw-away PostgreSQL in a temporary"
+    " directory, objects in process memory). Do not use this in production."
+)
 _IN_MEMORY_KEYS: Final[tuple[KeyPath, ...]] = (("data-store", "provider"), ("object-store", "provider"))
 
 
@@ -80,10 +86,23 @@ def load_config(path: Path | str | None, environ: Mapping[str, str] | None = Non
     tree = read_config_file(Path(path)) if path is not None else {}
     set_by_environment = apply_environment(tree, os.environ if environ is None else environ)
     try:
-        return build_config(tree)
+        config = build_config(tree)
     except ConfigError as error:
         variable = set_by_environment.get(error.key)
         raise (error.with_hint(f"set by the environment variable {variable}") if variable else error) from None
+    if IN_MEMORY_VARIABLE in set_by_environment.values():
+        config = _throw_away(config)
+    return config
+
+
+def _throw_away(config: Config) -> Config:
+    """IN_MEMORY=true: nothing outlives the server, not even with a database configured.
+
+    A configured ``in-memory`` provider still uses a database it names (tests share one that way);
+    Konifer's switch means a server that forgets everything, so the connection settings go.
+    """
+    data_store = msgspec.structs.replace(config.data_store, postgresql=PostgresSettings())
+    return msgspec.structs.replace(config, data_store=data_store, warnings=(IN_MEMORY_WARNING, *config.warnings))
 
 
 def read_config_file(path: Path) -> RawObject:
@@ -223,6 +242,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
         url_signing=signing_tree if isinstance(signing_tree, Mapping) else {},
         rule_names=frozenset(rule_definitions),
     )
+    paths = build_path_configuration(raw[PATHS_KEY], context)
     return Config(
         http=read_http(Section.of(raw["http"], "http")),
         data_store=read_data_store(Section.of(raw["data-store"], "data-store")),
@@ -235,7 +255,8 @@ def build_config(tree: Mapping[str, object]) -> Config:
         bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
         logging=read_logging(Section.of(raw["logging"], "logging")),
         metrics=read_metrics(Section.of(raw["metrics"], "metrics")),
-        paths=build_path_configuration(raw[PATHS_KEY], context),
+        paths=paths,
+        warnings=tuple(dict.fromkeys(context.warnings)),
         rule_definitions=rule_definitions,
         api=read_api(Section.of(raw[API_KEY], API_KEY)),
         rule_inference=read_rule_inference(Section.of(raw[RULE_INFERENCE_KEY], RULE_INFERENCE_KEY)),

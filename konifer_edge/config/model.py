@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from typing import Final, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -23,6 +23,7 @@ PostgresSslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", 
 SigningAlgorithm = Literal["hmac_sha256", "hmac_sha384", "hmac_sha512"]
 LqipKind = Literal["blurhash", "thumbhash"]
 RedirectStrategy = Literal["none", "presigned", "template"]
+DeliveryStrategy = Literal["service", "none", "presigned", "template"]
 CacheVisibility = Literal["public", "private"]
 CacheRevalidate = Literal["must-revalidate", "proxy-revalidate", "no-cache"]
 OnDemandMode = Literal["enabled", "profile_only", "disabled"]
@@ -38,6 +39,8 @@ POSTGRES_SSL_MODES: Final[tuple[PostgresSslMode, ...]] = (
 SIGNING_ALGORITHMS: Final[tuple[SigningAlgorithm, ...]] = ("hmac_sha256", "hmac_sha384", "hmac_sha512")
 LQIP_KINDS: Final[tuple[LqipKind, ...]] = ("blurhash", "thumbhash")
 REDIRECT_STRATEGIES: Final[tuple[RedirectStrategy, ...]] = ("none", "presigned", "template")
+DELIVERY_STRATEGIES: Final[tuple[DeliveryStrategy, ...]] = ("service", *REDIRECT_STRATEGIES)
+"""``service`` is Konifer's later name for what no strategy means here: 307 to our own content URL."""
 CACHE_VISIBILITIES: Final[tuple[CacheVisibility, ...]] = ("public", "private")
 CACHE_REVALIDATES: Final[tuple[CacheRevalidate, ...]] = ("must-revalidate", "proxy-revalidate", "no-cache")
 ON_DEMAND_MODES: Final[tuple[OnDemandMode, ...]] = ("enabled", "profile_only", "disabled")
@@ -76,6 +79,8 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
     user: str = "postgres"
     password: str = ""
     ssl_mode: PostgresSslMode | None = None
+    """``None``: not configured; the connection then uses libpq's default, ``prefer`` (as Konifer does),
+    and a ``url`` keeps whatever ``sslmode`` it carries."""
     url: str | None = None
     pool_size: int = 10
     """Most connections each server worker process holds for requests (ours); docs/deployment.md
@@ -84,15 +89,24 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
     def dsn(self) -> str | None:
         """The connection string, or ``None`` to run the embedded PostgreSQL."""
         if self.url is not None:
-            return self.url
+            return self._url_with_ssl_mode(self.url)
         if self.host is None:
             return None
         credentials = quote(self.user, safe="")
         if self.password:
             credentials += ":" + quote(self.password, safe="")
+        # Unset, asyncpg's own default applies, which is libpq's and Konifer's: prefer.
         query = f"?{urlencode({'sslmode': self.ssl_mode})}" if self.ssl_mode else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"postgresql://{credentials}@{host}:{self.port}/{quote(self.database, safe='')}{query}"
+
+    def _url_with_ssl_mode(self, url: str) -> str:
+        """A configured ``ssl-mode`` joins a URL that names none; one the URL names is kept."""
+        parts = urlsplit(url)
+        if self.ssl_mode is None or "sslmode" in parse_qs(parts.query):
+            return url
+        query = "&".join(filter(None, (parts.query, urlencode({"sslmode": self.ssl_mode}))))
+        return urlunsplit(parts._replace(query=query))
 
 
 class DataStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,7 +184,8 @@ class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
     workers: int = msgspec.field(default_factory=default_worker_count)
     queue_size: int = 1000
     synchronous_priority: int = 80
-    """Konifer's share (percent) of workers for request-blocking renders; read for compatibility."""
+    """Share (percent) of render-worker picks given to synchronous work (on-demand renders) over
+    eager renders while both are waiting; with only one kind waiting, it gets every pick."""
     render_timeout: float = 30.0
     """Seconds a request waits for one render before answering 503 (ours)."""
     vips_concurrency: int = 1
@@ -403,6 +418,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     def rules_required(self) -> bool:
         """Whether the model must be loaded: rules are defined, or the evaluation API is on."""
         return bool(self.rule_definitions) or self.api.rule_evaluation.enabled
+
+    warnings: tuple[str, ...] = ()
+    """Settings that loaded but do not act as written (each names its key); logged at start-up."""
 
     def signing_for(self, settings: PathSettings) -> UrlSigningSettings:
         """The URL-signing rules that govern a path: its override, else the top level."""

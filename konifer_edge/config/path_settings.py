@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
@@ -12,11 +12,11 @@ from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
     CACHE_REVALIDATES,
     CACHE_VISIBILITIES,
+    DELIVERY_STRATEGIES,
     EXPIRE_STRATEGIES,
     LQIP_KINDS,
     ON_DEMAND_MODES,
     READ_ACCESS,
-    REDIRECT_STRATEGIES,
     SUPPORTED_CONTENT_TYPES,
     AccessSettings,
     AssetLimits,
@@ -54,6 +54,7 @@ _REFUSED_SCHEMES: Final = ("javascript:", "vbscript:", "data:")
 # "java\tscript:" must be refused as well.
 _URL_WHITESPACE: Final = re.compile(r"[\x00-\x20\x7f]")
 _SECRET_NAMES: Final = ("secret-key", "secret-keys")
+_PREPROCESSING_MAXIMA: Final = ("max-width", "max-height")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class PathContext:
     profile_names: Set[str]
     url_signing: Mapping[str, object]
     rule_names: Set[str] = frozenset()
+    warnings: list[str] = field(default_factory=list)
+    """Collects what loads but is not applied, for the start-up log."""
 
 
 def read_path_settings(section: Section, context: PathContext) -> PathSettings:
@@ -72,7 +75,7 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
         image=_read_image(section.section("image")),
         return_format=_read_return_format(section.section("return-format")),
         cache_control=_read_cache_control(section.section("cache-control")),
-        transform=_read_transform(section.section("transform"), context.profile_names),
+        transform=_read_transform(section.section("transform"), context),
         limits=_read_asset_limits(section.section("limits")),
         url_signing=_read_url_signing_override(section, context.url_signing),
         access=_read_access(section.section("access")),
@@ -129,7 +132,8 @@ def _read_return_format(section: Section) -> ReturnFormatSettings:
 
 
 def _read_redirect(section: Section) -> RedirectSettings:
-    strategy = section.optional_choice("strategy", REDIRECT_STRATEGIES)
+    written_strategy = section.optional_choice("strategy", DELIVERY_STRATEGIES)
+    strategy = None if written_strategy == "service" else written_strategy
     presigned = section.section("presigned")
     presigned_ttl = presigned.duration("ttl", RedirectSettings().presigned_ttl, maximum=MAX_PRESIGNED_TTL)
     presigned.boolean("enabled", False)  # in Konifer's documented defaults, read by nothing
@@ -178,14 +182,14 @@ def _read_cache_control(section: Section) -> CacheControlSettings:
     return settings
 
 
-def _read_transform(section: Section, profile_names: Set[str]) -> TransformSettings:
+def _read_transform(section: Section, context: PathContext) -> TransformSettings:
     on_demand = section.section("on-demand-variant")
     expire = section.section("expire")
     preprocessing = section.section("preprocessing")
     retention = section.section("retention")
     expire_strategy = expire.choice("strategy", EXPIRE_STRATEGIES, "never")
     settings = TransformSettings(
-        eager_variants=_read_eager_variants(section, profile_names),
+        eager_variants=_read_eager_variants(section, context.profile_names),
         on_demand_mode=on_demand.choice("mode", ON_DEMAND_MODES, "enabled"),
         expire_strategy=expire_strategy,
         expire_ttl=expire.optional_duration("ttl"),
@@ -194,11 +198,26 @@ def _read_transform(section: Section, profile_names: Set[str]) -> TransformSetti
         limits=_read_transform_limits(section.section("limits")),
         variant_cache=_read_variant_cache(retention.section("cache")),
     )
+    _ignore_misplaced_maxima(preprocessing, context.warnings)
     for finished in (on_demand, expire, preprocessing, retention, section):
         finished.finish()
     if expire_strategy != "never" and settings.expire_ttl is None:
         raise ConfigError(expire.key_of("ttl"), f"required when the expire strategy is '{expire_strategy}'")
     return settings
+
+
+def _ignore_misplaced_maxima(preprocessing: Section, warnings: list[str]) -> None:
+    """``preprocessing { max-height = 300 }``, as one of Konifer's documentation examples writes it.
+
+    Konifer reads the maxima only inside ``preprocessing.image`` and ignores them here, so a file
+    written after that example loads, with a warning, and the setting stays unapplied as in Konifer.
+    """
+    for name in _PREPROCESSING_MAXIMA:
+        if preprocessing.raw(name) is not None:
+            warnings.append(
+                f"{preprocessing.key_of(name)}: ignored, as Konifer ignores it; to apply it,"
+                f" move it to {preprocessing.key_of('image.' + name)}"
+            )
 
 
 def _read_eager_variants(section: Section, profile_names: Set[str]) -> tuple[str, ...]:

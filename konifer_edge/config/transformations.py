@@ -14,6 +14,7 @@ from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import TransformationParams
 from konifer_edge.config.reader import Section, describe
 from konifer_edge.domain.errors import BadRequest
+from konifer_edge.domain.formats import ImageFormat
 from konifer_edge.domain.transformation import validate_parameter
 
 TRANSFORMATION_KEYS: Final = frozenset(
@@ -31,12 +32,20 @@ def read_transformation_params(section: Section, *, extra_keys: frozenset[str] =
     for name in section.names():
         if name in TRANSFORMATION_KEYS:
             params[name] = _as_parameter_text(section.raw(name), section.key_of(name))
+            if name == "format":
+                params[name] = _short_format_name(params[name])
         elif name not in extra_keys:
             allowed = ", ".join(sorted(TRANSFORMATION_KEYS | extra_keys))
             raise ConfigError(section.key_of(name), f"not a transformation key; expected one of {allowed}")
     for name, value in params.items():
         _check_value(name, value, section.key_of(name))
     return params
+
+
+def _short_format_name(value: str) -> str:
+    """Konifer's documentation writes ``format = "image/avif"``; a MIME type means its format."""
+    named = ImageFormat.from_mime_type(value.strip()) if "/" in value else None
+    return value if named is None else named.short_name
 
 
 def _check_value(name: str, value: str, key: str) -> None:

@@ -73,6 +73,8 @@ PATH_ALIASES: Final = (
     # The ruleset list of labelling rules, renamed twice: label-rules (<= v0.7), edit-rules (v0.8-v0.9).
     Alias(("upload-ruleset", "label-rules"), ("upload-ruleset", "modify-rules"), deprecated=True),
     Alias(("upload-ruleset", "edit-rules"), ("upload-ruleset", "modify-rules"), deprecated=True),
+    # Konifer's later name for the redirect settings: `delivery.strategy = service | presigned | template`.
+    Alias(("delivery",), ("return-format", "redirect")),
 )
 
 _MISSING: Final = object()
@@ -130,6 +132,8 @@ def _get_path(tree: RawObject, path: KeyPath) -> object:
 def _overlap(first: Mapping[str, object], second: Mapping[str, object]) -> bool:
     for name in first.keys() & second.keys():
         left, right = first[name], second[name]
+        if left == right:
+            continue  # the same value in both spellings says nothing contradictory
         if not (isinstance(left, Mapping) and isinstance(right, Mapping)) or _overlap(left, right):
             return True
     return False

@@ -12,6 +12,8 @@ import msgspec
 class AssetSource(enum.Enum):
     UPLOAD = "upload"
     URL = "url"
+    ARN = "arn"
+    """An S3 object named by its ARN; ``source_url`` holds the ARN."""
 
 
 class Attributes(msgspec.Struct, frozen=True):

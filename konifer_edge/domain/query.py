@@ -13,7 +13,9 @@ TRANSFORMATION_KEYS = frozenset(
 )
 LIMIT_KEY = "limit"
 SIGNATURE_KEY = "s"
-RESERVED_KEYS = TRANSFORMATION_KEYS | {LIMIT_KEY, SIGNATURE_KEY}
+PIXEL_LAYOUT_KEY = "pixel-layout"
+"""Konifer's parameter for its raw `pixels` output, which konifer-edge does not produce: never a label."""
+RESERVED_KEYS = TRANSFORMATION_KEYS | {LIMIT_KEY, SIGNATURE_KEY, PIXEL_LAYOUT_KEY}
 LABEL_PREFIX = "label:"
 
 
@@ -26,19 +28,21 @@ class QueryParts(msgspec.Struct, frozen=True):
 def split_query(pairs: list[tuple[str, str]]) -> QueryParts:
     """Any key that is not reserved is a label filter; `label:KEY` forces the label meaning.
 
-    A repeated key keeps its first value, as Konifer's signing rule does.
+    A repeated key keeps its first value, as Konifer's signing rule does. As in Konifer, a
+    parameter with an empty value filters nothing (`?team=` is no label filter).
     """
     labels: dict[str, str] = {}
     transformation: dict[str, str] = {}
     limit: str | None = None
     for key, value in pairs:
         if key.startswith(LABEL_PREFIX):
-            labels.setdefault(key[len(LABEL_PREFIX) :], value)
+            if value:
+                labels.setdefault(key[len(LABEL_PREFIX) :], value)
         elif key in TRANSFORMATION_KEYS:
             transformation.setdefault(key, value)
         elif key == LIMIT_KEY:
             limit = value if limit is None else limit
-        elif key != SIGNATURE_KEY:
+        elif key not in (SIGNATURE_KEY, PIXEL_LAYOUT_KEY) and value:
             labels.setdefault(key, value)
     return QueryParts(labels=labels, transformation=transformation, limit=limit)
 

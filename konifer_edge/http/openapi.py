@@ -111,7 +111,7 @@ STORE_RESPONSES = {
     413: _error("Body or remote image over the size limit"),
     415: _error("Not multipart or JSON, or not an image in a supported format"),
     422: _error("The URL cannot be used"),
-    502: _error("The URL's server failed"),
+    502: _error("The URL's server failed, or the S3 source could not be read (no credentials, or an S3 error code)"),
     504: _error("The URL's server timed out"),
     **_COMMON_ERRORS,
 }

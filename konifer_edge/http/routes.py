@@ -9,6 +9,7 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath
 
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
+from konifer_edge.domain.metadata_rules import validate_metadata
 from konifer_edge.domain.models import AssetMetadataInput, AssetSource
 from konifer_edge.domain.selectors import (
     ReturnFormat,
@@ -34,9 +35,12 @@ from konifer_edge.security.access import enforce_access
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
 from konifer_edge.services.fetch import resolve_assets
+from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.store import StoreRequest, store_asset
 from konifer_edge.services.update import update_asset
 from konifer_edge.services.variants import check_on_demand_mode
+from konifer_edge.sources.requested import UrlSource, choose_source
+from konifer_edge.sources.s3_object import S3ObjectSource
 from konifer_edge.sources.url import UrlSourceError
 
 # Room for the metadata part and multipart framing on top of the asset's own limit.
@@ -83,7 +87,7 @@ async def fetch_asset(request: AnyRequest, asset_path: FromPath[str]) -> Respons
 
 @post("/assets/{asset_path:path}", status_code=201, responses=openapi.STORE_RESPONSES)
 async def store(request: AnyRequest, asset_path: FromPath[str]) -> Response[bytes]:
-    """Store an image: multipart `metadata` + image part, or JSON with a `url`. 201 with its metadata."""
+    """Store an image: multipart `metadata` + image part, or JSON naming a source. 201 with its metadata."""
     runtime = runtime_of(request)
     target = parse_target(request)
     await enforce_access(request, target.path)
@@ -99,23 +103,30 @@ async def store(request: AnyRequest, asset_path: FromPath[str]) -> Response[byte
         )
     else:
         body = await read_json_body(request.stream())
-        if not body.url:
-            raise BadRequest(
-                "A JSON store request needs a 'url' (or send multipart with an asset)", reason="missing_asset"
-            )
         metadata = AssetMetadataInput(alt=body.alt, labels=body.labels, tags=body.tags)
-        try:
-            content = await runtime.url_downloader.download(body.url)
-        except UrlSourceError as error:
-            metrics.URL_DOWNLOADS.labels(error.reason).inc()
-            raise url_source_api_error(error) from error
-        metrics.URL_DOWNLOADS.labels("ok").inc()
-        store_request = StoreRequest(
-            path=target.path, metadata=metadata, content=content, source=AssetSource.URL, source_url=body.url
-        )
+        source = choose_source(body.source, body.url)
+        store_request = await _download_source(runtime, target.path, metadata, source)
     asset = await store_asset(runtime, store_request)
     location = delivery.entry_url(public_base_url(request, runtime), asset)
     return json_answer(metadata_wire(asset), status=201, headers={"Location": location})
+
+
+async def _download_source(
+    runtime: Runtime, path: str, metadata: AssetMetadataInput, source: UrlSource | S3ObjectSource
+) -> StoreRequest:
+    validate_metadata(metadata)  # a bad body is refused before anything is fetched
+    if isinstance(source, S3ObjectSource):
+        content = await runtime.s3_objects.download(source)
+        return StoreRequest(
+            path=path, metadata=metadata, content=content, source=AssetSource.ARN, source_url=source.arn
+        )
+    try:
+        content = await runtime.url_downloader.download(source.url)
+    except UrlSourceError as error:
+        metrics.URL_DOWNLOADS.labels(error.reason).inc()
+        raise url_source_api_error(error) from error
+    metrics.URL_DOWNLOADS.labels("ok").inc()
+    return StoreRequest(path=path, metadata=metadata, content=content, source=AssetSource.URL, source_url=source.url)
 
 
 def _refuse_declared_length(request: AnyRequest, limit: int) -> None:
@@ -132,8 +143,10 @@ async def update(request: AnyRequest, asset_path: FromPath[str]) -> Response[byt
     await enforce_access(request, target.path)
     entry_id = parse_update_selector(target.tokens)
     body = await read_json_body(request.stream())
-    if body.url is not None:
-        raise BadRequest("Content cannot be changed; 'url' is not allowed on update", reason="invalid_metadata")
+    if body.names_a_source:
+        raise BadRequest(
+            "Content cannot be changed; 'url' and 'source' are not allowed on update", reason="invalid_metadata"
+        )
     metadata = AssetMetadataInput(alt=body.alt, labels=body.labels, tags=body.tags)
     asset = await update_asset(runtime, target.path, entry_id, metadata)
     return json_answer(metadata_wire(asset))

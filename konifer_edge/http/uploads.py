@@ -14,6 +14,7 @@ import multipart
 
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from konifer_edge.domain.models import AssetMetadataInput
+from konifer_edge.sources.requested import SourceBody
 
 T = TypeVar("T")
 
@@ -24,9 +25,15 @@ MAX_JSON_BODY_BYTES = 64 * 1024
 
 class UrlStoreBody(msgspec.Struct, frozen=True):
     url: str | None = None
+    """Spec 03's source URL; Konifer now calls it deprecated in favour of ``source``."""
     alt: str | None = None
     labels: dict[str, str] = {}
     tags: list[str] = []
+    source: SourceBody | None = None
+
+    @property
+    def names_a_source(self) -> bool:
+        return self.url is not None or (self.source is not None and self.source.names_any)
 
 
 class MultipartUpload(msgspec.Struct, frozen=True):
@@ -115,7 +122,7 @@ async def read_multipart(content_type: str, chunks: AsyncIterator[bytes], max_as
     if metadata_raw is None:
         raise BadRequest("The multipart body has no 'metadata' part (send {} for none)", reason="missing_metadata")
     metadata = decode_metadata(bytes(metadata_raw), what="metadata part")
-    if metadata.url is not None:
+    if metadata.names_a_source:
         if content is not None:
             raise BadRequest("Give either an asset part or a url, not both", reason="two_sources")
         raise BadRequest("A url source is sent as application/json, not multipart", reason="invalid_multipart")

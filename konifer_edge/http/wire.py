@@ -58,6 +58,8 @@ class AssetMetadataWire(msgspec.Struct, rename="camel", omit_defaults=True):
     created_at: LocalDateTime
     modified_at: LocalDateTime
     alt: str | None = None
+    external_source_address: str | None = None
+    """Konifer's current name for the URL or ARN an asset was fetched from; ``sourceUrl`` is kept."""
     source_url: str | None = None
 
 
@@ -148,6 +150,7 @@ def metadata_wire(asset: Asset) -> AssetMetadataWire:
         labels=asset.labels,
         tags=asset.tags,
         source=asset.source.value,
+        external_source_address=asset.source_url,
         source_url=asset.source_url,
         variants=[variant_wire(v) for v in asset.variants],
         created_at=local_time(asset.created_at),

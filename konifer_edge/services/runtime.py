@@ -17,6 +17,7 @@ from konifer_edge.rules.engine import RuleEngine
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.variant_upkeep import AccessTracker, VariantUpkeep
+from konifer_edge.sources.s3_object import S3ObjectDownloader
 from konifer_edge.sources.url import UrlDownloader
 from konifer_edge.storage.object_store import ObjectStore
 from konifer_edge.storage.repository import AssetRepository
@@ -31,6 +32,7 @@ class Runtime:
     imaging: ImagingPool
     decoding: DecodePool
     url_downloader: UrlDownloader
+    s3_objects: S3ObjectDownloader
     reaper: ObjectReaper
     shared: SharedState
     resolutions: ResolutionCache

@@ -119,12 +119,13 @@ def _shortest_ttl(runtime: Runtime) -> timedelta:
 async def render_eager_variants(runtime: Runtime, asset: Asset) -> None:
     """Best effort: a failed eager render is simply rendered on demand later."""
     from konifer_edge.domain.transformation import parse_transformation
+    from konifer_edge.imaging.pool import EAGER
     from konifer_edge.services.variants import resolve_variant
 
     settings = runtime.config.paths.resolve(asset.path)
     for profile in settings.transform.eager_variants:
         try:
             requested = parse_transformation({"profile": profile}, runtime.config.variant_profiles)
-            await resolve_variant(runtime, settings, asset, requested, accept=None)
+            await resolve_variant(runtime, settings, asset, requested, accept=None, lane=EAGER)
         except Exception:
             log.warning("eager variant %r of %s#%d failed", profile, asset.path, asset.entry_id, exc_info=True)

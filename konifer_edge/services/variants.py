@@ -27,6 +27,7 @@ from konifer_edge.domain.transformation import (
     is_identity,
     plan_transformation,
 )
+from konifer_edge.imaging.pool import EAGER, SYNCHRONOUS, Lane
 from konifer_edge.imaging.transform import render
 from konifer_edge.observability import metrics
 from konifer_edge.services.runtime import Runtime
@@ -70,7 +71,9 @@ async def resolve_variant(
     asset: Asset,
     requested: RequestedTransformation,
     accept: str | None,
+    lane: Lane = SYNCHRONOUS,
 ) -> ResolvedVariant:
+    """The variant ``requested`` names, stored or rendered now; eager renders pass ``lane=EAGER``."""
     original = asset.original
     original_format = ImageFormat.from_short_name(original.attributes.format)
     assert original_format is not None
@@ -90,7 +93,7 @@ async def resolve_variant(
     _check_output_limits(settings, plan)
     if is_identity(plan, original.attributes, requested):
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated, plan=plan)
-    variant, source = await _stored_or_rendered(runtime, settings, asset, plan)
+    variant, source = await _stored_or_rendered(runtime, settings, asset, plan, lane)
     rendered_here = source == "rendered"
     metrics.VARIANT_LOOKUPS.labels("miss" if rendered_here else "hit").inc()
     runtime.access.touch(variant)
@@ -128,7 +131,7 @@ def _check_output_limits(settings: PathSettings, plan: Plan) -> None:
 
 
 async def _stored_or_rendered(
-    runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan
+    runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane
 ) -> tuple[Variant, str]:
     """The stored variant and where it came from: "rendered" only for the request that rendered it."""
     existing, tier = await runtime.resolutions.variant(
@@ -150,12 +153,19 @@ async def _stored_or_rendered(
                 return rendered_elsewhere, False
         try:
             # Without the lock here, its holder vanished: render anyway; the row insert settles ties.
-            return await _render_and_store(runtime, settings, asset, plan), True
+            return await _render_and_store(runtime, settings, asset, plan, lane, flight), True
         finally:
             if token is not None:
                 await runtime.shared.unlock(lock_name, token)
 
-    (variant, rendered), leader = await runtime.renders.run(f"{asset.id}:{plan.key}", render_unless_stored)
+    flight = f"{asset.id}:{plan.key}"
+    if lane == EAGER:
+        with runtime.imaging.eager_flight(flight):
+            (variant, rendered), leader = await runtime.renders.run(flight, render_unless_stored)
+    else:
+        # Waiting for an eager render still queued would put this request behind background work.
+        runtime.imaging.promote(flight)
+        (variant, rendered), leader = await runtime.renders.run(flight, render_unless_stored)
     return variant, "rendered" if rendered and leader else "database"
 
 
@@ -169,11 +179,15 @@ async def _wait_for_variant(runtime: Runtime, asset: Asset, key: str) -> Variant
     return None
 
 
-async def _render_and_store(runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan) -> Variant:
+async def _render_and_store(
+    runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane, flight: str
+) -> Variant:
     original = asset.original
     source = await runtime.objects.read(original.bucket, original.store_key)
     async with metrics.timed(metrics.RENDER_DURATION, plan.format.short_name):
-        rendered = await runtime.imaging.run(render, source, original.attributes.page_count, plan, settings.image.lqip)
+        rendered = await runtime.imaging.run_in(
+            lane, flight, render, source, original.attributes.page_count, plan, settings.image.lqip
+        )
     metrics.RENDERS.labels(plan.format.short_name).inc()
     del source
     store_key = str(uuid.uuid4())

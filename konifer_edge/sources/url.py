@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import ipaddress
 from types import TracebackType
 
 import httpx
@@ -62,7 +63,17 @@ def _normalized_host(domain: str) -> str:
         raise ValueError(f"allowed domain {domain!r} is not a host name or IP address") from None
     if not raw_host:
         raise ValueError(f"allowed domain {domain!r} is empty")
-    return raw_host.decode("ascii")
+    return _comparable_host(raw_host.decode("ascii"))
+
+
+def _comparable_host(host: str) -> str:
+    """IPv6 literals in one spelling (``0:0::1`` is ``::1``), so the allowed list matches any of them."""
+    if ":" not in host:
+        return host
+    try:
+        return ipaddress.IPv6Address(host).compressed
+    except ValueError:
+        return host
 
 
 def _refuse_all_cookies() -> http.cookiejar.CookieJar:
@@ -207,7 +218,7 @@ class UrlDownloader:
             raise UrlSourceError(400, "invalid_url", f"{url!r} is not a valid URL.") from None
         if parsed.scheme not in _SCHEMES:
             raise UrlSourceError(400, "invalid_url", f"{str(url)!r} is not an http or https URL.")
-        host = parsed.raw_host.decode("ascii")
+        host = _comparable_host(parsed.raw_host.decode("ascii"))
         if not host:
             raise UrlSourceError(400, "invalid_url", f"{str(url)!r} has no host.")
         if host not in self._allowed_hosts:

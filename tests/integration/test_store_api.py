@@ -735,10 +735,11 @@ def test_url_source_stores_the_downloaded_image(api: Deployment, path: str, sour
 
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == METADATA_KEYS | {"alt", "sourceUrl"}
+    assert set(body) == METADATA_KEYS | {"alt", "sourceUrl", "externalSourceAddress"}
     assert body["class"] == "image"
     assert body["source"] == "url"
     assert body["sourceUrl"] == url
+    assert body["externalSourceAddress"] == url
     assert body["alt"] == "From a URL"
     assert body["labels"] == {"origin": "web"}
     assert body["tags"] == ["remote"]
