@@ -20,7 +20,8 @@ from konifer_edge.http import collections, openapi
 from konifer_edge.http.answers import FetchRequest, answer_fetch
 from konifer_edge.http.targets import AnyRequest, json_answer, parse_target, public_base_url, runtime_of
 from konifer_edge.http.uploads import (
-    MAX_JSON_BODY_BYTES,
+    MAX_METADATA_BYTES,
+    MULTIPART_FRAMING_BYTES,
     read_json_body,
     read_multipart,
     require_store_content_type,
@@ -39,7 +40,7 @@ from konifer_edge.services.variants import check_on_demand_mode
 from konifer_edge.sources.url import UrlSourceError
 
 # Room for the metadata part and multipart framing on top of the asset's own limit.
-MULTIPART_OVERHEAD_BYTES = MAX_JSON_BODY_BYTES + 16 * 1024
+MULTIPART_OVERHEAD_BYTES = MAX_METADATA_BYTES + MULTIPART_FRAMING_BYTES
 
 
 @route(

@@ -1,0 +1,336 @@
+"""What Konifer v0.10 and its current client send and expect (spec 06 sections 5 to 9), over HTTP.
+
+Negotiation that skips non-image `Accept` types, the `asset` multipart part, the health
+probes, the v0.10 selector forms (delete with a bare `limit`, PUT refusals, `/-/entries`),
+`K-Cache-Status` on link and info answers, the link answer's `attributes` and `expiresAt`,
+label filters in query strings, and store keys that end in the format's extension.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import STANDARD_CONFIG, start_deployment
+from tests.support.deployment import Deployment
+from tests.support.images import make_image
+from tests.support.services import PostgresService, S3Service
+
+CLIENT_ACCEPT = "application/json"  # what Konifer's Kotlin client sends on every request
+
+CURRENT_CONFIG = (
+    STANDARD_CONFIG
+    + """
+[variant-profiles.small]
+w = 20
+
+[variant-profiles.small-webp]
+w = 20
+format = "webp"
+
+[paths."/cc/**".cache-control]
+enabled = true
+visibility = "public"
+max-age = 600
+
+[paths."/cc/off/**".cache-control]
+enabled = false
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def current(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService, s3: S3Service) -> Iterator[Deployment]:
+    """An S3-backed server (presigned URLs need one) with profiles and nested cache-control paths."""
+    deployment = start_deployment(
+        tmp_path_factory.mktemp("konifer-current"), CURRENT_CONFIG, store="s3", postgres=postgres, s3=s3
+    )
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def unique(prefix: str = "/t") -> str:
+    return f"{prefix}/{uuid.uuid4().hex[:12]}/image"
+
+
+def store(
+    api: Deployment,
+    path: str,
+    content: bytes,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    response = api.client.post(
+        f"/assets{path}",
+        files={
+            "metadata": (None, json.dumps(metadata or {}), "application/json"),
+            "asset": ("upload.bin", content, "application/octet-stream"),
+        },
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert isinstance(body.get("message"), str) and body["message"], body
+    assert isinstance(body.get("error"), str) and body["error"], body
+    return body
+
+
+def assert_refused(api: Deployment, send: Callable[[], httpx.Response], status: int) -> dict[str, Any]:
+    """`send` is refused with `status` and a JSON error, and changes no row and no object."""
+    before = api.snapshot()
+    body = assert_error(send(), status)
+    assert api.snapshot() == before, "a refused request changed the database or the object store"
+    return body
+
+
+def generated_rows(api: Deployment, path: str) -> int:
+    rows = api.query(
+        "SELECT count(*) FROM variant v JOIN asset a ON a.id = v.asset_id"
+        " WHERE a.path = $1 AND v.transformation_key <> ''",
+        path,
+    )
+    count: int = rows[0][0]
+    return count
+
+
+def asset_count(api: Deployment, path: str) -> int:
+    count: int = api.query("SELECT count(*) FROM asset WHERE path = $1", path)[0][0]
+    return count
+
+
+def multipart(
+    parts: list[tuple[str, str | None, bytes, str]], boundary: str = "k-current-boundary"
+) -> tuple[bytes, dict[str, str]]:
+    """A multipart body written by hand, in the given part order: (name, filename, content, content type)."""
+    body = b""
+    for name, filename, content, content_type in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+        body += content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 5: Accept negotiation
+# --------------------------------------------------------------------------------------------------
+
+
+def test_client_accept_header_gets_the_original_format(fs_api: Deployment) -> None:
+    path = unique()
+    original = make_image("png", 40, 30)
+    store(fs_api, path, original)
+    for selector in ("content", "entry/0/content", "download"):
+        answer = fs_api.client.get(f"/assets{path}/-/{selector}", headers={"Accept": CLIENT_ACCEPT})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/png"
+        assert answer.content == original
+        assert answer.headers["vary"] == "Accept"
+    resized = fs_api.client.get(f"/assets{path}/-/content?w=20", headers={"Accept": "application/json, text/html"})
+    assert resized.status_code == 200, resized.text
+    assert resized.headers["content-type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/json, image/webp", "image/webp"),
+        ("image/*, image/webp;q=0.1", "image/webp"),
+        ("*/*, image/avif;q=0.2, image/webp;q=0.2", "image/avif"),
+        ("image/webp;q=0, image/png;q=0.3", "image/png"),
+        ("image/webp;q=0", "image/jpeg"),
+        ("text/html, image/bmp", "image/jpeg"),
+    ],
+)
+def test_first_concrete_image_type_by_q_value(fs_api: Deployment, accept: str, expected: str) -> None:
+    path = unique()
+    store(fs_api, path, make_image("jpeg", 40, 30))
+    answer = fs_api.client.get(f"/assets{path}/-/content?w=20", headers={"Accept": accept})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == expected
+    assert answer.headers["vary"] == "Accept"
+
+
+def test_query_format_then_profile_format_beat_accept(current: Deployment) -> None:
+    path = unique()
+    store(current, path, make_image("png", 40, 30))
+    by_profile = current.client.get(f"/assets{path}/-/content?profile=small-webp", headers={"Accept": "image/avif"})
+    assert by_profile.status_code == 200, by_profile.text
+    assert by_profile.headers["content-type"] == "image/webp"
+    by_query = current.client.get(
+        f"/assets{path}/-/content?profile=small-webp&format=jpg", headers={"Accept": "image/avif"}
+    )
+    assert by_query.headers["content-type"] == "image/jpeg"
+    by_accept = current.client.get(f"/assets{path}/-/content?profile=small", headers={"Accept": "image/avif"})
+    assert by_accept.headers["content-type"] == "image/avif"
+    by_original = current.client.get(f"/assets{path}/-/content?profile=small", headers={"Accept": CLIENT_ACCEPT})
+    assert by_original.headers["content-type"] == "image/png"
+
+
+def test_explicit_format_does_not_vary(fs_api: Deployment) -> None:
+    path = unique()
+    store(fs_api, path, make_image("png", 40, 30))
+    answer = fs_api.client.get(f"/assets{path}/-/content?format=webp", headers={"Accept": "image/avif"})
+    assert answer.headers["content-type"] == "image/webp"
+    assert "accept" not in answer.headers.get("vary", "").lower()
+
+
+def test_negotiated_answers_are_recorded_per_accept(fs_api: Deployment) -> None:
+    # The fast path keeps entry-pinned answers keyed by Accept; each header must keep its own answer.
+    path = unique()
+    store(fs_api, path, make_image("png", 40, 30))
+    url = f"/assets{path}/-/entry/0/content?w=20"
+    for _ in range(3):
+        for accept, expected in (
+            (CLIENT_ACCEPT, "image/png"),
+            ("image/webp", "image/webp"),
+            ("image/*, image/avif;q=0.1", "image/avif"),
+        ):
+            answer = fs_api.client.get(url, headers={"Accept": accept})
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == expected
+            assert answer.headers["vary"] == "Accept"
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 6: multipart part names
+# --------------------------------------------------------------------------------------------------
+
+
+def test_asset_part_is_the_image_and_other_parts_are_ignored(fs_api: Deployment) -> None:
+    path = unique()
+    original = make_image("png", 12, 10)
+    before = fs_api.snapshot()
+    response = fs_api.client.post(
+        f"/assets{path}",
+        files=[
+            ("file", ("other.png", make_image("png", 30, 30), "image/png")),
+            ("metadata", (None, json.dumps({"alt": "the asset part"}), "application/json")),
+            ("asset", ("upload.bin", original, "application/octet-stream")),
+            ("note", (None, "a form field", "text/plain")),
+            ("image", ("third.png", make_image("png", 7, 7), "image/png")),
+        ],
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["alt"] == "the asset part"
+    assert body["variants"][0]["attributes"]["width"] == 12
+    after = fs_api.snapshot()
+    assert len(after.assets) == len(before.assets) + 1
+    assert len(after.variants) == len(before.variants) + 1
+    assert fs_api.client.get(f"/assets{path}/-/entry/0/content").content == original
+
+
+@pytest.mark.parametrize("order", ["metadata-first", "asset-first"])
+def test_part_order_is_free(fs_api: Deployment, order: str) -> None:
+    path = unique()
+    original = make_image("png", 12, 10)
+    metadata = ("metadata", None, b'{"alt": "ordered"}', "application/json")
+    asset = ("asset", "upload.bin", original, "application/octet-stream")
+    body, headers = multipart([metadata, asset] if order == "metadata-first" else [asset, metadata])
+    response = fs_api.client.post(f"/assets{path}", content=body, headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["alt"] == "ordered"
+
+
+def test_single_file_part_under_another_name_still_works(fs_api: Deployment) -> None:
+    path = unique()
+    original = make_image("png", 12, 10)
+    body, headers = multipart(
+        [
+            ("metadata", None, b"{}", "application/json"),
+            ("caption", None, b"not the image", "text/plain"),
+            ("file", "a.png", original, "image/png"),
+        ]
+    )
+    response = fs_api.client.post(f"/assets{path}", content=body, headers=headers)
+    assert response.status_code == 201, response.text
+    assert fs_api.client.get(f"/assets{path}/-/entry/0/content").content == original
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [("asset", "a.png"), ("asset", "b.png")],
+        [("file", "a.png"), ("image", "b.png")],
+        [("file", None), ("image", None)],
+    ],
+    ids=["two-asset-parts", "two-named-files", "two-plain-parts"],
+)
+def test_two_candidate_image_parts_are_400(fs_api: Deployment, parts: list[tuple[str, str | None]]) -> None:
+    path = unique()
+    body, headers = multipart(
+        [("metadata", None, b"{}", "application/json")]
+        + [(name, filename, make_image("png", 8, 8), "image/png") for name, filename in parts]
+    )
+    assert_refused(fs_api, lambda: fs_api.client.post(f"/assets{path}", content=body, headers=headers), 400)
+    assert asset_count(fs_api, path) == 0
+
+
+def test_missing_metadata_part_is_400_json(fs_api: Deployment) -> None:
+    path = unique()
+    body, headers = multipart([("asset", "upload.bin", make_image("png", 8, 8), "application/octet-stream")])
+    error = assert_refused(fs_api, lambda: fs_api.client.post(f"/assets{path}", content=body, headers=headers), 400)
+    assert "metadata" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"url": "http://127.0.0.1/x.png"},
+        {"source": {"http": {"url": "http://127.0.0.1/x.png"}}},
+        {"source": {"s3": {"arn": "arn:aws:s3:::bucket/key.png"}}},
+        {"alt": "x", "source": {"http": {"url": "http://127.0.0.1/x.png"}, "s3": {"arn": "arn:aws:s3:::b/k"}}},
+    ],
+    ids=["url", "source-http-url", "source-s3-arn", "both-sources"],
+)
+def test_sources_in_multipart_metadata_are_400(fs_api: Deployment, metadata: dict[str, Any]) -> None:
+    path = unique()
+
+    def send() -> httpx.Response:
+        return fs_api.client.post(
+            f"/assets{path}",
+            files={
+                "metadata": (None, json.dumps(metadata), "application/json"),
+                "asset": ("upload.bin", make_image("png", 8, 8), "application/octet-stream"),
+            },
+        )
+
+    error = assert_refused(fs_api, send, 400)
+    assert error["error"] == "invalid_metadata"
+
+
+def test_ignored_parts_count_against_the_upload_limit(fs_api: Deployment) -> None:
+    # 2 000 000 is source.multipart.max-bytes in the standard configuration.
+    path = unique()
+    body, headers = multipart(
+        [
+            ("metadata", None, b"{}", "application/json"),
+            ("asset", "upload.bin", make_image("png", 8, 8), "application/octet-stream"),
+            ("padding", "p.bin", b"\0" * 2_100_000, "application/octet-stream"),
+        ]
+    )
+    headers["Transfer-Encoding"] = "chunked"
+
+    def chunks() -> Any:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    assert_refused(fs_api, lambda: fs_api.client.post(f"/assets{path}", content=chunks(), headers=headers), 413)
