@@ -752,7 +752,7 @@ def test_health_is_200_json(fs_api: Deployment) -> None:
     response = fs_api.client.get("/health")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json()["status"] == "ok"
+    assert response.content == b'{"status":"okay"}'  # Konifer's exact body (spec 06 section 7)
 
 
 def test_ready_reports_its_checks(api: Deployment) -> None:

@@ -9,6 +9,7 @@ label filters in query strings, and store keys that end in the format's extensio
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -334,3 +335,69 @@ def test_ignored_parts_count_against_the_upload_limit(fs_api: Deployment) -> Non
             yield body[start : start + 65536]
 
     assert_refused(fs_api, lambda: fs_api.client.post(f"/assets{path}", content=chunks(), headers=headers), 413)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections 7 and 9: health
+# --------------------------------------------------------------------------------------------------
+
+DEADLINE_SECONDS = 60.0  # a bound on waiting for what must happen, never asserted on
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    give_up = time.monotonic() + DEADLINE_SECONDS
+    while not check():
+        assert time.monotonic() < give_up, f"gave up waiting: {what}"
+        time.sleep(0.1)
+
+
+def test_health_is_exactly_okay(fs_api: Deployment) -> None:
+    answer = fs_api.client.get("/health")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].split(";")[0] == "application/json"
+    assert answer.content == b'{"status":"okay"}'
+
+
+def test_health_live_and_ready_answer_with_empty_bodies(fs_api: Deployment) -> None:
+    live = fs_api.client.get("/health/live")
+    assert live.status_code == 200
+    assert live.content == b""
+    ready = fs_api.client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.content == b""
+    ours = fs_api.client.get("/ready")
+    assert ours.status_code == 200
+    assert ours.json()["checks"] == {"database": "ok", "object_store": "ok"}
+
+
+@pytest.fixture
+def fragile(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService) -> Iterator[Deployment]:
+    """A filesystem server of its own, whose object directory a test may take away."""
+    deployment = start_deployment(
+        tmp_path_factory.mktemp("konifer-current-fragile"),
+        STANDARD_CONFIG,
+        store="filesystem",
+        postgres=postgres,
+        s3=None,
+    )
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def test_health_ready_follows_the_object_store_and_health_does_not(fragile: Deployment) -> None:
+    objects = fragile.root / "data" / "objects"
+    assert fragile.client.get("/health/ready").status_code == 200
+    moved = objects.with_name("objects-away")
+    objects.rename(moved)
+    try:
+        eventually(lambda: fragile.client.get("/health/ready").status_code == 503, "/health/ready answers 503")
+        down = fragile.client.get("/health/ready")
+        assert down.content == b""
+        assert fragile.client.get("/ready").status_code == 503
+        assert fragile.client.get("/health").content == b'{"status":"okay"}'
+        assert fragile.client.get("/health/live").status_code == 200
+    finally:
+        moved.rename(objects)
+    eventually(lambda: fragile.client.get("/health/ready").status_code == 200, "/health/ready recovers")

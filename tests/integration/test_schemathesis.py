@@ -183,6 +183,8 @@ OPERATIONS = [
     ("/s/{token}/-/entry/{entry_id}", "GET"),
     ("/s/{token}/-/entry/{entry_id}", "HEAD"),
     ("/health", "GET"),
+    ("/health/live", "GET"),
+    ("/health/ready", "GET"),
     ("/ready", "GET"),
 ]
 BUDGET = settings(
