@@ -13,7 +13,10 @@ TRANSFORMATION_KEYS = frozenset(
 )
 LIMIT_KEY = "limit"
 SIGNATURE_KEY = "s"
-RESERVED_KEYS = TRANSFORMATION_KEYS | {LIMIT_KEY, SIGNATURE_KEY}
+# Konifer's raw `pixels` output takes its band layout here; we do not produce that format, but
+# the name stays reserved so a request written for it never filters by a label of that name.
+PIXEL_LAYOUT_KEY = "pixel-layout"
+RESERVED_KEYS = TRANSFORMATION_KEYS | {LIMIT_KEY, SIGNATURE_KEY, PIXEL_LAYOUT_KEY}
 LABEL_PREFIX = "label:"
 
 
@@ -26,19 +29,21 @@ class QueryParts(msgspec.Struct, frozen=True):
 def split_query(pairs: list[tuple[str, str]]) -> QueryParts:
     """Any key that is not reserved is a label filter; `label:KEY` forces the label meaning.
 
-    A repeated key keeps its first value, as Konifer's signing rule does.
+    A parameter with an empty value filters nothing, as in Konifer (`?a=` or `?label:a=` is not
+    "label a is empty"). A repeated key keeps its first value, as Konifer's signing rule does.
     """
     labels: dict[str, str] = {}
     transformation: dict[str, str] = {}
     limit: str | None = None
     for key, value in pairs:
         if key.startswith(LABEL_PREFIX):
-            labels.setdefault(key[len(LABEL_PREFIX) :], value)
+            if value:
+                labels.setdefault(key[len(LABEL_PREFIX) :], value)
         elif key in TRANSFORMATION_KEYS:
             transformation.setdefault(key, value)
         elif key == LIMIT_KEY:
             limit = value if limit is None else limit
-        elif key != SIGNATURE_KEY:
+        elif key not in RESERVED_KEYS and value:
             labels.setdefault(key, value)
     return QueryParts(labels=labels, transformation=transformation, limit=limit)
 

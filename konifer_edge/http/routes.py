@@ -10,7 +10,6 @@ from litestar.enums import HttpMethod
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
 from konifer_edge.domain.models import AssetMetadataInput, AssetSource
 from konifer_edge.domain.selectors import (
-    ReturnFormat,
     parse_delete_selector,
     parse_fetch_selector,
     parse_update_selector,
@@ -59,9 +58,12 @@ async def fetch_asset(request: AnyRequest, asset_path: str) -> Response[Any]:
     selector = parse_fetch_selector(target.tokens, target.query.limit)
     mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
     raw_transformation = target.query.transformation
-    if selector.return_format is ReturnFormat.METADATA and raw_transformation:
+    if selector.return_format.is_metadata and raw_transformation:
         keys = ", ".join(sorted(raw_transformation))
-        raise BadRequest(f"Transformation parameters ({keys}) are not allowed on metadata", reason="invalid_query")
+        raise BadRequest(
+            f"Transformation parameters ({keys}) are not allowed on {selector.return_format.value}",
+            reason="invalid_query",
+        )
     settings = runtime.config.paths.resolve(target.path)
     check_on_demand_mode(settings, raw_transformation)
     requested = parse_transformation(raw_transformation, runtime.config.variant_profiles)
@@ -130,7 +132,7 @@ async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
     runtime = runtime_of(request)
     target = parse_target(request)
     await enforce_access(request, target.path)
-    entry_id = parse_update_selector(target.tokens)
+    entry_id = parse_update_selector(target.tokens, target.query.limit)
     body = await read_json_body(request.stream())
     if body.url is not None:
         raise BadRequest("Content cannot be changed; 'url' is not allowed on update", reason="invalid_metadata")

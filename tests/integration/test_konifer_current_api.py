@@ -9,9 +9,11 @@ label filters in query strings, and store keys that end in the format's extensio
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -401,3 +403,270 @@ def test_health_ready_follows_the_object_store_and_health_does_not(fragile: Depl
     finally:
         moved.rename(objects)
     eventually(lambda: fragile.client.get("/health/ready").status_code == 200, "/health/ready recovers")
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 8: delete with a bare limit
+# --------------------------------------------------------------------------------------------------
+
+
+def entries_at(api: Deployment, path: str) -> list[int]:
+    rows = api.query("SELECT entry_id FROM asset WHERE path = $1 ORDER BY entry_id", path)
+    return [row[0] for row in rows]
+
+
+def store_many(api: Deployment, path: str, count: int, labels: Callable[[int], dict[str, str]] | None = None) -> None:
+    for number in range(count):
+        store(api, path, make_image("png", 8 + number, 8), {"labels": labels(number) if labels else {}})
+
+
+def test_delete_with_a_bare_limit_removes_the_newest(fs_api: Deployment) -> None:
+    path = unique()
+    store_many(fs_api, path, 4)
+    answer = fs_api.client.delete(f"/assets{path}?limit=2")
+    assert answer.status_code == 204
+    assert entries_at(fs_api, path) == [0, 1]
+    assert fs_api.client.delete(f"/assets{path}?limit=-1").status_code == 204
+    assert entries_at(fs_api, path) == []
+    assert fs_api.client.delete(f"/assets{path}?limit=3").status_code == 204, "nothing matched is still 204"
+
+
+def test_delete_with_a_bare_limit_is_narrowed_by_labels(fs_api: Deployment) -> None:
+    path = unique()
+    store_many(fs_api, path, 4, lambda number: {"kind": "even" if number % 2 == 0 else "odd"})
+    assert fs_api.client.delete(f"/assets{path}?limit=-1&kind=odd").status_code == 204
+    assert entries_at(fs_api, path) == [0, 2]
+    assert fs_api.client.delete(f"/assets{path}?label:kind=even&limit=1").status_code == 204
+    assert entries_at(fs_api, path) == [0]
+
+
+def test_delete_modified_with_a_limit(fs_api: Deployment) -> None:
+    path = unique()
+    store_many(fs_api, path, 3)
+    assert fs_api.client.put(f"/assets{path}/-/entry/0", json={"alt": "touched"}).status_code == 200
+    assert fs_api.client.delete(f"/assets{path}/-/modified?limit=1").status_code == 204
+    assert entries_at(fs_api, path) == [1, 2]
+
+
+@pytest.mark.parametrize("limit", ["abc", "", "1.5", "0", "-2"])
+def test_delete_with_a_bad_limit_is_400(fs_api: Deployment, limit: str) -> None:
+    path = unique()
+    store_many(fs_api, path, 2)
+    assert_refused(fs_api, lambda: fs_api.client.delete(f"/assets{path}?limit={limit}"), 400)
+    assert entries_at(fs_api, path) == [0, 1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 8: PUT
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/-/entry/0?limit=2",
+        "/-/entry/0?limit=1",
+        "/-/entry/0/new",
+        "/-/modified/entry/0",
+        "/-/entry/0/link",
+        "/-/metadata/entry/0",
+        "/-/entry/0/1",
+        "/-/new",
+        "?limit=1",
+        "",
+    ],
+)
+def test_put_takes_only_an_entry(fs_api: Deployment, target: str) -> None:
+    path = unique()
+    store(fs_api, path, make_image("png", 8, 8), {"alt": "kept"})
+    assert_refused(fs_api, lambda: fs_api.client.put(f"/assets{path}{target}", json={"alt": "changed"}), 400)
+    assert fs_api.client.get(f"/assets{path}/-/metadata").json()["alt"] == "kept"
+
+
+def test_put_answers_the_full_asset_and_replaces_alt_labels_and_tags(fs_api: Deployment) -> None:
+    path = unique()
+    stored = store(fs_api, path, make_image("png", 8, 8), {"alt": "a", "labels": {"k": "v"}, "tags": ["t"]})
+    answer = fs_api.client.put(f"/assets{path}/-/entry/0", json={"labels": {"new": "label"}})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["labels"] == {"new": "label"}
+    assert body["tags"] == []
+    assert "alt" not in body
+    assert body["entryId"] == 0
+    assert body["variants"] == stored["variants"]
+    assert {"class", "source", "createdAt", "modifiedAt"} <= set(body)
+    assert fs_api.client.get(f"/assets{path}/-/entry/0/metadata").json() == body
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 8: K-Cache-Status on link and info
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cache_status_on_link_answers(fs_api: Deployment) -> None:
+    path = unique()
+    store_many(fs_api, path, 2)
+    first = fs_api.client.get(f"/assets{path}/-/link?w=5")
+    assert first.status_code == 200, first.text
+    assert first.headers["k-cache-status"] == "miss"
+    again = fs_api.client.get(f"/assets{path}/-/link?w=5")
+    assert again.headers["k-cache-status"] == "hit"
+    assert fs_api.client.get(f"/assets{path}/-/entry/0/link").headers["k-cache-status"] == "hit"
+    many = fs_api.client.get(f"/assets{path}/-/link?limit=2")
+    assert many.status_code == 200
+    assert isinstance(many.json(), list)
+    assert "k-cache-status" not in many.headers
+
+
+def test_cache_status_on_single_entry_metadata(fs_api: Deployment) -> None:
+    path = unique()
+    store_many(fs_api, path, 2)
+    for selector in ("metadata", "info", "entry/1/info", "entry/0/metadata", "info/modified"):
+        for _ in range(2):  # the second answer may come from the recorded answers
+            answer = fs_api.client.get(f"/assets{path}/-/{selector}")
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["k-cache-status"] == "hit", selector
+    for selector in ("info?limit=2", "metadata/-1", "entries"):
+        answer = fs_api.client.get(f"/assets{path}/-/{selector}")
+        assert answer.status_code == 200, answer.text
+        assert "k-cache-status" not in answer.headers, selector
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 8: labels in query strings
+# --------------------------------------------------------------------------------------------------
+
+
+def test_label_filters_in_query_strings(fs_api: Deployment) -> None:
+    path = unique()
+    store(fs_api, path, make_image("png", 8, 8), {"labels": {"kind": "a", "w": "wide", "exp": "soon"}})
+
+    def status(query: str) -> int:
+        return fs_api.client.get(f"/assets{path}/-/metadata?{query}").status_code
+
+    assert status("kind=a") == 200
+    assert status("kind=b") == 404
+    assert status("kind=") == 200, "an empty value is not a label filter"
+    assert status("label:kind=") == 200, "nor with the prefix"
+    assert status("label:kind=a") == 200, "the prefix is stripped"
+    assert status("label:w=wide") == 200, "the prefix makes a reserved name a label"
+    assert status("label:w=narrow") == 404
+    assert status("pixel-layout=RGB") == 200, "pixel-layout is reserved, not a label"
+    assert status("exp=soon") == 200
+    assert status("exp=123") == 404, "exp is not reserved: it is a label filter"
+    assert status("s=x&kind=a") == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 9: /-/entries
+# --------------------------------------------------------------------------------------------------
+
+
+def test_entries_default_to_the_newest_twenty(fs_api: Deployment) -> None:
+    path = unique()
+    store_many(fs_api, path, 22, lambda number: {"parity": str(number % 2)})
+    answer = fs_api.client.get(f"/assets{path}/-/entries", headers={"Accept": CLIENT_ACCEPT})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    body = answer.json()
+    assert list(body) == ["entries"]
+    assert [entry["entryId"] for entry in body["entries"]] == list(range(21, 1, -1))
+    assert body["entries"][0] == fs_api.client.get(f"/assets{path}/-/entry/21/metadata").json()
+    everything = fs_api.client.get(f"/assets{path}/-/entries?limit=-1").json()["entries"]
+    assert len(everything) == 22
+    assert [e["entryId"] for e in fs_api.client.get(f"/assets{path}/-/new/entries?limit=3").json()["entries"]] == [
+        21,
+        20,
+        19,
+    ]
+    assert [e["entryId"] for e in fs_api.client.get(f"/assets{path}/-/entries/2").json()["entries"]] == [21, 20]
+    odd = fs_api.client.get(f"/assets{path}/-/entries?parity=1&limit=-1").json()["entries"]
+    assert [e["entryId"] for e in odd] == list(range(21, 0, -2))
+
+
+def test_entries_by_modification(fs_api: Deployment) -> None:
+    path = unique()
+    store_many(fs_api, path, 3)
+    assert fs_api.client.put(f"/assets{path}/-/entry/0", json={"alt": "touched"}).status_code == 200
+    modified = fs_api.client.get(f"/assets{path}/-/modified/entries").json()["entries"]
+    assert [entry["entryId"] for entry in modified] == [0, 2, 1]
+
+
+def test_entries_with_nothing_matched_are_an_empty_list(fs_api: Deployment) -> None:
+    path = unique()
+    answer = fs_api.client.get(f"/assets{path}/-/entries")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"entries": []}
+    store(fs_api, path, make_image("png", 8, 8), {"labels": {"kind": "a"}})
+    assert fs_api.client.get(f"/assets{path}/-/entries?kind=b").json() == {"entries": []}
+    assert len(fs_api.client.get(f"/assets{path}/-/entries?limit=1").json()["entries"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("/-/entries/entry/0", "Entries cannot be selected by entry ID"),
+        ("/-/entry/0/entries", "Entries cannot be selected by entry ID"),
+        ("/-/entries?w=10", None),
+        ("/-/entries?format=png", None),
+        ("/-/entries?limit=abc", None),
+        ("/-/entries/link", None),
+        ("/-/entries/entries", None),
+    ],
+)
+def test_bad_entries_requests_are_400(fs_api: Deployment, target: str, message: str | None) -> None:
+    path = unique()
+    store(fs_api, path, make_image("png", 8, 8))
+    error = assert_refused(fs_api, lambda: fs_api.client.get(f"/assets{path}{target}"), 400)
+    if message is not None:
+        assert error["message"] == message
+
+
+# --------------------------------------------------------------------------------------------------
+# Section 9: the link answer's attributes and expiresAt
+# --------------------------------------------------------------------------------------------------
+
+
+def test_link_carries_the_selected_variants_attributes(current: Deployment) -> None:
+    path = unique()
+    store(current, path, make_image("png", 40, 30), {"alt": "linked"})
+    link = current.client.get(f"/assets{path}/-/link?w=20", headers={"Accept": CLIENT_ACCEPT}).json()
+    assert link["attributes"]["width"] == 20
+    assert link["attributes"]["height"] == 15
+    assert link["attributes"]["format"] == "png"
+    assert link["attributes"]["pageCount"] == 1
+    assert link["attributes"]["loop"] == 0
+    assert "expiresAt" not in link
+    rendered = [
+        v for v in current.client.get(f"/assets{path}/-/metadata").json()["variants"] if v["attributes"]["width"] == 20
+    ]
+    assert link["attributes"] == rendered[0]["attributes"]
+    original = current.client.get(f"/assets{path}/-/link?format=webp").json()
+    assert original["attributes"]["format"] == "webp"
+    many = current.client.get(f"/assets{path}/-/link?limit=-1").json()
+    assert many[0]["attributes"]["width"] == 40
+
+
+def test_presigned_link_carries_expires_at(current: Deployment) -> None:
+    path = unique("/presigned")
+    store(current, path, make_image("png", 40, 30))
+    before = datetime.now(UTC).replace(tzinfo=None)
+    link = current.client.get(f"/assets{path}/-/link").json()
+    after = datetime.now(UTC).replace(tzinfo=None)
+    assert "X-Amz-Signature" in link["url"]
+    expires_at = link["expiresAt"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?", expires_at), expires_at
+    ttl = timedelta(minutes=10)  # presigned.ttl of /presigned/** in the standard configuration
+    assert before + ttl - timedelta(seconds=1) <= datetime.fromisoformat(expires_at) <= after + ttl
+    assert link["attributes"]["width"] == 40
+    templated = unique("/tmpl")
+    store(current, templated, make_image("png", 8, 8))
+    assert "expiresAt" not in current.client.get(f"/assets{templated}/-/link").json()
+
+
+def test_presigned_on_a_filesystem_store_has_no_expires_at(fs_api: Deployment) -> None:
+    path = unique("/presigned")
+    store(fs_api, path, make_image("png", 8, 8))
+    link = fs_api.client.get(f"/assets{path}/-/link").json()
+    assert "expiresAt" not in link
+    assert link["url"].endswith("/-/entry/0/content")
