@@ -670,3 +670,60 @@ def test_presigned_on_a_filesystem_store_has_no_expires_at(fs_api: Deployment) -
     link = fs_api.client.get(f"/assets{path}/-/link").json()
     assert "expiresAt" not in link
     assert link["url"].endswith("/-/entry/0/content")
+
+
+# --------------------------------------------------------------------------------------------------
+# Object keys: `<uuid>.<extension>`, as Konifer names its objects
+# --------------------------------------------------------------------------------------------------
+
+UUID_KEY = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+@pytest.mark.parametrize(("fmt", "extension"), [("png", "png"), ("jpeg", "jpeg"), ("gif", "gif"), ("webp", "webp")])
+def test_the_originals_key_ends_with_its_extension(current: Deployment, fmt: str, extension: str) -> None:
+    path = unique()
+    body = store(current, path, make_image(fmt, 16, 12))
+    variant = body["variants"][0]
+    assert re.fullmatch(rf"{UUID_KEY}\.{extension}", variant["storeKey"]), variant["storeKey"]
+    assert (variant["storeBucket"], variant["storeKey"]) in current.stored_objects()
+
+
+@pytest.mark.parametrize(
+    ("output", "extension"),
+    [
+        ("jpg", "jpeg"),
+        ("png", "png"),
+        ("webp", "webp"),
+        ("avif", "avif"),
+        ("jxl", "jxl"),
+        ("heic", "heic"),
+        ("gif", "gif"),
+    ],
+)
+def test_each_variants_key_ends_with_its_formats_extension(fs_api: Deployment, output: str, extension: str) -> None:
+    path = unique()
+    store(fs_api, path, make_image("png", 16, 12))
+    answer = fs_api.client.get(f"/assets{path}/-/content?w=8&format={output}")
+    assert answer.status_code == 200, answer.text
+    variants = fs_api.client.get(f"/assets{path}/-/metadata").json()["variants"]
+    generated = [variant for variant in variants if not variant["isOriginalVariant"]]
+    assert len(generated) == 1
+    assert re.fullmatch(rf"{UUID_KEY}\.{extension}", generated[0]["storeKey"]), generated[0]["storeKey"]
+    assert fs_api.read_object(generated[0]["storeBucket"], generated[0]["storeKey"]) == answer.content
+
+
+def test_objects_stored_under_bare_uuid_keys_keep_working(fs_api: Deployment) -> None:
+    path = unique()
+    original = make_image("png", 16, 12)
+    variant = store(fs_api, path, original)["variants"][0]
+    objects = fs_api.root / "data" / "objects" / variant["storeBucket"]
+    bare = str(uuid.uuid4())
+    (objects / variant["storeKey"]).rename(objects / bare)
+    fs_api.query("UPDATE variant SET store_key = $1 WHERE store_key = $2", bare, variant["storeKey"])
+    # An update moves the path's generation, so nothing cached still names the old key.
+    assert fs_api.client.put(f"/assets{path}/-/entry/0", json={"alt": "old key"}).status_code == 200
+    assert fs_api.client.get(f"/assets{path}/-/metadata").json()["variants"][0]["storeKey"] == bare
+    assert fs_api.client.get(f"/assets{path}/-/entry/0/content").content == original
+    resized = fs_api.client.get(f"/assets{path}/-/entry/0/content?w=8")
+    assert resized.status_code == 200, resized.text
+    assert fs_api.client.delete(f"/assets{path}/-/entry/0").status_code == 204
