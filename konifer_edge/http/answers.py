@@ -59,13 +59,20 @@ def _json(value: object, headers: dict[str, str]) -> Response[bytes]:
 
 
 def _cdn_headers(runtime: Runtime, fetch: FetchRequest, *, immutable_body: bool) -> dict[str, str]:
-    configured = fetch.settings.cache_control.header_value()
-    entry_pinned = fetch.selector.entry_id is not None
-    cache_control = configured or cdn.default_cache_control(
-        runtime.config.cache, entry_pinned, immutable_body, shared=fetch.settings.access.read == "public"
-    )
+    """Purge tags, and the path's `Cache-Control`: as configured where `enabled` is written (an explicit
+    `enabled = false` under a parent that enables it sends none at all), else our defaults."""
+    configured = fetch.settings.cache_control
+    shared = fetch.settings.access.read == "public"
+    cache_control = configured.header_value() if configured.explicit else None
+    if cache_control is None and (not configured.explicit or not shared):
+        # Without a header a shared cache may store heuristically: a path that needs a key keeps ours.
+        entry_pinned = fetch.selector.entry_id is not None
+        cache_control = cdn.default_cache_control(runtime.config.cache, entry_pinned, immutable_body, shared=shared)
     single = fetch.assets[0].entry_id if len(fetch.assets) == 1 and not fetch.selector.many else None
-    return {"Cache-Control": cache_control, **cdn.tag_headers(cdn.tags_for(fetch.path, single))}
+    headers = cdn.tag_headers(cdn.tags_for(fetch.path, single))
+    if cache_control is not None:
+        headers["Cache-Control"] = cache_control
+    return headers
 
 
 async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:

@@ -727,3 +727,35 @@ def test_objects_stored_under_bare_uuid_keys_keep_working(fs_api: Deployment) ->
     resized = fs_api.client.get(f"/assets{path}/-/entry/0/content?w=8")
     assert resized.status_code == 200, resized.text
     assert fs_api.client.delete(f"/assets{path}/-/entry/0").status_code == 204
+
+
+# --------------------------------------------------------------------------------------------------
+# cache-control: enabled = false under a parent that enables it sends no Cache-Control at all
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "selector", ["entry/0/content", "content", "entry/0/download", "entry/0/metadata", "metadata", "link", "redirect"]
+)
+def test_disabled_cache_control_under_an_enabled_parent_sends_none(current: Deployment, selector: str) -> None:
+    enabled, disabled = unique("/cc"), unique("/cc/off")
+    store(current, enabled, make_image("png", 16, 12))
+    store(current, disabled, make_image("png", 16, 12))
+    for _ in range(3):  # the later answers of entry-pinned GETs come from the recorded answers
+        on = current.client.get(f"/assets{enabled}/-/{selector}")
+        assert on.status_code in (200, 307), on.text
+        assert on.headers["cache-control"] == "public, max-age=600"
+        off = current.client.get(f"/assets{disabled}/-/{selector}")
+        assert off.status_code == on.status_code, off.text
+        assert "cache-control" not in off.headers, off.headers
+        assert off.headers["cache-tag"], "purge tags stay"
+    head = current.client.head(f"/assets{disabled}/-/{selector}")
+    assert "cache-control" not in head.headers
+
+
+def test_unconfigured_paths_keep_the_built_in_defaults(current: Deployment) -> None:
+    path = unique()
+    store(current, path, make_image("png", 16, 12))
+    pinned = current.client.get(f"/assets{path}/-/entry/0/content")
+    assert pinned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert current.client.get(f"/assets{path}/-/metadata").headers["cache-control"].startswith("public, max-age=")
