@@ -271,6 +271,9 @@ class CacheControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     stale_while_revalidate: int | None = None
     stale_if_error: int | None = None
     immutable: bool = False
+    explicit: bool = False
+    """`enabled` is written, true or false, at the path or a pattern it inherits from. Then the path's
+    own answer (possibly no header at all) stands; only where nobody said anything do defaults apply."""
 
     def header_value(self) -> str | None:
         """The ``Cache-Control`` value with exactly the configured directives.

@@ -169,6 +169,7 @@ def _read_template(section: Section, name: str) -> str | None:
 
 def _read_cache_control(section: Section) -> CacheControlSettings:
     settings = CacheControlSettings(
+        explicit=section.has("enabled"),
         enabled=section.boolean("enabled", False),
         max_age=section.seconds("max-age", minimum=0),
         s_maxage=section.seconds("s-maxage", minimum=0),

@@ -7,6 +7,7 @@ file's own signature, then confirmed by the decoder's header probe.
 from __future__ import annotations
 
 import enum
+import uuid
 
 
 class ImageFormat(enum.Enum):
@@ -32,6 +33,14 @@ class ImageFormat(enum.Enum):
     @classmethod
     def from_mime_type(cls, mime_type: str) -> ImageFormat | None:
         return _BY_MIME_TYPE.get(mime_type.lower())
+
+
+def new_store_key(image_format: ImageFormat) -> str:
+    """A fresh object key, `<uuid>.<extension>` as Konifer names its objects (`.jpeg` for jpg).
+
+    Keys are opaque once stored: objects written under bare UUIDs keep being read by their key.
+    """
+    return f"{uuid.uuid4()}.{image_format.extension}"
 
 
 _BY_SHORT_NAME = {f.short_name: f for f in ImageFormat} | {"jpeg": ImageFormat.JPEG}

@@ -1,17 +1,21 @@
-"""Choosing the output format: an explicit `format` wins, else the client's `Accept` header.
+"""Choosing the output format, in Konifer's order.
 
-`image/*`, `*/*` or no header keep the original's format; among our formats the
-highest q-value wins, ties going to the one listed first.
+1. an explicit `format` (a profile's `format` arrives here already merged, below the
+   request's own);
+2. the first concrete image type of `Accept` we can produce, by q-value, ties in header order;
+3. the original's format.
+
+`Accept` never refuses a request: Konifer's own client sends `Accept: application/json` on
+image fetches, so types that are not ours (`application/json`, `text/html`, `image/bmp`) are
+skipped, as are wildcards (`image/*`, `*/*`), which say nothing about which format to make.
+A q-value of 0 is a refusal (RFC 9110), so such a type is never chosen.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.formats import ImageFormat
-
-_KEEP_ORIGINAL = object()
 
 
 class Negotiated(msgspec.Struct, frozen=True):
@@ -42,26 +46,16 @@ def choose_format(
         return Negotiated(format=explicit, by_accept=False)
     if not accept or not accept.strip():
         return Negotiated(format=original, by_accept=False)
-    ranked: list[tuple[float, int, ImageFormat | object]] = []
+    ranked: list[tuple[float, int, ImageFormat]] = []
     for position, item in enumerate(accept.split(",")):
         media_range, *parameters = item.strip().split(";")
-        media_range = media_range.strip().lower()
-        q = _q_value(parameters)
-        if q <= 0:
+        image_format = ImageFormat.from_mime_type(media_range.strip())
+        if image_format is None or (candidates is not None and image_format not in candidates):
             continue
-        if media_range in ("image/*", "*/*"):
-            ranked.append((q, position, _KEEP_ORIGINAL))
-        else:
-            image_format = ImageFormat.from_mime_type(media_range)
-            if image_format is not None and (candidates is None or image_format in candidates):
-                ranked.append((q, position, image_format))
+        q = _q_value(parameters)
+        if q > 0:
+            ranked.append((q, position, image_format))
     if not ranked:
-        raise BadRequest(
-            f"None of the formats in Accept ({accept[:200]}) can be produced; ask for image/* or a format",
-            reason="not_acceptable",
-        )
+        return Negotiated(format=original, by_accept=False)
     ranked.sort(key=lambda entry: (-entry[0], entry[1]))
-    choice = ranked[0][2]
-    chosen = original if choice is _KEEP_ORIGINAL else choice
-    assert isinstance(chosen, ImageFormat)
-    return Negotiated(format=chosen, by_accept=True)
+    return Negotiated(format=ranked[0][2], by_accept=True)

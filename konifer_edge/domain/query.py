@@ -13,8 +13,9 @@ TRANSFORMATION_KEYS = frozenset(
 )
 LIMIT_KEY = "limit"
 SIGNATURE_KEY = "s"
+# Konifer's raw `pixels` output takes its band layout here; we do not produce that format, but
+# the name stays reserved so a request written for it never filters by a label of that name.
 PIXEL_LAYOUT_KEY = "pixel-layout"
-"""Konifer's parameter for its raw `pixels` output, which konifer-edge does not produce: never a label."""
 RESERVED_KEYS = TRANSFORMATION_KEYS | {LIMIT_KEY, SIGNATURE_KEY, PIXEL_LAYOUT_KEY}
 LABEL_PREFIX = "label:"
 
@@ -28,8 +29,8 @@ class QueryParts(msgspec.Struct, frozen=True):
 def split_query(pairs: list[tuple[str, str]]) -> QueryParts:
     """Any key that is not reserved is a label filter; `label:KEY` forces the label meaning.
 
-    A repeated key keeps its first value, as Konifer's signing rule does. As in Konifer, a
-    parameter with an empty value filters nothing (`?team=` is no label filter).
+    A parameter with an empty value filters nothing, as in Konifer (`?a=` or `?label:a=` is not
+    "label a is empty"). A repeated key keeps its first value, as Konifer's signing rule does.
     """
     labels: dict[str, str] = {}
     transformation: dict[str, str] = {}
@@ -42,7 +43,7 @@ def split_query(pairs: list[tuple[str, str]]) -> QueryParts:
             transformation.setdefault(key, value)
         elif key == LIMIT_KEY:
             limit = value if limit is None else limit
-        elif key not in (SIGNATURE_KEY, PIXEL_LAYOUT_KEY) and value:
+        elif key not in RESERVED_KEYS and value:
             labels.setdefault(key, value)
     return QueryParts(labels=labels, transformation=transformation, limit=limit)
 

@@ -17,6 +17,7 @@ from konifer_edge.domain.errors import BadRequest
 SELECTOR_SEPARATOR = "/-/"
 ALL = -1
 MAX_LIMIT = 1000
+DEFAULT_ENTRIES_LIMIT = 20
 
 
 class ReturnFormat(enum.Enum):
@@ -25,10 +26,17 @@ class ReturnFormat(enum.Enum):
     DOWNLOAD = "download"
     REDIRECT = "redirect"
     METADATA = "metadata"
+    ENTRIES = "entries"
+    """Metadata of the newest N, always wrapped as `{"entries": [...]}` (Konifer's current client)."""
 
     @property
     def allows_many(self) -> bool:
-        return self in (ReturnFormat.LINK, ReturnFormat.METADATA)
+        return self in (ReturnFormat.LINK, ReturnFormat.METADATA, ReturnFormat.ENTRIES)
+
+    @property
+    def is_metadata(self) -> bool:
+        """Answers made of metadata alone, on which transformation parameters mean nothing."""
+        return self in (ReturnFormat.METADATA, ReturnFormat.ENTRIES)
 
 
 class Order(enum.Enum):
@@ -56,7 +64,8 @@ class FetchSelector(msgspec.Struct, frozen=True):
 
     @property
     def many(self) -> bool:
-        return self.entry_id is None and self.limit != 1
+        """The answer is a list, even of one asset or none."""
+        return self.return_format is ReturnFormat.ENTRIES or (self.entry_id is None and self.limit != 1)
 
 
 class DeleteSelector(msgspec.Struct, frozen=True):
@@ -89,7 +98,10 @@ def split_asset_path(raw: str) -> tuple[str, list[str]]:
 def parse_fetch_selector(tokens: list[str], query_limit: str | None) -> FetchSelector:
     parsed = _parse_tokens(tokens, query_limit, allow_delete_scopes=False)
     return_format = parsed.return_format or ReturnFormat.LINK
-    limit = 1 if parsed.limit is None else parsed.limit
+    if return_format is ReturnFormat.ENTRIES and parsed.entry_id is not None:
+        raise BadRequest("Entries cannot be selected by entry ID", reason="invalid_selector")
+    default_limit = DEFAULT_ENTRIES_LIMIT if return_format is ReturnFormat.ENTRIES else 1
+    limit = default_limit if parsed.limit is None else parsed.limit
     if limit != 1 and not return_format.allows_many:
         raise BadRequest(
             f"A limit other than 1 is only allowed for link and metadata, not {return_format.value}",
@@ -197,8 +209,15 @@ def parse_entry_id(raw: str) -> int:
     return int(raw)
 
 
-def parse_update_selector(tokens: list[str]) -> int:
-    """An update names exactly one entry: `/-/entry/{id}`, nothing else."""
-    if len(tokens) != 2 or tokens[0].lower() != "entry":
+def parse_update_selector(tokens: list[str], query_limit: str | None = None) -> int:
+    """An update names exactly one entry: `/-/entry/{id}`, with no order, limit or return format."""
+    parsed = _parse_tokens(tokens, query_limit, allow_delete_scopes=False)
+    if parsed.return_format is not None:
+        raise BadRequest(
+            f"A return format ('{parsed.return_format.value}') is not allowed on an update", reason="invalid_selector"
+        )
+    if parsed.order is not None or parsed.limit is not None:
+        raise BadRequest("An order or a limit is not allowed on an update", reason="invalid_selector")
+    if parsed.entry_id is None:
         raise BadRequest("Entry id must be specified on an update request: /-/entry/{id}", reason="invalid_selector")
-    return parse_entry_id(tokens[1])
+    return parsed.entry_id

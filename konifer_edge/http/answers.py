@@ -23,7 +23,14 @@ from konifer_edge.domain.transformation import RequestedTransformation, query_pa
 from konifer_edge.http import headers as answer_headers
 from konifer_edge.http.fast_path import request_target
 from konifer_edge.http.ranges import Unsatisfiable, requested_range
-from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
+from konifer_edge.http.wire import (
+    AssetEntriesWire,
+    AssetLinkWire,
+    attributes_wire,
+    local_time,
+    lqip_wire,
+    metadata_wire,
+)
 from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
 from konifer_edge.services import cdn, delivery
 from konifer_edge.services.runtime import Runtime
@@ -52,13 +59,20 @@ def _json(value: object, headers: dict[str, str]) -> Response[bytes]:
 
 
 def _cdn_headers(runtime: Runtime, fetch: FetchRequest, *, immutable_body: bool) -> dict[str, str]:
-    configured = fetch.settings.cache_control.header_value()
-    entry_pinned = fetch.selector.entry_id is not None
-    cache_control = configured or cdn.default_cache_control(
-        runtime.config.cache, entry_pinned, immutable_body, shared=fetch.settings.access.read == "public"
-    )
+    """Purge tags, and the path's `Cache-Control`: as configured where `enabled` is written (an explicit
+    `enabled = false` under a parent that enables it sends none at all), else our defaults."""
+    configured = fetch.settings.cache_control
+    shared = fetch.settings.access.read == "public"
+    cache_control = configured.header_value() if configured.explicit else None
+    if cache_control is None and (not configured.explicit or not shared):
+        # Without a header a shared cache may store heuristically: a path that needs a key keeps ours.
+        entry_pinned = fetch.selector.entry_id is not None
+        cache_control = cdn.default_cache_control(runtime.config.cache, entry_pinned, immutable_body, shared=shared)
     single = fetch.assets[0].entry_id if len(fetch.assets) == 1 and not fetch.selector.many else None
-    return {"Cache-Control": cache_control, **cdn.tag_headers(cdn.tags_for(fetch.path, single))}
+    headers = cdn.tag_headers(cdn.tags_for(fetch.path, single))
+    if cache_control is not None:
+        headers["Cache-Control"] = cache_control
+    return headers
 
 
 async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
@@ -66,8 +80,17 @@ async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchReques
 
 
 async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
+    """`metadata`/`info` (one object, or an array with a limit) and `entries` (always `{"entries": [...]}`)."""
     headers = _cdn_headers(runtime, fetch, immutable_body=False)
-    wire = [metadata_wire(asset) for asset in fetch.assets] if fetch.selector.many else metadata_wire(fetch.assets[0])
+    wire: object
+    if fetch.selector.return_format is ReturnFormat.ENTRIES:
+        wire = AssetEntriesWire(entries=[metadata_wire(asset) for asset in fetch.assets])
+    elif fetch.selector.many:
+        wire = [metadata_wire(asset) for asset in fetch.assets]
+    else:
+        wire = metadata_wire(fetch.assets[0])
+        # Konifer marks a single asset's metadata as a hit: it is read, never generated.
+        headers["K-Cache-Status"] = "hit"
     body = msgspec.json.encode(wire)
     generation = _replay_generation(request, fetch)
     if generation is not None:
@@ -75,7 +98,7 @@ async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) 
         answer = RecordedAnswer(
             path=fetch.path,
             generation=generation,
-            route_kind="fetch_metadata",
+            route_kind=f"fetch_{fetch.selector.return_format.value}",
             headers=_header_list(headers),
             content_type=b"application/json",
             body=body,
@@ -111,10 +134,18 @@ async def _link(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> R
     resolutions = []
     for asset in fetch.assets:
         resolved = await resolve_variant(runtime, fetch.settings, asset, fetch.requested, accept=None)
-        url = await delivery.link_url(
+        target = await delivery.link_target(
             runtime, fetch.settings, fetch.base_url, asset, resolved.variant, _link_parameters(fetch, resolved)
         )
-        links.append(AssetLinkWire(url=url, lqip=lqip_wire(resolved.variant.lqip), alt=asset.alt))
+        links.append(
+            AssetLinkWire(
+                url=target.url,
+                lqip=lqip_wire(resolved.variant.lqip),
+                attributes=attributes_wire(resolved.variant.attributes),
+                alt=asset.alt,
+                expires_at=None if target.expires_at is None else local_time(target.expires_at),
+            )
+        )
         resolutions.append(resolved)
     headers = _cdn_headers(runtime, fetch, immutable_body=False)
     if fetch.selector.many:
@@ -286,6 +317,7 @@ def _lqip_headers(lqip: Lqip) -> dict[str, str]:
 
 _ANSWERS: dict[ReturnFormat, Callable[[AnyRequest, Runtime, FetchRequest], Awaitable[Response[Any]]]] = {
     ReturnFormat.METADATA: _metadata,
+    ReturnFormat.ENTRIES: _metadata,
     ReturnFormat.LINK: _link,
     ReturnFormat.CONTENT: answer_content,
     ReturnFormat.DOWNLOAD: answer_content,

@@ -50,7 +50,7 @@ _TRANSFORMATION_PARAMETERS = [
 
 _PATH_DESCRIPTION = (
     "The asset path, optionally followed by `/-/` and modifiers in any order: a return format (link, content,"
-    " download, redirect, metadata, info), an order (created, new, modified), a limit (a number, -1 for all),"
+    " download, redirect, metadata, info, entries), an order (created, new, modified), a limit (a number, -1 for all),"
     " `entry/{id}`; on delete also `all` and `recursive`."
 )
 
@@ -59,7 +59,7 @@ def _query(name: str, schema: Schema, description: str) -> Parameter:
     return Parameter(name=name, param_in="query", schema=schema, description=description, required=False)
 
 
-_LIMIT = _query("limit", _INTEGER, "How many assets (link and metadata); -1 for all")
+_LIMIT = _query("limit", _INTEGER, "How many assets (link, metadata, entries: default 20; delete); -1 for all")
 _LABELS = _query("{label}", _STRING, "Any other key filters by label; `label:KEY` forces a label whose key is reserved")
 
 
@@ -95,8 +95,8 @@ _COMMON_ERRORS = {400: _error("Invalid path, selector, parameter or body"), 503:
 FETCH_RESPONSES = {
     200: ResponseSpec(
         data_container=AssetMetadataWire,
-        description="metadata: the asset's metadata (a JSON array with a limit); link: "
-        + "{url, lqip, alt}; content and download: the image bytes",
+        description="metadata: the asset's metadata (a JSON array with a limit); entries: {entries: [metadata]};"
+        + " link: {url, lqip, attributes, alt, expiresAt}; content and download: the image bytes",
         generate_examples=False,
     ),
     304: ResponseSpec(data_container=None, description="Not modified (If-None-Match)"),

@@ -12,7 +12,6 @@ from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
 from konifer_edge.domain.metadata_rules import validate_metadata
 from konifer_edge.domain.models import AssetMetadataInput, AssetSource
 from konifer_edge.domain.selectors import (
-    ReturnFormat,
     parse_delete_selector,
     parse_fetch_selector,
     parse_update_selector,
@@ -22,7 +21,8 @@ from konifer_edge.http import collections, openapi
 from konifer_edge.http.answers import FetchRequest, answer_fetch
 from konifer_edge.http.targets import AnyRequest, json_answer, parse_target, public_base_url, runtime_of
 from konifer_edge.http.uploads import (
-    MAX_JSON_BODY_BYTES,
+    MAX_METADATA_BYTES,
+    MULTIPART_FRAMING_BYTES,
     read_json_body,
     read_multipart,
     require_store_content_type,
@@ -44,7 +44,7 @@ from konifer_edge.sources.s3_object import S3ObjectSource
 from konifer_edge.sources.url import UrlSourceError
 
 # Room for the metadata part and multipart framing on top of the asset's own limit.
-MULTIPART_OVERHEAD_BYTES = MAX_JSON_BODY_BYTES + 16 * 1024
+MULTIPART_OVERHEAD_BYTES = MAX_METADATA_BYTES + MULTIPART_FRAMING_BYTES
 
 
 @route(
@@ -63,9 +63,12 @@ async def fetch_asset(request: AnyRequest, asset_path: FromPath[str]) -> Respons
     selector = parse_fetch_selector(target.tokens, target.query.limit)
     mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
     raw_transformation = target.query.transformation
-    if selector.return_format is ReturnFormat.METADATA and raw_transformation:
+    if selector.return_format.is_metadata and raw_transformation:
         keys = ", ".join(sorted(raw_transformation))
-        raise BadRequest(f"Transformation parameters ({keys}) are not allowed on metadata", reason="invalid_query")
+        raise BadRequest(
+            f"Transformation parameters ({keys}) are not allowed on {selector.return_format.value}",
+            reason="invalid_query",
+        )
     settings = runtime.config.paths.resolve(target.path)
     check_on_demand_mode(settings, raw_transformation)
     requested = parse_transformation(raw_transformation, runtime.config.variant_profiles)
@@ -141,7 +144,7 @@ async def update(request: AnyRequest, asset_path: FromPath[str]) -> Response[byt
     runtime = runtime_of(request)
     target = parse_target(request)
     await enforce_access(request, target.path)
-    entry_id = parse_update_selector(target.tokens)
+    entry_id = parse_update_selector(target.tokens, target.query.limit)
     body = await read_json_body(request.stream())
     if body.names_a_source:
         raise BadRequest(

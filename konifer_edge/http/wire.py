@@ -63,10 +63,22 @@ class AssetMetadataWire(msgspec.Struct, rename="camel", omit_defaults=True):
     source_url: str | None = None
 
 
-class AssetLinkWire(msgspec.Struct, omit_defaults=True):
+class AssetEntriesWire(msgspec.Struct):
+    """`/-/entries`: the newest assets' metadata, wrapped (Konifer's AssetEntriesResponse)."""
+
+    entries: list[AssetMetadataWire]
+
+
+class AssetLinkWire(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A `link` answer. `attributes` are the selected variant's, in the same shape (and with the same
+    fields, `colorSpace` included where variants carry it) as in metadata."""
+
     url: str
     lqip: LqipWire
+    attributes: AttributesWire
     alt: str | None = None
+    expires_at: LocalDateTime | None = None
+    """Only for presigned URLs: when the URL stops working."""
 
 
 class ErrorWire(msgspec.Struct):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
+
+import msgspec
 
 from konifer_edge.config import PathSettings
 from konifer_edge.domain.models import Asset, Variant
@@ -46,13 +49,25 @@ def own_content_url(
     return signed_if_required(runtime, settings, content_url(base_url, asset, transformation))
 
 
-async def link_url(
+class LinkTarget(msgspec.Struct, frozen=True):
+    url: str
+    expires_at: datetime | None = None
+    """When a presigned URL stops working (issue time plus `presigned.ttl`); None for URLs that do not expire."""
+
+
+async def link_target(
     runtime: Runtime,
     settings: PathSettings,
     base_url: str,
     asset: Asset,
     variant: Variant,
     transformation: dict[str, str] | None = None,
-) -> str:
+) -> LinkTarget:
+    """Where a `link` answer points: the object store where the strategy says so, else our content URL."""
+    redirect = settings.return_format.redirect
+    issued = datetime.now(UTC)
     target = await object_store_target(runtime, settings, variant)
-    return target or own_content_url(runtime, settings, base_url, asset, transformation)
+    if target is None:
+        return LinkTarget(url=own_content_url(runtime, settings, base_url, asset, transformation))
+    presigned = redirect.strategy == "presigned"
+    return LinkTarget(url=target, expires_at=issued + redirect.presigned_ttl if presigned else None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -17,6 +16,7 @@ import msgspec
 
 from konifer_edge.config import PathSettings
 from konifer_edge.domain.errors import Forbidden
+from konifer_edge.domain.formats import new_store_key
 from konifer_edge.domain.metadata_rules import validate_metadata
 from konifer_edge.domain.models import Asset, AssetMetadataInput, AssetSource
 from konifer_edge.domain.transformation import parse_transformation
@@ -85,7 +85,7 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
     probed = examined.probed
     mime_type = probed.format.mime_type
     bucket = settings.object_store.bucket
-    store_key = str(uuid.uuid4())
+    store_key = new_store_key(probed.format)
     await runtime.objects.put(bucket, store_key, content, mime_type)
     now = datetime.now(UTC)
     try:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import uuid
 from datetime import UTC, datetime
 
 import msgspec
 
 from konifer_edge.config import PathSettings
 from konifer_edge.domain.errors import BadRequest
-from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.domain.formats import ImageFormat, new_store_key
 from konifer_edge.domain.models import Asset, Variant
 from konifer_edge.domain.negotiation import choose_format
 from konifer_edge.domain.transformation import (
@@ -190,7 +189,7 @@ async def _render_and_store(
         )
     metrics.RENDERS.labels(plan.format.short_name).inc()
     del source
-    store_key = str(uuid.uuid4())
+    store_key = new_store_key(plan.format)
     await runtime.objects.put(original.bucket, store_key, rendered.data, plan.format.mime_type)
     record = NewVariant(
         transformation_key=plan.key,

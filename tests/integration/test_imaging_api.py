@@ -774,12 +774,17 @@ def test_explicit_format_ignores_accept_and_does_not_vary(fs_api: Deployment) ->
     _assert_format(also, "webp")
 
 
-def test_accept_without_images_is_400(fs_api: Deployment) -> None:
+def test_accept_without_images_keeps_the_original(fs_api: Deployment) -> None:
+    # Spec 06 section 5 replaced the old 400: non-image Accept types are skipped, never refused.
     path = unique()
-    store(fs_api, path, make_image("png", 80, 60))
-    with nothing_stored(fs_api, path):
-        response = fetch(fs_api, path, accept="text/html", status=400)
-        assert response.headers["content-type"].startswith("application/json")
+    original = make_image("png", 80, 60)
+    store(fs_api, path, original)
+    for accept in ("text/html", "application/json", "application/json, text/plain;q=0.5", "image/bmp"):
+        response = fetch(fs_api, path, accept=accept)
+        assert response.headers["content-type"] == "image/png"
+        assert response.content == original
+        assert response.headers["vary"] == "Accept"
+    assert variant_rows(fs_api, path) == 0
 
 
 def test_wildcard_accept_keeps_the_original(fs_api: Deployment) -> None:

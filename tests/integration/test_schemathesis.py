@@ -44,7 +44,7 @@ from tests.support.services import PostgresService, S3Service
 SEEDED = ("st/a", "st/a/b", "st/gif")
 # Words of the `/-/` grammar and its neighbours, so generated selectors are often valid and often not.
 SELECTOR_WORDS = [
-    "link", "content", "download", "redirect", "metadata", "info", "created", "new", "modified", "entry",
+    "link", "content", "download", "redirect", "metadata", "info", "entries", "created", "new", "modified", "entry",
     "all", "recursive", "0", "1", "2", "-1", "1000", "1001", "x", "",
 ]  # fmt: skip
 
@@ -183,6 +183,8 @@ OPERATIONS = [
     ("/s/{token}/-/entry/{entry_id}", "GET"),
     ("/s/{token}/-/entry/{entry_id}", "HEAD"),
     ("/health", "GET"),
+    ("/health/live", "GET"),
+    ("/health/ready", "GET"),
     ("/ready", "GET"),
 ]
 BUDGET = settings(

@@ -297,11 +297,10 @@ def test_a_reserved_key_becomes_a_label_only_when_prefixed(pairs: list[tuple[str
         assert value == first[key]
     limits = [value for key, value in pairs if key == "limit"]
     assert parts.limit == (limits[0] if limits else None)
-    # Every key lands in exactly one place (or is the signature or pixel-layout, which are none of
-    # them); a label key only with a value, as an empty one filters nothing (spec 06 section 8).
-    assert all(parts.labels.values())
-    valued = {key for key, value in pairs if value}
-    for key in valued:
+    # Every key lands in exactly one place (or is the signature, which is none of them); an empty
+    # value filters nothing (spec 06 section 8), so only keys with a value must become labels.
+    assert all(parts.labels.values()), parts.labels
+    for key in {key for key, value in pairs if value}:
         if key.startswith(LABEL_PREFIX):
             assert key[len(LABEL_PREFIX) :] in parts.labels
         elif key not in RESERVED_KEYS:

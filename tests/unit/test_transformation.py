@@ -448,7 +448,10 @@ def test_chromium_accept_gives_avif() -> None:
         ("image/avif, image/webp", ImageFormat.AVIF),
         ("image/png;q=0.7, image/jxl;q=0.7", ImageFormat.PNG),
         ("image/webp;q=0, image/png;q=0.5", ImageFormat.PNG),
-        ("image/webp;q=0.9, image/*", ImageFormat.JPEG),
+        ("image/webp;q=0.9, image/*", ImageFormat.WEBP),
+        ("image/*, image/webp;q=0.1", ImageFormat.WEBP),
+        ("application/json", ImageFormat.JPEG),
+        ("application/json, image/png;q=0.2", ImageFormat.PNG),
         ("image/gif;q=0.9, */*;q=0.1", ImageFormat.GIF),
         ("text/html, image/heic;q=0.2", ImageFormat.HEIC),
     ],
@@ -463,11 +466,15 @@ def test_wildcards_and_no_header_keep_the_original(accept: str | None) -> None:
         assert choose_format(None, accept, original).format is original
 
 
-@pytest.mark.parametrize("accept", ["text/html", "application/json, text/plain", "image/webp;q=0", "image/bmp"])
-def test_nothing_acceptable_is_400(accept: str) -> None:
-    with pytest.raises(BadRequest) as caught:
-        choose_format(None, accept, ImageFormat.JPEG)
-    assert caught.value.status == 400
+@pytest.mark.parametrize(
+    "accept", ["text/html", "application/json", "application/json, text/plain", "image/webp;q=0", "image/bmp"]
+)
+def test_accept_without_a_producible_image_type_keeps_the_original(accept: str) -> None:
+    # Spec 06 section 5: Accept never refuses; Konifer's client sends application/json on image fetches.
+    for original in (ImageFormat.JPEG, ImageFormat.PNG):
+        chosen = choose_format(None, accept, original)
+        assert chosen.format is original
+        assert not chosen.by_accept
 
 
 def test_zero_q_excludes_a_format_even_when_listed_first() -> None:
