@@ -27,6 +27,7 @@ from konifer_edge.config.reader import Section
 from konifer_edge.config.sections import (
     read_bundle,
     read_cache,
+    read_compat,
     read_data_store,
     read_http,
     read_object_store,
@@ -184,6 +185,7 @@ TOP_LEVEL_KEYS: Final = (
     "variant-profiles",
     "cache",
     "bundle",
+    "compat",
     PATHS_KEY,
 )
 _RULE_KEYS: Final = ("rule-definitions", "upload-ruleset")
@@ -215,5 +217,6 @@ def build_config(tree: Mapping[str, object]) -> Config:
         variant_profiles=profiles,
         cache=read_cache(Section.of(raw["cache"], "cache")),
         bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
+        compat=read_compat(Section.of(raw["compat"], "compat")),
         paths=build_path_configuration(raw[PATHS_KEY], context),
     )

@@ -203,6 +203,18 @@ class BundleSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Sum of the image sizes one bundle may hold, checked before the first byte is sent."""
 
 
+WireSpelling = Literal["current", "v0.2"]
+WIRE_SPELLINGS: Final[tuple[WireSpelling, ...]] = ("current", "v0.2")
+
+
+class CompatSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Choices that keep older Konifer clients working."""
+
+    wire: WireSpelling = "current"
+    """``current`` writes Konifer's current enum spellings in metadata (``rotate: "90"``,
+    ``flip: ""``); ``v0.2`` writes those of Konifer 0.2 (``ninety``, ``none``, ``greyscale``)."""
+
+
 # --- per path ------------------------------------------------------------------
 
 
@@ -340,6 +352,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     variant_profiles: dict[str, TransformationParams] = msgspec.field(default_factory=dict)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     bundle: BundleSettings = msgspec.field(default_factory=BundleSettings)
+    compat: CompatSettings = msgspec.field(default_factory=CompatSettings)
     paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
 
     def signing_for(self, settings: PathSettings) -> UrlSigningSettings:

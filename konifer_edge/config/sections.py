@@ -19,8 +19,10 @@ from konifer_edge.config.model import (
     OBJECT_STORE_PROVIDERS,
     POSTGRES_SSL_MODES,
     SIGNING_ALGORITHMS,
+    WIRE_SPELLINGS,
     BundleSettings,
     CacheSettings,
+    CompatSettings,
     DataStoreSettings,
     FilesystemSettings,
     HttpSettings,
@@ -197,6 +199,12 @@ def read_bundle(section: Section) -> BundleSettings:
         max_entries=section.integer("max-entries", defaults.max_entries, minimum=1, maximum=100_000),
         max_bytes=section.byte_size("max-bytes", defaults.max_bytes, minimum=1),
     )
+    section.finish()
+    return settings
+
+
+def read_compat(section: Section) -> CompatSettings:
+    settings = CompatSettings(wire=section.choice("wire", WIRE_SPELLINGS, CompatSettings().wire))
     section.finish()
     return settings
 

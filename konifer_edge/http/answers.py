@@ -67,7 +67,12 @@ async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchReques
 
 async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
     headers = _cdn_headers(runtime, fetch, immutable_body=False)
-    wire = [metadata_wire(asset) for asset in fetch.assets] if fetch.selector.many else metadata_wire(fetch.assets[0])
+    spelling = runtime.config.compat.wire
+    wire = (
+        [metadata_wire(asset, spelling) for asset in fetch.assets]
+        if fetch.selector.many
+        else metadata_wire(fetch.assets[0], spelling)
+    )
     body = msgspec.json.encode(wire)
     generation = _replay_generation(request, fetch)
     if generation is not None:

@@ -114,7 +114,7 @@ async def store(request: AnyRequest, asset_path: str) -> Response[bytes]:
         )
     asset = await store_asset(runtime, store_request)
     location = delivery.entry_url(public_base_url(request, runtime), asset)
-    return json_answer(metadata_wire(asset), status=201, headers={"Location": location})
+    return json_answer(metadata_wire(asset, runtime.config.compat.wire), status=201, headers={"Location": location})
 
 
 def _refuse_declared_length(request: AnyRequest, limit: int) -> None:
@@ -135,7 +135,7 @@ async def update(request: AnyRequest, asset_path: str) -> Response[bytes]:
         raise BadRequest("Content cannot be changed; 'url' is not allowed on update", reason="invalid_metadata")
     metadata = AssetMetadataInput(alt=body.alt, labels=body.labels, tags=body.tags)
     asset = await update_asset(runtime, target.path, entry_id, metadata)
-    return json_answer(metadata_wire(asset))
+    return json_answer(metadata_wire(asset, runtime.config.compat.wire))
 
 
 @delete(
