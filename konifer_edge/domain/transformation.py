@@ -388,6 +388,8 @@ def plan_transformation(requested: RequestedTransformation, original: Attributes
     color_space = requested.color_space
     if original.color_space is not None and color_space.value == original.color_space:
         color_space = ColorSpace.ORIGIN  # already there: Konifer converts nothing
+    if color_space is ColorSpace.P3 and output_format is ImageFormat.GIF:
+        raise _bad("cs", "'p3' needs a format that carries a colour profile; gif cannot")
     quality = None
     if output_format in DEFAULT_QUALITY:
         quality = requested.quality or DEFAULT_QUALITY[output_format]

@@ -8,6 +8,8 @@ the output needs.
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from konifer_edge.domain.formats import ImageFormat
@@ -91,12 +93,34 @@ def _load(source: bytes, plan: Plan, animated: bool) -> pyvips.Image:
         in_order = plan.rotate is Rotation.R0 and plan.flip is not Flip.V
         return pyvips.Image.new_from_buffer(source, options, access="sequential" if in_order else "random")
     keywords: dict[str, object] = {"height": plan.height, "no_rotate": True, "option_string": options}
+    if plan.fit in (Fit.FILL, Fit.CROP) and animated:
+        return _cover_frames(source, plan, options)
     if plan.fit in (Fit.FILL, Fit.CROP):
         keywords["crop"] = _CROP[plan.gravity]
     else:
         # The plan already kept the aspect for `fit`; force its exact size, no refitting.
         keywords["size"] = "force"
     return pyvips.Image.thumbnail_buffer(source, plan.width, **keywords)
+
+
+def _cover_frames(source: bytes, plan: Plan, options: str) -> pyvips.Image:
+    """Fill or crop an animation: libvips' thumbnail crops only the first frame, so scale all
+    frames to cover the box, then cut every frame at the place chosen on the first."""
+    header = pyvips.Image.new_from_buffer(source, options)
+    width, height = int(header.width), page_height(header)
+    scale = max(plan.width / width, plan.height / height)
+    cover_w = max(plan.width, math.floor(width * scale + 0.5))
+    cover_h = max(plan.height, math.floor(height * scale + 0.5))
+    covered = pyvips.Image.thumbnail_buffer(
+        source, cover_w, height=cover_h, size="force", no_rotate=True, option_string=options
+    )
+    left, top = (cover_w - plan.width) // 2, (cover_h - plan.height) // 2
+    if plan.fit is Fit.CROP and plan.gravity is not Gravity.CENTER:
+        first = covered.crop(0, 0, cover_w, page_height(covered))
+        chosen = first.smartcrop(plan.width, plan.height, interesting=_CROP[plan.gravity])
+        # libvips records the cut as a negative offset of the result
+        left, top = -int(chosen.xoffset), -int(chosen.yoffset)
+    return map_frames(covered, lambda frame: frame.crop(left, top, plan.width, plan.height))
 
 
 def _frame_steps(frame: pyvips.Image, plan: Plan) -> pyvips.Image:
@@ -206,6 +230,9 @@ def _settle_colour(image: pyvips.Image, plan: Plan, source_colour: str) -> pyvip
     """Konifer's `cs`: nothing when the image is already there, else an ICC conversion."""
     target = plan.color_space
     if target is ColorSpace.ORIGIN or target.value == source_colour:
+        if plan.format is ImageFormat.GIF and "icc-profile-data" in image.get_fields():
+            # GIF cannot carry a profile: its values must be sRGB to look the same
+            return _to_srgb(image)
         return image
     if target is ColorSpace.GRAYSCALE:
         rgb, alpha = _split_alpha(_to_srgb(image) if image.bands >= 3 else image)

@@ -121,8 +121,9 @@ def _tagged(image: pyvips.Image) -> pyvips.Image:
     # An IPTC-IIM record 2 caption (2:120) inside a Photoshop 8BIM resource, as JPEG APP13 holds it.
     record = b"\x1c\x02\x78" + struct.pack(">H", len(IPTC_MARKER)) + IPTC_MARKER
     resource = b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(record)) + record + b"\0" * (len(record) % 2)
-    image.set_type(pyvips.GValue.blob_type, "iptc-data", resource)
-    return image
+    image.set_type(pyvips.GValue.blob_type, "iptc-data", b"Photoshop 3.0\0" + resource)
+    # Through JPEG once: its saver turns the exif-* fields into the EXIF block other savers copy.
+    return pyvips.Image.new_from_buffer(_save(image, "jpg"), "")
 
 
 # ---------------------------------------------------------------------------------------- ICC profiles
@@ -216,7 +217,10 @@ def inputs() -> tuple[Input, ...]:
     base = _canvas(width, height)
     made: list[Input] = []
     for fmt in ("jpg", "png", "webp", "avif", "jxl", "heic", "gif"):
-        made.append(Input(f"plain-{fmt}", _save(base, fmt), fmt, width, height, "srgb"))
+        # libjxl hands every decoded image a profile of its own naming; by Konifer's rules
+        # (lower-cased description, no "srgb" in it) that name is the colour space.
+        space = "rgb_d65_srg_rel_srg" if fmt == "jxl" else "srgb"
+        made.append(Input(f"plain-{fmt}", _save(base, fmt), fmt, width, height, space))
     for orientation in range(1, 9):
         oriented = base.copy()
         oriented.set_type(pyvips.GValue.gint_type, "orientation", orientation)
@@ -231,10 +235,21 @@ def inputs() -> tuple[Input, ...]:
                 orientation=orientation,
             )
         )
-    # CMYK as prepress software writes it without a profile: Konifer spells it "cymk".
+    # CMYK as prepress software writes it without a profile: Konifer spells it "cymk". Saturated
+    # blue is outside what CMYK inks reach, so the colours to expect are the round trip's.
     cmyk = base.icc_transform("cmyk", input_profile="srgb").copy()
     cmyk.remove("icc-profile-data")
-    made.append(Input("jpg-cmyk", _save(cmyk, "jpg"), "jpg", width, height, "cymk"))
+    made.append(
+        Input(
+            "jpg-cmyk",
+            _save(cmyk, "jpg"),
+            "jpg",
+            width,
+            height,
+            "cymk",
+            quadrant_colours=tuple(_through_cmyk(colour) for colour in QUADRANTS),
+        )
+    )
     p3 = _canvas(width, height, (P3_RED, BLUE, GREEN, YELLOW)).copy()
     p3.set_type(pyvips.GValue.blob_type, "icc-profile-data", _builtin_profile("p3"))
     made.append(
@@ -330,6 +345,13 @@ def inputs() -> tuple[Input, ...]:
     return tuple(made)
 
 
+def _through_cmyk(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    patch = pyvips.Image.black(4, 4, bands=3).new_from_image(list(colour)).cast("uchar").copy(interpretation="srgb")
+    back = patch.icc_transform("cmyk", input_profile="srgb").icc_transform("srgb", input_profile="cmyk")
+    red, green, blue = (round(v) for v in back(1, 1)[:3])
+    return red, green, blue
+
+
 def _builtin_profile(name: str) -> bytes:
     patch = pyvips.Image.black(2, 2, bands=3).cast("uchar").copy(interpretation="srgb")
     return bytes(patch.icc_transform(name, input_profile="srgb").get("icc-profile-data"))
@@ -340,9 +362,9 @@ def _animation(base: pyvips.Image, fmt: str) -> bytes:
     # the middle so that no encoder folds frames together.
     frames = []
     for index in range(3):
-        dot = base.draw_rect(
-            [index * 100, index * 100, index * 100], base.width // 2 - 2, base.height // 2 - 2, 4, 4, fill=True
-        )
+        # black, white, black: consecutive frames stay distinct even after a black-and-white filter
+        level = 255 * (index % 2)
+        dot = base.draw_rect([level] * 3, base.width // 2 - 2, base.height // 2 - 2, 4, 4, fill=True)
         frames.append(dot)
     strip = pyvips.Image.arrayjoin(frames, across=1).copy()
     strip.set_type(pyvips.GValue.gint_type, "page-height", base.height)
