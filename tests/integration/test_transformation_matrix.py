@@ -421,7 +421,9 @@ def _check_metadata(
     for block, marker in (("exif", EXIF_ARTIST.encode()), ("xmp", XMP_MARKER.encode()), ("iptc", IPTC_MARKER)):
         field = f"{block}-data"
         kept = field in fields and marker in bytes(image.get(field))
-        if block in source.metadata and block not in stripped and fmt in CARRIES[block] and not kept:
+        # libvips 8.14's HEIF saver cannot leave out EXIF alone: strip=exif takes every block there
+        all_gone = "exif" in stripped and fmt in ("avif", "heic")
+        if block in source.metadata and block not in stripped and fmt in CARRIES[block] and not kept and not all_gone:
             problems.append(f"{block} of the original lost without strip")
     if params.get("cs") == "srgb" and fmt not in ALWAYS_PROFILED and "icc-profile-data" in fields:
         problems.append("cs=srgb output carries an ICC profile")
@@ -577,7 +579,7 @@ def test_strip_exif_leaves_no_exif_in_any_output_format(matrix: Matrix, fmt: str
     if fmt in ("jpg", "png", "webp"):
         # only the EXIF goes: the other blocks and the profile stay where the format holds them
         kept = matrix.get(matrix.deployment.client, path, {"strip": "exif", "format": fmt}).content
-        assert XMP_MARKER.encode() in kept
+        assert XMP_MARKER.encode() in bytes(pyvips.Image.new_from_buffer(kept, "").get("xmp-data"))
         p3 = named("png-display-p3")
         p3_path, _ = matrix.store(p3)
         answer = assert_answer(matrix, p3, p3_path, {"strip": "exif", "format": fmt})
