@@ -11,6 +11,7 @@ error naming its reason.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -481,15 +482,23 @@ def matrix(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService) 
 
 def run_all(matrix: Matrix, source: Input, requests: list[tuple[str, Params]]) -> list[Outcome]:
     path, _ = matrix.store(source)
+    clients = threading.local()
+    opened: list[httpx.Client] = []
 
     def one(request: tuple[str, Params]) -> Outcome:
         name, params = request
-        with httpx.Client(base_url=matrix.deployment.base_url, timeout=60.0) as client:
-            response = matrix.get(client, path, params)
+        if not hasattr(clients, "client"):
+            clients.client = httpx.Client(base_url=matrix.deployment.base_url, timeout=60.0)
+            opened.append(clients.client)
+        response = matrix.get(clients.client, path, params)
         return Outcome(name, params, check_answer(source, params, response))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(one, requests))
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(one, requests))
+    finally:
+        for client in opened:
+            client.close()
 
 
 @pytest.mark.parametrize("source", inputs(), ids=lambda source: source.name)
