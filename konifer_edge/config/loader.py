@@ -36,6 +36,7 @@ from konifer_edge.config.rules import (
 from konifer_edge.config.sections import (
     read_bundle,
     read_cache,
+    read_compat,
     read_data_store,
     read_http,
     read_logging,
@@ -222,6 +223,7 @@ TOP_LEVEL_KEYS: Final = (
     RULE_INFERENCE_KEY,
     "logging",
     "metrics",
+    "compat",
     PATHS_KEY,
 )
 
@@ -255,6 +257,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
         bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
         logging=read_logging(Section.of(raw["logging"], "logging")),
         metrics=read_metrics(Section.of(raw["metrics"], "metrics")),
+        compat=read_compat(Section.of(raw["compat"], "compat")),
         paths=paths,
         warnings=tuple(dict.fromkeys(context.warnings)),
         rule_definitions=rule_definitions,

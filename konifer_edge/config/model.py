@@ -240,6 +240,18 @@ class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Address the metrics port listens on; ``None`` means the address ``serve --host`` listens on."""
 
 
+WireSpelling = Literal["current", "v0.2"]
+WIRE_SPELLINGS: Final[tuple[WireSpelling, ...]] = ("current", "v0.2")
+
+
+class CompatSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Choices that keep older Konifer clients working."""
+
+    wire: WireSpelling = "current"
+    """``current`` writes Konifer's current enum spellings in metadata (``rotate: "90"``,
+    ``flip: ""``); ``v0.2`` writes those of Konifer 0.2 (``ninety``, ``none``, ``greyscale``)."""
+
+
 # --- per path ------------------------------------------------------------------
 
 
@@ -412,6 +424,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     bundle: BundleSettings = msgspec.field(default_factory=BundleSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    compat: CompatSettings = msgspec.field(default_factory=CompatSettings)
     paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
     rule_definitions: dict[str, RuleDefinition] = msgspec.field(default_factory=dict)
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)

@@ -21,8 +21,10 @@ from konifer_edge.config.model import (
     OBJECT_STORE_PROVIDERS,
     POSTGRES_SSL_MODES,
     SIGNING_ALGORITHMS,
+    WIRE_SPELLINGS,
     BundleSettings,
     CacheSettings,
+    CompatSettings,
     DataStoreSettings,
     FilesystemSettings,
     HttpSettings,
@@ -219,6 +221,12 @@ def read_bundle(section: Section) -> BundleSettings:
 
 def read_logging(section: Section) -> LoggingSettings:
     settings = LoggingSettings(level=section.choice("level", LOG_LEVELS, "info"))
+    section.finish()
+    return settings
+
+
+def read_compat(section: Section) -> CompatSettings:
+    settings = CompatSettings(wire=section.choice("wire", WIRE_SPELLINGS, CompatSettings().wire))
     section.finish()
     return settings
 

@@ -22,6 +22,10 @@ class Attributes(msgspec.Struct, frozen=True):
     format: str
     page_count: int = 1
     loop: int = 0
+    color_space: str | None = None
+    """Konifer's name for the colour space (`srgb`, `p3`, `cymk`...); None when not recorded."""
+    orientation: int | None = None
+    """The EXIF orientation (1..8) the bytes carry; None when not recorded."""
 
 
 class Lqip(msgspec.Struct, frozen=True, omit_defaults=True):

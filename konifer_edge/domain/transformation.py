@@ -24,6 +24,7 @@ MAX_DIMENSION = 8192
 MAX_PAD = 2048
 MAX_BLUR = 150.0
 MAX_DPR = 4.0
+UPRIGHT = 1  # EXIF orientation 1: the stored pixels are the way up they are shown
 
 
 class Fit(enum.Enum):
@@ -52,15 +53,17 @@ class Rotation(enum.Enum):
 
 
 class Flip(enum.Enum):
-    NONE = "none"
+    """Values are Konifer's current wire spellings: the empty string is no flip."""
+
+    NONE = ""
     H = "h"
     V = "v"
 
 
 class Filter(enum.Enum):
-    NONE = "none"
+    NONE = ""
     BLACK_WHITE = "black_white"
-    GREYSCALE = "greyscale"
+    GREYSCALE = "grayscale"
     SEPIA = "sepia"
 
 
@@ -71,7 +74,9 @@ class ColorSpace(enum.Enum):
     P3 = "p3"
 
 
-STRIPPABLE = ("exif", "iptc", "xmp")
+STRIPPABLE = ("exif", "icc", "iptc", "xmp")
+# PNG and GIF are lossless here: no quality is asked of their encoders, and the metadata says 100.
+LOSSLESS_QUALITY = 100
 DEFAULT_QUALITY = {
     ImageFormat.JPEG: 80,
     ImageFormat.WEBP: 80,
@@ -131,8 +136,9 @@ class Plan(msgspec.Struct, frozen=True):
     rotate: Rotation
     flip: Flip
     filter: Filter
-    blur: float
+    blur: int
     quality: int | None
+    """None for the lossless formats (png, gif), whose encoders take no quality."""
     pad: int
     pad_color: Rgba | None
     strip: frozenset[str]
@@ -154,7 +160,7 @@ class Plan(msgspec.Struct, frozen=True):
         if self.filter is not Filter.NONE:
             parts.append(f"filter={self.filter.value}")
         if self.blur:
-            parts.append(f"blur={self.blur:g}")
+            parts.append(f"blur={self.blur}")
         if self.quality is not None:
             parts.append(f"q={self.quality}")
         if self.pad:
@@ -165,8 +171,11 @@ class Plan(msgspec.Struct, frozen=True):
             parts.append(f"cs={self.color_space.value}")
         return ";".join(parts)
 
-    def spelled_out(self) -> dict[str, object]:
-        """Konifer's `transformation` object in metadata."""
+    def spelled_out(self, source_colour_space: str) -> dict[str, object]:
+        """Konifer's `transformation` object in metadata, in its current spellings.
+
+        `colorSpace` is the output's: the one asked for, else the source's own.
+        """
         return {
             "width": self.width,
             "height": self.height,
@@ -176,9 +185,11 @@ class Plan(msgspec.Struct, frozen=True):
             "rotate": self.rotate.value,
             "flip": self.flip.value,
             "filter": self.filter.value,
-            "blur": int(self.blur) if float(self.blur).is_integer() else self.blur,
-            "quality": self.quality,
+            "blur": self.blur,
+            "quality": LOSSLESS_QUALITY if self.quality is None else self.quality,
             "padding": {"amount": self.pad, "color": list(self.pad_color) if self.pad_color else []},
+            "metadata": {"strip": sorted(self.strip)},
+            "colorSpace": source_colour_space if self.color_space is ColorSpace.ORIGIN else self.color_space.value,
         }
 
 
@@ -189,12 +200,12 @@ def _bad(key: str, message: str) -> BadRequest:
     return BadRequest(f"Parameter '{key}': {message}", reason="invalid_transformation")
 
 
-def _positive_int(key: str, raw: str, maximum: int) -> int:
+def _positive_int(key: str, raw: str, maximum: int, minimum: int = 1) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise _bad(key, f"'{raw}' is not a positive whole number")
     value = int(raw)
-    if value < 1 or value > maximum:
-        raise _bad(key, f"{value} is out of range 1..{maximum}")
+    if value < minimum or value > maximum:
+        raise _bad(key, f"{value} is out of range {minimum}..{maximum}")
     return value
 
 
@@ -215,7 +226,7 @@ def _choice(key: str, raw: str, kind: type[E], aliases: Mapping[str, E] | None =
     for member in kind:
         if member.value == lowered:
             return member
-    allowed = ", ".join([m.value for m in kind] + list(aliases or {}))
+    allowed = ", ".join([m.value or "'' (none)" for m in kind] + list(aliases or {}))
     raise _bad(key, f"'{raw}' is not one of {allowed}")
 
 
@@ -235,7 +246,7 @@ def _strip(key: str, raw: str) -> frozenset[str]:
     items = {item.strip().lower() for item in raw.split(",") if item.strip()}
     unknown = items - set(STRIPPABLE)
     if unknown:
-        raise _bad(key, f"'{', '.join(sorted(unknown))}' cannot be stripped; use exif, iptc, xmp")
+        raise _bad(key, f"'{', '.join(sorted(unknown))}' cannot be stripped; use {', '.join(STRIPPABLE)}")
     return frozenset(items)
 
 
@@ -246,6 +257,9 @@ def _format(key: str, raw: str) -> ImageFormat:
     return image_format
 
 
+# Konifer 0.2's spellings are still read; "" is what Konifer's current client sends for none.
+_FILTER_ALIASES = {"none": Filter.NONE, "greyscale": Filter.GREYSCALE}
+
 _PARSERS: dict[str, Callable[[str], dict[str, object]]] = {
     "w": lambda raw: {"width": _positive_int("w", raw, MAX_DIMENSION)},
     "h": lambda raw: {"height": _positive_int("h", raw, MAX_DIMENSION)},
@@ -253,11 +267,12 @@ _PARSERS: dict[str, Callable[[str], dict[str, object]]] = {
     "g": lambda raw: {"gravity": _choice("g", raw, Gravity, {"centre": Gravity.CENTER})},
     "format": lambda raw: {"format": _format("format", raw)},
     "r": lambda raw: {"rotate": _choice("r", raw, Rotation)},
-    "f": lambda raw: {"flip": _choice("f", raw, Flip)},
-    "filter": lambda raw: {"filter": _choice("filter", raw, Filter, {"grayscale": Filter.GREYSCALE})},
+    "f": lambda raw: {"flip": _choice("f", raw, Flip, {"none": Flip.NONE})},
+    "filter": lambda raw: {"filter": _choice("filter", raw, Filter, _FILTER_ALIASES)},
     "blur": lambda raw: {"blur": _number("blur", raw, 0, MAX_BLUR)},
     "q": lambda raw: {"quality": int(_positive_int("q", raw, 100))},
-    "pad": lambda raw: {"pad": _positive_int("pad", raw, MAX_PAD)},
+    # pad=0 is the default written out, and explicit defaults equal omitted ones
+    "pad": lambda raw: {"pad": _positive_int("pad", raw, MAX_PAD, minimum=0)},
     "pad-c": lambda raw: {"pad_color": _colour("pad-c", raw)},
     "strip": lambda raw: {"strip": _strip("strip", raw)},
     "cs": lambda raw: {"color_space": _choice("cs", raw, ColorSpace)},
@@ -366,7 +381,15 @@ def plan_transformation(requested: RequestedTransformation, original: Attributes
         width, height = _fit_box(original.width, original.height, width, height)
     assert width is not None and height is not None
     resize = (width, height) != (original.width, original.height)
-    rotate, flip = _fold_orientation(requested.rotate, requested.flip)
+    rotate = requested.rotate
+    if rotate is Rotation.AUTO and original.orientation == UPRIGHT:
+        rotate = Rotation.R0  # an upright original has nothing to turn
+    rotate, flip = _fold_orientation(rotate, requested.flip)
+    color_space = requested.color_space
+    if original.color_space is not None and color_space.value == original.color_space:
+        color_space = ColorSpace.ORIGIN  # already there: Konifer converts nothing
+    if color_space is ColorSpace.P3 and output_format is ImageFormat.GIF:
+        raise _bad("cs", "'p3' needs a format that carries a colour profile; gif cannot")
     quality = None
     if output_format in DEFAULT_QUALITY:
         quality = requested.quality or DEFAULT_QUALITY[output_format]
@@ -383,12 +406,13 @@ def plan_transformation(requested: RequestedTransformation, original: Attributes
         rotate=rotate,
         flip=flip,
         filter=requested.filter,
-        blur=requested.blur,
+        # A fractional blur is rounded first, so that the key, the metadata and the pixels agree.
+        blur=math.floor(requested.blur + 0.5),
         quality=quality,
         pad=pad,
         pad_color=pad_color,
         strip=requested.strip,
-        color_space=requested.color_space,
+        color_space=color_space,
         resize=resize,
     )
 
@@ -405,7 +429,8 @@ def is_identity(plan: Plan, original: Attributes, requested: RequestedTransforma
         and not plan.pad
         and not plan.strip
         and plan.color_space is ColorSpace.ORIGIN
-        and requested.quality is None
+        # quality means nothing to the lossless encoders (plan.quality is None for them)
+        and (plan.quality is None or requested.quality is None)
     )
 
 
@@ -423,7 +448,7 @@ def query_parameters(plan: Plan) -> dict[str, str]:
     if plan.filter is not Filter.NONE:
         params["filter"] = plan.filter.value
     if plan.blur:
-        params["blur"] = f"{plan.blur:g}"
+        params["blur"] = str(plan.blur)
     if plan.quality is not None:
         params["q"] = str(plan.quality)
     if plan.pad:

@@ -82,13 +82,14 @@ async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchReques
 async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
     """`metadata`/`info` (one object, or an array with a limit) and `entries` (always `{"entries": [...]}`)."""
     headers = _cdn_headers(runtime, fetch, immutable_body=False)
+    spelling = runtime.config.compat.wire
     wire: object
     if fetch.selector.return_format is ReturnFormat.ENTRIES:
-        wire = AssetEntriesWire(entries=[metadata_wire(asset) for asset in fetch.assets])
+        wire = AssetEntriesWire(entries=[metadata_wire(asset, spelling) for asset in fetch.assets])
     elif fetch.selector.many:
-        wire = [metadata_wire(asset) for asset in fetch.assets]
+        wire = [metadata_wire(asset, spelling) for asset in fetch.assets]
     else:
-        wire = metadata_wire(fetch.assets[0])
+        wire = metadata_wire(fetch.assets[0], spelling)
         # Konifer marks a single asset's metadata as a hit: it is read, never generated.
         headers["K-Cache-Status"] = "hit"
     body = msgspec.json.encode(wire)

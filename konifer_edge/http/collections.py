@@ -17,6 +17,7 @@ from litestar import Response, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from konifer_edge.config.model import WireSpelling
 from konifer_edge.domain.errors import BadRequest, NotFound
 from konifer_edge.domain.listing import (
     BUNDLE_KEYS,
@@ -103,12 +104,16 @@ async def _list(request: AnyRequest, runtime: Runtime, target: ParsedTarget, rec
     headers = {}
     if next_cursor is not None:
         headers["Link"] = f'<{_next_page_url(request, runtime, next_cursor)}>; rel="next"'
-    wire = AssetPageWire(assets=[_listed(asset) for asset in page.assets], next_cursor=next_cursor, total=page.total)
+    wire = AssetPageWire(
+        assets=[_listed(asset, runtime.config.compat.wire) for asset in page.assets],
+        next_cursor=next_cursor,
+        total=page.total,
+    )
     return _json(wire, headers)
 
 
-def _listed(asset: Asset) -> ListedAssetWire:
-    return ListedAssetWire(path=asset.path, **msgspec.structs.asdict(metadata_wire(asset)))
+def _listed(asset: Asset, spelling: WireSpelling) -> ListedAssetWire:
+    return ListedAssetWire(path=asset.path, **msgspec.structs.asdict(metadata_wire(asset, spelling)))
 
 
 def _next_page_url(request: AnyRequest, runtime: Runtime, cursor: str) -> str:

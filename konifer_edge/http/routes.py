@@ -111,7 +111,7 @@ async def store(request: AnyRequest, asset_path: FromPath[str]) -> Response[byte
         store_request = await _download_source(runtime, target.path, metadata, source)
     asset = await store_asset(runtime, store_request)
     location = delivery.entry_url(public_base_url(request, runtime), asset)
-    return json_answer(metadata_wire(asset), status=201, headers={"Location": location})
+    return json_answer(metadata_wire(asset, runtime.config.compat.wire), status=201, headers={"Location": location})
 
 
 async def _download_source(
@@ -152,7 +152,7 @@ async def update(request: AnyRequest, asset_path: FromPath[str]) -> Response[byt
         )
     metadata = AssetMetadataInput(alt=body.alt, labels=body.labels, tags=body.tags)
     asset = await update_asset(runtime, target.path, entry_id, metadata)
-    return json_answer(metadata_wire(asset))
+    return json_answer(metadata_wire(asset, runtime.config.compat.wire))
 
 
 @delete(

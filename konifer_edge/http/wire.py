@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -9,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.params import KwargDefinition
 
+from konifer_edge.config.model import WireSpelling
 from konifer_edge.domain.models import Asset, Attributes, Lqip, Variant
 from konifer_edge.domain.selectors import MAX_ENTRY_ID
 from konifer_edge.domain.shares import MAX_DOWNLOADS, Share
@@ -28,6 +30,7 @@ class AttributesWire(msgspec.Struct, rename="camel"):
     width: int
     height: int
     format: str
+    color_space: str
     page_count: int
     loop: int
 
@@ -133,19 +136,68 @@ def attributes_wire(attributes: Attributes) -> AttributesWire:
         width=attributes.width,
         height=attributes.height,
         format=attributes.format,
+        # rows stored before colour spaces were recorded
+        color_space=attributes.color_space or UNKNOWN_COLOUR_SPACE,
         page_count=attributes.page_count,
         loop=attributes.loop,
     )
 
 
-def variant_wire(variant: Variant) -> VariantWire:
+UNKNOWN_COLOUR_SPACE = "unknown"
+# Konifer 0.2's spellings (compat.wire = "v0.2"), from the current ones.
+_V02_ROTATE = {"0": "zero", "90": "ninety", "180": "one_hundred_eighty", "270": "two_hundred_seventy"}
+_V02_FLIP = {"": "none"}
+_V02_FILTER = {"": "none", "grayscale": "greyscale"}
+# Spellings rows carried before the current ones were written.
+_OLD_FLIP = {"none": ""}
+_OLD_FILTER = {"none": "", "greyscale": "grayscale"}
+_LOSSLESS_QUALITY = 100
+
+
+def transformation_wire(variant: Variant, spelling: WireSpelling = "current") -> dict[str, object]:
+    """Konifer's `transformation` object, from the stored one in whichever spelling it was written.
+
+    Rows written before `colorSpace` and `metadata` existed get them from the variant's
+    canonical key, which always named a `strip` or `cs` that was asked for.
+    """
+    stored = dict(variant.transformation or {})
+    asked = dict(part.split("=", 1) for part in variant.transformation_key.split(";") if "=" in part)
+    flip = _OLD_FLIP.get(str(stored.get("flip", "")), str(stored.get("flip", "")))
+    filter_ = _OLD_FILTER.get(str(stored.get("filter", "")), str(stored.get("filter", "")))
+    rotate = str(stored.get("rotate", "0"))
+    blur = stored.get("blur", 0)
+    quality = stored.get("quality")
+    metadata = stored.get("metadata") or {"strip": sorted(filter(None, asked.get("strip", "").split(",")))}
+    colour_space = stored.get("colorSpace") or asked.get("cs") or variant.attributes.color_space
+    if spelling == "v0.2":
+        rotate = _V02_ROTATE.get(rotate, rotate)
+        flip = _V02_FLIP.get(flip, flip)
+        filter_ = _V02_FILTER.get(filter_, filter_)
+    return {
+        "width": stored.get("width"),
+        "height": stored.get("height"),
+        "fit": stored.get("fit"),
+        "gravity": stored.get("gravity"),
+        "format": stored.get("format"),
+        "rotate": rotate,
+        "flip": flip,
+        "filter": filter_,
+        "blur": math.floor(blur + 0.5) if isinstance(blur, int | float) else 0,
+        "quality": _LOSSLESS_QUALITY if quality is None else quality,
+        "padding": stored.get("padding", {"amount": 0, "color": []}),
+        "metadata": metadata,
+        "colorSpace": colour_space or UNKNOWN_COLOUR_SPACE,
+    }
+
+
+def variant_wire(variant: Variant, spelling: WireSpelling = "current") -> VariantWire:
     return VariantWire(
         is_original_variant=variant.is_original,
         store_bucket=variant.bucket,
         store_key=variant.store_key,
         attributes=attributes_wire(variant.attributes),
         lqip=lqip_wire(variant.lqip),
-        transformation=None if variant.is_original else variant.transformation,
+        transformation=None if variant.is_original else transformation_wire(variant, spelling),
     )
 
 
@@ -154,7 +206,7 @@ def local_time(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def metadata_wire(asset: Asset) -> AssetMetadataWire:
+def metadata_wire(asset: Asset, spelling: WireSpelling = "current") -> AssetMetadataWire:
     return AssetMetadataWire(
         class_="image",
         alt=asset.alt,
@@ -164,7 +216,7 @@ def metadata_wire(asset: Asset) -> AssetMetadataWire:
         source=asset.source.value,
         external_source_address=asset.source_url,
         source_url=asset.source_url,
-        variants=[variant_wire(v) for v in asset.variants],
+        variants=[variant_wire(v, spelling) for v in asset.variants],
         created_at=local_time(asset.created_at),
         modified_at=local_time(asset.modified_at),
     )

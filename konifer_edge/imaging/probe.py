@@ -7,6 +7,7 @@ import msgspec
 from konifer_edge.domain.errors import BadRequest, UnsupportedMediaType
 from konifer_edge.domain.formats import ImageFormat, sniff_format
 from konifer_edge.domain.models import Attributes
+from konifer_edge.imaging.colour import detect_colour_space
 from konifer_edge.imaging.vips import VIPS_ERRORS, pyvips
 
 # The loader libvips must pick for each format: a file whose signature says one
@@ -62,6 +63,8 @@ def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> Pro
         fields = set(image.get_fields())
         pages = int(image.get("n-pages")) if "n-pages" in fields else 1
         vips_loop = int(image.get("loop")) if "loop" in fields else 0
+        colour_space = detect_colour_space(image)
+        orientation = orientation_of(image)
     except VIPS_ERRORS as error:
         raise BadRequest(
             f"The {image_format.short_name} image cannot be read: it is damaged or truncated",
@@ -81,8 +84,18 @@ def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> Pro
             format=image_format.short_name,
             page_count=pages,
             loop=_konifer_loop(pages, vips_loop),
+            color_space=colour_space,
+            orientation=orientation,
         ),
     )
+
+
+def orientation_of(image: pyvips.Image) -> int:
+    """The EXIF orientation libvips read (1, upright, when there is none or it is out of range)."""
+    if "orientation" not in image.get_fields():
+        return 1
+    orientation = int(image.get("orientation"))
+    return orientation if 1 <= orientation <= 8 else 1
 
 
 def _check_limits(width: int, height: int, pages: int, limits: ProbeLimits) -> None:

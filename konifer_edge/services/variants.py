@@ -193,7 +193,7 @@ async def _render_and_store(
     await runtime.objects.put(original.bucket, store_key, rendered.data, plan.format.mime_type)
     record = NewVariant(
         transformation_key=plan.key,
-        transformation=plan.spelled_out(),
+        transformation=plan.spelled_out(rendered.source_color_space),
         bucket=original.bucket,
         store_key=store_key,
         attributes=rendered.attributes,

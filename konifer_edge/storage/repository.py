@@ -30,7 +30,7 @@ _ORDER_BY = {
 
 _VARIANT_COLUMNS = (
     "id, asset_id, transformation_key, transformation, bucket, store_key, width, height, format,"
-    " page_count, loop, content_type, size_bytes, content_hash, lqip"
+    " page_count, loop, content_type, size_bytes, content_hash, lqip, color_space, orientation"
 )
 _ASSET_COLUMNS = "id, path, entry_id, alt, labels, tags, source, source_url, created_at, modified_at"
 
@@ -132,6 +132,8 @@ def _variant_from_row(row: asyncpg.Record) -> Variant:
             format=row["format"],
             page_count=row["page_count"],
             loop=row["loop"],
+            color_space=row["color_space"],
+            orientation=row["orientation"],
         ),
         content_type=row["content_type"],
         size=row["size_bytes"],
@@ -226,7 +228,7 @@ class AssetRepository:
     ) -> Variant:
         row = await connection.fetchrow(
             f"INSERT INTO variant ({_VARIANT_COLUMNS}, created_at, last_accessed_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
             f" RETURNING {_VARIANT_COLUMNS}",
             uuid.uuid4(),
             asset_id,
@@ -243,6 +245,8 @@ class AssetRepository:
             variant.size,
             variant.content_hash,
             msgspec.to_builtins(variant.lqip),
+            variant.attributes.color_space,
+            variant.attributes.orientation,
             now,
         )
         assert row is not None

@@ -199,6 +199,7 @@ def test_metadata_is_what_the_store_answered(api: Deployment, path: str) -> None
         "width": 30,
         "height": 20,
         "format": "webp",
+        "colorSpace": "srgb",
         "pageCount": 1,
         "loop": 0,
     }

@@ -25,7 +25,7 @@ from tests.support.source_server import SourceServer
 ISO_LOCAL_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$")
 METADATA_KEYS = {"class", "entryId", "labels", "tags", "source", "variants", "createdAt", "modifiedAt"}
 VARIANT_KEYS = {"isOriginalVariant", "storeBucket", "storeKey", "attributes", "lqip"}
-ATTRIBUTE_KEYS = {"width", "height", "format", "pageCount", "loop"}
+ATTRIBUTE_KEYS = {"width", "height", "format", "colorSpace", "pageCount", "loop"}
 MULTIPART_MAX_BYTES = 2_000_000  # source.multipart.max-bytes in STANDARD_CONFIG
 URL_MAX_BYTES = 2_000_000  # source.url.max-bytes in STANDARD_CONFIG
 
@@ -138,7 +138,14 @@ def test_multipart_store_answers_201_with_konifer_metadata(api: Deployment, path
     assert variant["isOriginalVariant"] is True
     assert variant["storeBucket"] == "assets"
     assert isinstance(variant["storeKey"], str) and variant["storeKey"]
-    assert variant["attributes"] == {"width": 40, "height": 30, "format": "png", "pageCount": 1, "loop": 0}
+    assert variant["attributes"] == {
+        "width": 40,
+        "height": 30,
+        "format": "png",
+        "colorSpace": "srgb",
+        "pageCount": 1,
+        "loop": 0,
+    }
     assert variant["lqip"] == {}
     for field in ("createdAt", "modifiedAt"):
         assert ISO_LOCAL_DATE_TIME.match(body[field]), body[field]
@@ -274,6 +281,8 @@ def test_each_format_is_stored_with_its_attributes(api: Deployment, path: str, f
         "width": 36,
         "height": 20,
         "format": fmt,
+        # libjxl describes the sRGB profile it synthesises by its encoding (docs/imaging.md).
+        "colorSpace": "rgb_d65_srg_rel_srg" if fmt == "jxl" else "srgb",
         "pageCount": 1,
         "loop": 0,
     }
@@ -307,6 +316,7 @@ def test_animation_endless_loop_is_minus_one(api: Deployment, path: str, fmt: st
         "width": 20,
         "height": 10,
         "format": fmt,
+        "colorSpace": "srgb",
         "pageCount": 3,
         "loop": -1,
     }
@@ -749,7 +759,14 @@ def test_url_source_stores_the_downloaded_image(api: Deployment, path: str, sour
     variant = body["variants"][0]
     assert variant["isOriginalVariant"] is True
     assert variant["storeBucket"] == "assets"
-    assert variant["attributes"] == {"width": 50, "height": 40, "format": "jpg", "pageCount": 1, "loop": 0}
+    assert variant["attributes"] == {
+        "width": 50,
+        "height": 40,
+        "format": "jpg",
+        "colorSpace": "srgb",
+        "pageCount": 1,
+        "loop": 0,
+    }
     assert response.headers["location"] == f"{api.base_url}/assets{path}/-/entry/0"
     assert source_server.hits(name) == 1
     assert_stored_one(api, before, body, original)

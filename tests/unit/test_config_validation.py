@@ -27,6 +27,7 @@ def at_path(pattern: str, settings: dict[str, object]) -> dict[str, object]:
     [
         pytest.param({"objectstore": {}}, "objectstore", "did you mean 'object-store'", id="unknown-top-level"),
         pytest.param({"http": {"public-uri": "https://a"}}, "http.public-uri", "unknown key", id="unknown-nested"),
+        pytest.param({"compat": {"wire": "v0.10"}}, "compat.wire", "v0.2", id="unknown-wire-spelling"),
         pytest.param(
             at_path("/users/**", {"cache-control": {"max-ag": 5}}),
             "paths./users/**.cache-control.max-ag",

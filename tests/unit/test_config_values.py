@@ -189,3 +189,8 @@ class TestDerivedValues:
 
         assert config.variant_profiles["a"] == {"r": "180", "blur": "1.5", "q": "80", "pad-c": "#ffffff"}
         assert config.variant_profiles["b"] == {"r": "180"}
+
+
+def test_compat_wire_chooses_the_metadata_spellings() -> None:
+    assert build_config({}).compat.wire == "current"
+    assert build_config({"compat": {"wire": "v0.2"}}).compat.wire == "v0.2"
