@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.assets import upload
 from tests.support.deployment import Deployment, Snapshot
 from tests.support.images import FORMATS, MIME_TYPES, describe, heif_compression, loader_name, make_image
 from tests.support.source_server import SourceServer
@@ -33,24 +34,6 @@ URL_MAX_BYTES = 2_000_000  # source.url.max-bytes in STANDARD_CONFIG
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def upload(
-    client: httpx.Client,
-    path: str,
-    content: bytes,
-    *,
-    metadata: dict[str, Any] | str | None = None,
-    part: str = "asset",
-    content_type: str = "image/png",
-    filename: str = "upload.bin",
-) -> httpx.Response:
-    """A multipart store: a `metadata` JSON part (default `{}`) and the image under `part`."""
-    raw = metadata if isinstance(metadata, str) else json.dumps(metadata or {})
-    return client.post(
-        f"/assets{path}",
-        files={"metadata": (None, raw, "application/json"), part: (filename, content, content_type)},
-    )
 
 
 def store_url(client: httpx.Client, path: str, url: str, **fields: Any) -> httpx.Response:
