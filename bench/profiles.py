@@ -77,7 +77,7 @@ def _parse_flamegraph(svg: Path) -> dict[str, Any]:
 _SCAFFOLDING = (
     "granian/server/",
     "multiprocessing/",
-    "konifer_edge/cli.py",
+    "konifer_edge/cli/",
     "<module>",
     "threading.py",
     "concurrent/futures/thread.py",

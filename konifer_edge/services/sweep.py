@@ -1,4 +1,5 @@
-"""`konifer-edge sweep`: remove objects no variant row names, and retry queued removals now.
+"""The sweep (`konifer-edge sweep`, see cli/sweep.py): remove objects no variant row names, and retry queued
+removals now.
 
 An object with no row is an orphan: a store or a render puts its object before it records the
 row, so a crash (or a lost connection) between the two leaves one behind. Such an object is
@@ -20,12 +21,10 @@ references, which is what pointing it at the wrong database or the wrong store l
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 import obstore as obs
@@ -49,11 +48,10 @@ __all__ = [
     "BucketReport",
     "ListedObject",
     "PendingReport",
+    "Progress",
+    "SweepError",
     "SweepReport",
-    "TextProgress",
-    "format_report",
     "refusal",
-    "run",
     "sweep",
 ]
 
@@ -76,65 +74,6 @@ class Progress(Protocol):
     def advance(self, count: int = 1) -> None: ...
 
     def finish(self) -> None: ...
-
-
-class TextProgress:
-    """A one-line progress bar on a terminal; one summary line per phase anywhere else.
-
-    On a terminal the line is redrawn in place (at most ten times a second). Written to a file or
-    a pipe, carriage returns would only clutter the log, so each phase prints its final count.
-    """
-
-    _WIDTH = 30
-    _INTERVAL = 0.1
-
-    def __init__(self, stream: TextIO, *, live: bool) -> None:
-        self._stream = stream
-        self._live = live
-        self._label = ""
-        self._total: int | None = None
-        self._done = 0
-        self._drawn_at = 0.0
-        self._active = False
-
-    def start(self, label: str, total: int | None) -> None:
-        self.finish()
-        self._label, self._total, self._done, self._active = label, total, 0, True
-        self._draw(force=True)
-
-    def advance(self, count: int = 1) -> None:
-        self._done += count
-        self._draw(force=False)
-
-    def finish(self) -> None:
-        if not self._active:
-            return
-        self._active = False
-        if self._live:
-            self._draw(force=True)
-            self._stream.write("\n")
-        else:
-            self._stream.write(self._line() + "\n")
-        self._stream.flush()
-
-    def _line(self) -> str:
-        if self._total is None:
-            return f"{self._label}: {self._done}"
-        total = max(self._total, 1)
-        filled = min(self._WIDTH, self._WIDTH * self._done // total)
-        bar = "#" * filled + "." * (self._WIDTH - filled)
-        percent = min(100, 100 * self._done // total)
-        return f"{self._label} [{bar}] {percent:3d}% {self._done}/{self._total}"
-
-    def _draw(self, *, force: bool) -> None:
-        if not self._live:
-            return
-        now = time.monotonic()
-        if not force and now - self._drawn_at < self._INTERVAL:
-            return
-        self._drawn_at = now
-        self._stream.write("\r\x1b[2K" + self._line())
-        self._stream.flush()
 
 
 class _NoProgress:
@@ -432,7 +371,7 @@ async def sweep(
         await pool.close()
 
 
-# -- the command -----------------------------------------------------------------------------------
+# -- what it may run against ----------------------------------------------------------------------
 
 
 def refusal(config: Config) -> str | None:
@@ -442,87 +381,3 @@ def refusal(config: Config) -> str | None:
     if config.object_store.provider.strip().lower() in ("memory", "in-memory", "inmemory"):
         return "sweep needs a shared object store; the in-memory object store lives and dies with each server"
     return None
-
-
-def _describe(item: ListedObject) -> str:
-    size = "size unknown" if item.size is None else f"{item.size} bytes"
-    modified = "age unknown" if item.last_modified is None else f"modified {item.last_modified:%Y-%m-%dT%H:%M:%SZ}"
-    return f"{size}, {modified}"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % length == 0:
-            return f"{seconds // length}{unit}"
-    return f"{seconds}s"
-
-
-def format_report(report: SweepReport) -> Iterable[str]:
-    """The lines `sweep` prints: one per object it removed, would remove or left, then a summary."""
-    dry = report.dry_run
-    pending = report.pending
-    if dry:
-        yield f"queued removals: {pending.queued} would be retried now"
-    else:
-        for bucket_name, key, error in pending.failures:
-            yield f"failed   {bucket_name}/{key}: {error}"
-        yield f"queued removals: {pending.queued} retried, {pending.removed} removed, {len(pending.failures)} failed"
-    for bucket in report.buckets:
-        if bucket.error is not None:
-            yield f"bucket {bucket.bucket}: {bucket.error}"
-            continue
-        for item in bucket.young:
-            yield f"young    {bucket.bucket}/{item.key} ({_describe(item)}): kept, may belong to a store in flight"
-        verb = "orphan  " if dry or bucket.refused else "removed "
-        failed = {item.key for item, _ in bucket.failures}
-        for item in bucket.orphans:
-            if item.key not in failed:
-                yield f"{verb} {bucket.bucket}/{item.key} ({_describe(item)})"
-        for item, error in bucket.failures:
-            yield f"failed   {bucket.bucket}/{item.key}: {error}"
-        summary = (
-            f"bucket {bucket.bucket}: {_count(bucket.listed, 'object')}, {bucket.referenced} referenced,"
-            f" {bucket.queued} queued for removal, {len(bucket.young)} younger than {_duration(report.min_age)},"
-            f" {_count(len(bucket.orphans), 'orphan')}"
-        )
-        if bucket.refused is not None:
-            summary += f"; refused: {bucket.refused}"
-        elif dry:
-            summary += " (dry run: nothing removed)"
-        else:
-            summary += f": {bucket.removed} removed, {len(bucket.failures)} failed"
-        yield summary
-
-
-def run(
-    dsn: str,
-    objects: ObjectStore,
-    buckets: Sequence[str],
-    *,
-    min_age: timedelta,
-    dry_run: bool,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
-) -> int:
-    """Sweep and print: 0 when all went well, 1 when an object could not be removed or a bucket listed."""
-    progress = TextProgress(err, live=err.isatty())
-    try:
-        report = asyncio.run(sweep(dsn, objects, buckets, min_age=min_age, dry_run=dry_run, progress=progress))
-    except SweepError as error:
-        progress.finish()
-        print(f"sweep: {error}", file=err)
-        return 2
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        progress.finish()
-        print(f"sweep: cannot use the database: {type(error).__name__}: {error}", file=err)
-        return 2
-    finally:
-        progress.finish()
-    for line in format_report(report):
-        print(line, file=out)
-    return 0 if report.ok else 1
