@@ -33,6 +33,7 @@ from konifer_edge.observability.request_log import request_accounting
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.variant_upkeep import start_upkeep, stop_upkeep
 from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
 from konifer_edge.storage.migrations import migrate
 from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
@@ -155,12 +156,12 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             purge=purge,
             shares=ShareRepository(pool),
         )
-        app.state.runtime.upkeep.start(app.state.runtime)
+        start_upkeep(app.state.runtime)
         try:
             yield
         finally:
             app.state.shutting_down = True
-            await app.state.runtime.upkeep.stop(app.state.runtime)
+            await stop_upkeep(app.state.runtime)
             await reaper.stop()
             await shared.close()
             await purge.aclose()

@@ -340,7 +340,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     variant_profiles: dict[str, TransformationParams] = msgspec.field(default_factory=dict)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     bundle: BundleSettings = msgspec.field(default_factory=BundleSettings)
-    paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
+    paths: PathConfiguration[PathSettings] = msgspec.field(
+        default_factory=lambda: PathConfiguration({}, default=PathSettings())
+    )
 
     def signing_for(self, settings: PathSettings) -> UrlSigningSettings:
         """The URL-signing rules that govern a path: its override, else the top level."""

@@ -8,10 +8,14 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get
 
-from konifer_edge.http.wire import HealthWire
 from konifer_edge.observability import metrics
 
 _CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class HealthWire(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = {}
 
 
 def _json(value: HealthWire, status: int) -> Response[bytes]:

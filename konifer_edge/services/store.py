@@ -23,7 +23,7 @@ from konifer_edge.domain.transformation import parse_transformation
 from konifer_edge.imaging.original import OriginalJob, Preprocessing
 from konifer_edge.imaging.probe import ProbeLimits, sniff
 from konifer_edge.services.runtime import Runtime
-from konifer_edge.services.variant_upkeep import render_eager_variants
+from konifer_edge.services.variants import render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
 
 log = logging.getLogger(__name__)
