@@ -35,6 +35,7 @@ from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variant_upkeep import start_upkeep, stop_upkeep
 from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
+from konifer_edge.storage.deletions import DeletionQueue
 from konifer_edge.storage.migrations import migrate
 from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
 from konifer_edge.storage.repository import AssetRepository, create_pool
@@ -140,7 +141,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
         )
         purge = PurgeHook(config.cache.purge_webhook_url)
-        reaper = ObjectReaper(repository, objects)
+        reaper = ObjectReaper(DeletionQueue(pool), objects)
         reaper.start()
         app.state.runtime = Runtime(
             config=config,

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 from konifer_edge.cli.common import config_from_env, database, load_or_exit
 
 if TYPE_CHECKING:
-    from konifer_edge.services.sweep import ListedObject, SweepReport
-    from konifer_edge.storage.object_store import ObjectStore
+    from konifer_edge.services.sweep import SweepReport
+    from konifer_edge.storage.object_store import ListedObject, ObjectStore
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -155,9 +155,7 @@ class TextProgress:
 
 
 def _describe(item: ListedObject) -> str:
-    size = "size unknown" if item.size is None else f"{item.size} bytes"
-    modified = "age unknown" if item.last_modified is None else f"modified {item.last_modified:%Y-%m-%dT%H:%M:%SZ}"
-    return f"{size}, {modified}"
+    return f"{item.size} bytes, modified {item.last_modified:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def _count(number: int, noun: str) -> str:
