@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -99,9 +99,10 @@ def configured_buckets(config: Config) -> set[str]:
 
 
 def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    async def start(app: Litestar, stack: AsyncExitStack) -> None:
+        """Open everything a worker needs; each resource goes on `stack`, which releases it."""
         pool = await create_pool(dsn)
+        stack.push_async_callback(pool.close)
         async with pool.acquire() as connection:
             applied = await migrate(connection)
         if applied:
@@ -122,27 +123,35 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
                 max_redirects=url_settings.max_redirects,
             )
         )
+        stack.push_async_callback(downloader.aclose)
         generation = config.variant_generation
         workers = generation.workers
         pyvips.concurrency_set(generation.vips_concurrency)
         imaging = ImagingPool(workers, generation.queue_size, generation.render_timeout)
+        stack.callback(imaging.shutdown)
         decoding = DecodePool(
             generation.decode_workers, generation.queue_size, generation.render_timeout, generation.vips_concurrency
         )
+        stack.callback(decoding.shutdown)
         await decoding.start()
         redis_client = _redis_client(config.cache.redis_url)
+        if redis_client is not None:
+            stack.push_async_callback(redis_client.aclose)
         shared: SharedState = (
             RedisState(redis_client)
             if redis_client
             # Locks are held for a render: at most as many as renders can run, plus one.
             else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1))
         )
+        stack.push_async_callback(shared.close)
         generations: Generations = (
             RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
         )
         purge = PurgeHook(config.cache.purge_webhook_url)
+        stack.push_async_callback(purge.aclose)
         reaper = ObjectReaper(DeletionQueue(pool), objects)
         reaper.start()
+        stack.push_async_callback(reaper.stop)
         app.state.runtime = Runtime(
             config=config,
             repository=repository,
@@ -158,20 +167,16 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             shares=ShareRepository(pool),
         )
         start_upkeep(app.state.runtime)
-        try:
+        stack.push_async_callback(stop_upkeep, app.state.runtime)
+        # First at shutdown: /ready answers 503 while the rest is released.
+        stack.callback(setattr, app.state, "shutting_down", True)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # What start-up opened is released in reverse order at shutdown, and also when start-up fails.
+        async with AsyncExitStack() as stack:
+            await start(app, stack)
             yield
-        finally:
-            app.state.shutting_down = True
-            await stop_upkeep(app.state.runtime)
-            await reaper.stop()
-            await shared.close()
-            await purge.aclose()
-            if redis_client is not None:
-                await redis_client.aclose()
-            await downloader.aclose()
-            imaging.shutdown()
-            decoding.shutdown()
-            await pool.close()
 
     return Litestar(
         route_handlers=[*ASSET_ROUTES, *COLLECTION_ROUTES, *SHARE_ROUTES, *HEALTH_ROUTES],

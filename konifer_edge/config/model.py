@@ -325,10 +325,6 @@ class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A per-path override of the top-level ``url-signing``; ``None`` means the top level applies."""
     access: AccessSettings = msgspec.field(default_factory=AccessSettings)
 
-    def allows_content_type(self, content_type: str) -> bool:
-        allowed = SUPPORTED_CONTENT_TYPES if self.allowed_content_types is None else self.allowed_content_types
-        return content_type.lower() in allowed
-
 
 class Config(msgspec.Struct, frozen=True, kw_only=True):
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)

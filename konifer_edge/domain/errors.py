@@ -44,16 +44,6 @@ class UnsupportedMediaType(ApiError):
     reason = "unsupported_media_type"
 
 
-class UpstreamFailed(ApiError):
-    status = 502
-    reason = "upstream_failed"
-
-
 class ServiceUnavailable(ApiError):
     status = 503
     reason = "service_unavailable"
-
-
-class UpstreamTimeout(ApiError):
-    status = 504
-    reason = "upstream_timeout"
