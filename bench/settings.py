@@ -58,6 +58,25 @@ def cold_widths(count: int, threads: int = 1) -> list[int]:
     return [COLD_LOW + ((threads * k) * 397) % COLD_SPAN for k in range(count)]
 
 
+def described() -> dict[str, object]:
+    """The run's settings as the results record them."""
+    return {
+        "duration_s": DURATION,
+        "warmup_s": WARMUP,
+        "connections": list(CONNECTIONS),
+        "scale_duration_s": SCALE_DURATION,
+        "scale_levels": list(SCALE_LEVELS),
+        "konifer_workers": KONIFER_WORKERS,
+        "nginx_workers": CORES,
+        "thumbor_processes": CORES,
+        "ipx_processes": 1,
+        "wrk_threads": "min(connections, 2)",
+        "wrk_timeout": WRK_TIMEOUT,
+        "cold_widths": f"{COLD_LOW} + (i * 397) % {COLD_SPAN}, each asked once",
+        "only": sorted(ONLY),
+    }
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     """A figure for a table or a log line; `-` where nothing was measured."""
     return "-" if value is None else f"{value:,.{digits}f}"

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import machine
+import settings
 from goals import evaluate_goals
 from konifer import Konifer
 from photo import make_photo
@@ -40,24 +41,7 @@ from profiles import profile_missed
 from report import write
 from scale import scale_scenario
 from scenarios import Run, prepare, scenario_cold, scenario_hot, scenario_newest, scenario_revalidate, scenario_store
-from settings import (
-    BENCH,
-    COLD_LOW,
-    COLD_SPAN,
-    CONNECTIONS,
-    CORES,
-    DURATION,
-    KONIFER_WORKERS,
-    ONLY,
-    PROFILE,
-    RESULTS,
-    SCALE_DURATION,
-    SCALE_LEVELS,
-    WARMUP,
-    WRK_TIMEOUT,
-    log,
-    want,
-)
+from settings import BENCH, CONNECTIONS, CORES, PROFILE, RESULTS, log, want
 
 
 def guarded(result: dict[str, Any], name: str, action: Callable[[], Any]) -> Any:
@@ -83,21 +67,7 @@ def main() -> int:
         "date": f"{started_wall:%Y-%m-%d}",
         "started_at": started_wall.isoformat(timespec="seconds"),
         "machine": machine.machine_info(),
-        "config": {
-            "duration_s": DURATION,
-            "warmup_s": WARMUP,
-            "connections": list(CONNECTIONS),
-            "scale_duration_s": SCALE_DURATION,
-            "scale_levels": list(SCALE_LEVELS),
-            "konifer_workers": KONIFER_WORKERS,
-            "nginx_workers": CORES,
-            "thumbor_processes": CORES,
-            "ipx_processes": 1,
-            "wrk_threads": "min(connections, 2)",
-            "wrk_timeout": WRK_TIMEOUT,
-            "cold_widths": f"{COLD_LOW} + (i * 397) % {COLD_SPAN}, each asked once",
-            "only": sorted(ONLY),
-        },
+        "config": settings.described(),
         "peers": {},
         "scenarios": {},
         "failures": [],
