@@ -11,7 +11,6 @@ import base64
 import functools
 import re
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -23,6 +22,7 @@ import thumbhash
 
 from tests.support.assets import stored
 from tests.support.deployment import Deployment
+from tests.support.errors import assert_error, assert_refused_untouched
 from tests.support.images import FORMATS, MIME_TYPES, describe, loader_name, make_image
 
 EXTENSIONS = {"jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif", "jxl": "jxl", "heic": "heic", "gif": "gif"}
@@ -54,23 +54,6 @@ def entry_ids(items: list[dict[str, Any]]) -> list[int]:
 
 def content_url(api: Deployment, path: str, entry_id: int) -> str:
     return f"{api.base_url}/assets{path}/-/entry/{entry_id}/content"
-
-
-def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
-    assert response.headers["content-type"].startswith("application/json"), response.headers
-    body = response.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    assert isinstance(body.get("error"), str) and body["error"], body
-    return body
-
-
-def assert_refused(api: Deployment, send: Callable[[], httpx.Response], status: int) -> dict[str, Any]:
-    before = api.snapshot()
-    body = assert_error(send(), status)
-    assert api.snapshot() == before, "a refused request changed the database or the object store"
-    return body
 
 
 def unique(prefix: str = "/t") -> str:
@@ -639,14 +622,14 @@ def test_purge_tags_name_the_entry_and_every_ancestor(fs_api: Deployment, two_en
 
 @pytest.mark.parametrize("selector", ["", "/-/link", "/-/content", "/-/download", "/-/redirect", "/-/metadata"])
 def test_unknown_path_is_404(fs_api: Deployment, selector: str) -> None:
-    assert_refused(fs_api, lambda: fs_api.client.get(f"/assets{unique()}{selector}"), 404)
+    assert_refused_untouched(fs_api, lambda: fs_api.client.get(f"/assets{unique()}{selector}"), 404)
 
 
 @pytest.mark.parametrize(
     "selector", ["/-/entry/99", "/-/content/entry/99", "/-/entry/99/metadata", "/-/redirect/entry/2", "/-/entry/2"]
 )
 def test_unknown_entry_is_404(fs_api: Deployment, two_entries: str, selector: str) -> None:
-    assert_refused(fs_api, lambda: fs_api.client.get(f"/assets{two_entries}{selector}"), 404)
+    assert_refused_untouched(fs_api, lambda: fs_api.client.get(f"/assets{two_entries}{selector}"), 404)
 
 
 def test_parent_path_is_not_its_children(fs_api: Deployment, two_entries: str) -> None:
@@ -699,14 +682,14 @@ INVALID_SELECTORS = [
 
 @pytest.mark.parametrize("selector", INVALID_SELECTORS)
 def test_invalid_selector_is_400(fs_api: Deployment, two_entries: str, selector: str) -> None:
-    assert_refused(fs_api, lambda: fs_api.client.get(f"/assets{two_entries}{selector}"), 400)
+    assert_refused_untouched(fs_api, lambda: fs_api.client.get(f"/assets{two_entries}{selector}"), 400)
 
 
 @pytest.mark.parametrize("query", ["w=100", "h=50", "format=png", "profile=thumbnail", "q=80&phone=x"])
 def test_transformation_parameters_on_metadata_are_400(fs_api: Deployment, two_entries: str, query: str) -> None:
     for selector in ("/-/metadata", "/-/info", "/-/metadata/3"):
         url = f"/assets{two_entries}{selector}?{query}"
-        body = assert_refused(fs_api, functools.partial(fs_api.client.get, url), 400)
+        body = assert_refused_untouched(fs_api, functools.partial(fs_api.client.get, url), 400)
         assert query.split("=", 1)[0] in body["message"]
 
 
@@ -721,7 +704,7 @@ INVALID_FETCH_PATHS = {
 
 @pytest.mark.parametrize("name", sorted(INVALID_FETCH_PATHS))
 def test_invalid_path_on_fetch_is_400(fs_api: Deployment, name: str) -> None:
-    assert_refused(fs_api, lambda: fs_api.client.get(INVALID_FETCH_PATHS[name]), 400)
+    assert_refused_untouched(fs_api, lambda: fs_api.client.get(INVALID_FETCH_PATHS[name]), 400)
 
 
 # --------------------------------------------------------------------------------------------------
