@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -37,8 +37,10 @@ from konifer_edge.rules.prompt_cache import PromptEmbeddingStore
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.variant_upkeep import start_upkeep, stop_upkeep
 from konifer_edge.sources.s3_object import S3ObjectDownloader
 from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
+from konifer_edge.storage.deletions import DeletionQueue
 from konifer_edge.storage.migrations import migrate
 from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
 from konifer_edge.storage.repository import AssetRepository, create_pool
@@ -102,9 +104,10 @@ def configured_buckets(config: Config) -> set[str]:
 
 
 def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    async def start(app: Litestar, stack: AsyncExitStack) -> None:
+        """Open everything a worker needs; each resource goes on `stack`, which releases it."""
         pool = await create_pool(dsn, max_size=config.data_store.postgresql.pool_size)
+        stack.push_async_callback(pool.close)
         async with pool.acquire() as connection:
             applied = await migrate(connection)
         if applied:
@@ -125,23 +128,29 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
                 max_redirects=url_settings.max_redirects,
             )
         )
+        stack.push_async_callback(downloader.aclose)
         generation = config.variant_generation
         workers = generation.workers
         pyvips.concurrency_set(generation.vips_concurrency)
         imaging = ImagingPool(
             workers, generation.queue_size, generation.render_timeout, generation.synchronous_priority
         )
+        stack.callback(imaging.shutdown)
         decoding = DecodePool(
             generation.decode_workers, generation.queue_size, generation.render_timeout, generation.vips_concurrency
         )
+        stack.callback(decoding.shutdown)
         await decoding.start()
         redis_client = _redis_client(config.cache.redis_url)
+        if redis_client is not None:
+            stack.push_async_callback(redis_client.aclose)
         shared: SharedState = (
             RedisState(redis_client)
             if redis_client
             # Locks are held for a render: at most as many as renders can run, plus one.
             else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks"))
         )
+        stack.push_async_callback(shared.close)
         generations: Generations = (
             RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
         )
@@ -150,9 +159,13 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             if config.rules_required
             else None
         )
+        if rules is not None:
+            stack.callback(rules.shutdown)
         purge = PurgeHook(config.cache.purge_webhook_url)
-        reaper = ObjectReaper(repository, objects)
+        stack.push_async_callback(purge.aclose)
+        reaper = ObjectReaper(DeletionQueue(pool), objects)
         reaper.start()
+        stack.push_async_callback(reaper.stop)
         app.state.runtime = Runtime(
             config=config,
             repository=repository,
@@ -170,23 +183,17 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             shares=ShareRepository(pool),
             rules=rules,
         )
-        app.state.runtime.upkeep.start(app.state.runtime)
-        try:
+        start_upkeep(app.state.runtime)
+        stack.push_async_callback(stop_upkeep, app.state.runtime)
+        # First at shutdown: /ready answers 503 while the rest is released.
+        stack.callback(setattr, app.state, "shutting_down", True)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # What start-up opened is released in reverse order at shutdown, and also when start-up fails.
+        async with AsyncExitStack() as stack:
+            await start(app, stack)
             yield
-        finally:
-            app.state.shutting_down = True
-            await app.state.runtime.upkeep.stop(app.state.runtime)
-            await reaper.stop()
-            await shared.close()
-            await purge.aclose()
-            if redis_client is not None:
-                await redis_client.aclose()
-            await downloader.aclose()
-            imaging.shutdown()
-            decoding.shutdown()
-            if rules is not None:
-                rules.shutdown()
-            await pool.close()
 
     # With a metrics port of its own, /metrics is served there only (observability/metrics_server.py).
     health_routes = [route for route in HEALTH_ROUTES if config.metrics.port is None or route is not metrics_endpoint]

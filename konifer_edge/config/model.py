@@ -407,10 +407,6 @@ class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     upload_ruleset: UploadRuleset = msgspec.field(default_factory=UploadRuleset)
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
 
-    def allows_content_type(self, content_type: str) -> bool:
-        allowed = SUPPORTED_CONTENT_TYPES if self.allowed_content_types is None else self.allowed_content_types
-        return content_type.lower() in allowed
-
 
 class Config(msgspec.Struct, frozen=True, kw_only=True):
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
@@ -425,7 +421,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     compat: CompatSettings = msgspec.field(default_factory=CompatSettings)
-    paths: PathConfiguration = msgspec.field(default_factory=lambda: PathConfiguration({}, default=PathSettings()))
+    paths: PathConfiguration[PathSettings] = msgspec.field(
+        default_factory=lambda: PathConfiguration({}, default=PathSettings())
+    )
     rule_definitions: dict[str, RuleDefinition] = msgspec.field(default_factory=dict)
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
     rule_inference: RuleInferenceSettings = msgspec.field(default_factory=RuleInferenceSettings)

@@ -40,7 +40,7 @@ class _Pattern:
         return f"{PATHS_KEY}.{self.written}"
 
 
-def build_path_configuration(raw_paths: object, context: PathContext) -> PathConfiguration:
+def build_path_configuration(raw_paths: object, context: PathContext) -> PathConfiguration[PathSettings]:
     patterns = _collect_patterns(raw_paths)
     if () not in patterns:
         patterns[()] = _Pattern(written=ROOT_PATTERN, own={})

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
 from konifer_edge.config.errors import ConfigError
-
-if TYPE_CHECKING:
-    from konifer_edge.config.model import PathSettings
 
 ONE_SEGMENT: Final = "*"
 ANY_SEGMENTS: Final = "**"
@@ -32,6 +29,17 @@ ROOT_PATTERN: Final = "/**"
 RESOLVE_CACHE_SIZE: Final = 65536
 
 Segments = tuple[str, ...]
+
+
+class _Patterned(Protocol):
+    """What the trie needs of the settings it holds: the pattern they were configured at."""
+
+    @property
+    def pattern(self) -> str: ...
+
+
+# The settings per pattern (config.model.PathSettings); the trie itself knows only their pattern.
+Settings = TypeVar("Settings", bound=_Patterned)
 
 
 def parse_pattern(pattern: str, key: str) -> Segments:
@@ -58,22 +66,22 @@ def ancestors(segments: Segments) -> Iterator[Segments]:
         yield () if parent == (ANY_SEGMENTS,) else parent
 
 
-class _Node:
+class _Node(Generic[Settings]):
     __slots__ = ("children", "depth", "settings")
 
     def __init__(self, depth: int) -> None:
-        self.children: dict[str, _Node] = {}
+        self.children: dict[str, _Node[Settings]] = {}
         self.depth = depth
-        self.settings: PathSettings | None = None
+        self.settings: Settings | None = None
 
-    def child(self, segment: str) -> _Node:
+    def child(self, segment: str) -> _Node[Settings]:
         node = self.children.get(segment)
         if node is None:
-            node = self.children[segment] = _Node(self.depth + 1)
+            node = self.children[segment] = _Node[Settings](self.depth + 1)
         return node
 
 
-class PathConfiguration:
+class PathConfiguration(Generic[Settings]):
     """Validated settings per pattern, and the walk that picks them for a path.
 
     Build it from fully merged, validated settings (the loader does the merging);
@@ -81,9 +89,9 @@ class PathConfiguration:
     path, because results are memoised per lower-cased path.
     """
 
-    def __init__(self, patterns: Mapping[str, PathSettings], default: PathSettings | None = None) -> None:
-        self._by_pattern: dict[str, PathSettings] = {}
-        self._root = _Node(depth=0)
+    def __init__(self, patterns: Mapping[str, Settings], default: Settings | None = None) -> None:
+        self._by_pattern: dict[str, Settings] = {}
+        self._root = _Node[Settings](depth=0)
         for pattern, settings in patterns.items():
             self._insert(parse_pattern(pattern, key=f"paths.{pattern}"), settings)
         if self._root.settings is None:
@@ -92,10 +100,11 @@ class PathConfiguration:
             self._insert((), default)
         self._resolve_lower = functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)(self._walk)
 
-    def _insert(self, segments: Segments, settings: PathSettings) -> None:
+    def _insert(self, segments: Segments, settings: Settings) -> None:
         text = pattern_text(segments)
         if settings.pattern != text:
-            settings = msgspec.structs.replace(settings, pattern=text)
+            # The settings are msgspec Structs (PathSettings): a copy carries the normalised pattern.
+            settings = cast(Settings, msgspec.structs.replace(cast(msgspec.Struct, settings), pattern=text))
         node = self._root
         for segment in segments:
             node = node.child(segment)
@@ -108,25 +117,25 @@ class PathConfiguration:
         return tuple(self._by_pattern)
 
     @property
-    def root(self) -> PathSettings:
+    def root(self) -> Settings:
         return self._by_pattern[ROOT_PATTERN]
 
-    def for_pattern(self, pattern: str) -> PathSettings | None:
+    def for_pattern(self, pattern: str) -> Settings | None:
         """The settings configured for exactly this pattern, if it is configured."""
         return self._by_pattern.get(pattern_text(parse_pattern(pattern, key="pattern")))
 
-    def resolve(self, path: str) -> PathSettings:
+    def resolve(self, path: str) -> Settings:
         """The settings that govern an asset path such as ``/users/123/profile-picture``."""
         return self._resolve_lower(path.lower())
 
-    def _walk(self, lower_path: str) -> PathSettings:
+    def _walk(self, lower_path: str) -> Settings:
         segments = split_path(lower_path)
         best = self._root
         visited: set[tuple[int, int]] = set()
         # An explicit stack in the same order as a recursive walk keeps the
         # tie-breaking order while bounding the work: each (node, position)
         # state is expanded once, however many '**' routes lead to it.
-        stack: list[tuple[_Node, int]] = [(self._root, 0)]
+        stack: list[tuple[_Node[Settings], int]] = [(self._root, 0)]
         while stack:
             node, position = stack.pop()
             state = (id(node), position)
@@ -150,7 +159,7 @@ class PathConfiguration:
         return f"PathConfiguration(patterns={list(self._by_pattern)!r})"
 
 
-def _next_states(node: _Node, segments: Segments, position: int) -> Iterator[tuple[_Node, int]]:
+def _next_states(node: _Node[Settings], segments: Segments, position: int) -> Iterator[tuple[_Node[Settings], int]]:
     """Where the walk may go from ``node``, in preference order."""
     if position < len(segments):
         literal = node.children.get(segments[position])

@@ -52,8 +52,3 @@ class UpstreamFailed(ApiError):
 class ServiceUnavailable(ApiError):
     status = 503
     reason = "service_unavailable"
-
-
-class UpstreamTimeout(ApiError):
-    status = 504
-    reason = "upstream_timeout"

@@ -18,7 +18,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-from konifer_edge.config.model import CorsSettings
+from konifer_edge.config.model import CorsSettings, PathSettings
 from konifer_edge.config.paths import PathConfiguration
 from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.paths import normalise_asset_path
@@ -35,7 +35,7 @@ _VARY: Final = b"vary"
 _PREFLIGHT_VARY: Final = b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
 
-def cors_for_paths(app: ASGIApp, paths: PathConfiguration) -> ASGIApp:
+def cors_for_paths(app: ASGIApp, paths: PathConfiguration[PathSettings]) -> ASGIApp:
     """Wrap ``app`` with the CORS rules of ``paths``; ``app`` itself when no path has any."""
     every = [paths.root, *(paths.for_pattern(pattern) for pattern in paths.patterns)]
     if not any(settings is not None and settings.cors.enabled for settings in every):
@@ -65,7 +65,7 @@ def cors_for_paths(app: ASGIApp, paths: PathConfiguration) -> ASGIApp:
     return cors
 
 
-def _settings_for(paths: PathConfiguration, scope: Scope) -> CorsSettings:
+def _settings_for(paths: PathConfiguration[PathSettings], scope: Scope) -> CorsSettings:
     path: str = scope["path"]
     prefix = next((prefix for prefix in _PATH_PREFIXES if path.startswith(prefix)), None)
     if prefix is None:

@@ -122,11 +122,6 @@ class ShareWire(msgspec.Struct, rename="camel", omit_defaults=True):
     url: str | None = None
 
 
-class HealthWire(msgspec.Struct):
-    status: str
-    checks: dict[str, str] = {}
-
-
 def lqip_wire(lqip: Lqip) -> LqipWire:
     return LqipWire(blurhash=lqip.blurhash, thumbhash=lqip.thumbhash)
 

@@ -7,8 +7,8 @@ worker's state: no event loop, no connection pool, no metrics.
 
 from __future__ import annotations
 
+import importlib
 import os
-import time
 from pathlib import Path
 
 import msgspec
@@ -16,12 +16,10 @@ import msgspec
 from konifer_edge.imaging.original import ExaminedOriginal, OriginalJob, examine_original
 from konifer_edge.imaging.vips import pyvips
 
-# For the test suite only: a decode process started with this variable set aborts, or hangs, on an
-# upload that contains the variable's value followed by ":abort" or ":hang". It is read once, when
-# a decode process starts, so that crash isolation can be proven without a real decoder defect.
-ENV_TEST_FAULT_MARKER = "KONIFER_EDGE_TEST_FAULT_MARKER"
-
-_test_fault_marker: bytes | None = None
+# A module each decode process imports as it starts (a dotted name on the server's sys.path). The
+# test suite puts a decoder fault into decode processes this way (tests/support/decoder_faults.py);
+# a server has no use for it.
+ENV_DECODER_PRELOAD = "KONIFER_EDGE_DECODER_PRELOAD"
 
 
 class SharedUpload(msgspec.Struct, frozen=True):
@@ -32,10 +30,10 @@ class SharedUpload(msgspec.Struct, frozen=True):
 
 def start_decoder(vips_concurrency: int) -> None:
     """Set up a new decode process: libvips' threads per operation as the server worker has them."""
-    global _test_fault_marker
     pyvips.concurrency_set(vips_concurrency)
-    marker = os.environ.get(ENV_TEST_FAULT_MARKER)
-    _test_fault_marker = marker.encode() if marker else None
+    preload = os.environ.get(ENV_DECODER_PRELOAD)
+    if preload:
+        importlib.import_module(preload)
 
 
 def read_back(upload: SharedUpload) -> bytes:
@@ -44,14 +42,4 @@ def read_back(upload: SharedUpload) -> bytes:
 
 
 def examine_upload(upload: SharedUpload, job: OriginalJob) -> ExaminedOriginal:
-    content = Path(upload.path).read_bytes()
-    if _test_fault_marker is not None:
-        _act_on_test_fault(content, _test_fault_marker)
-    return examine_original(content, job)
-
-
-def _act_on_test_fault(content: bytes, marker: bytes) -> None:
-    if marker + b":abort" in content:
-        os.abort()
-    if marker + b":hang" in content:
-        time.sleep(3600)
+    return examine_original(Path(upload.path).read_bytes(), job)

@@ -18,7 +18,6 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
-from konifer_edge.http.wire import HealthWire
 from konifer_edge.observability import metrics
 from konifer_edge.services.runtime import Runtime
 
@@ -27,6 +26,11 @@ READY_CACHE_SECONDS = 5.0
 HEALTH_BODY = b'{"status":"okay"}'
 
 AnyRequest = Request[Any, Any, Any]
+
+
+class HealthWire(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = {}
 
 
 def _json(value: HealthWire, status: int) -> Response[bytes]:

@@ -93,9 +93,7 @@ def _cached_keys(request: AnyRequest) -> CachedKeys:
     state = request.app.state
     keys: CachedKeys | None = state.get(_STATE_KEY)
     if keys is None:
-        # The asset repository's pool: no extra connections, and it is closed at shutdown with the rest.
-        pool = request.app.state.runtime.repository._pool
-        keys = CachedKeys(KeyStore(pool), cache_ttl_from_environment())
+        keys = CachedKeys(KeyStore(request.app.state.runtime.repository.pool), cache_ttl_from_environment())
         state[_STATE_KEY] = keys
     return keys
 

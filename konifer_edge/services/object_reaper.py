@@ -9,21 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
 
+from konifer_edge.storage.deletions import DeletionQueue
 from konifer_edge.storage.object_store import ObjectStore
-from konifer_edge.storage.repository import AssetRepository
 
 log = logging.getLogger(__name__)
 
 _BATCH = 100
 _IDLE_INTERVAL_SECONDS = 30.0
-_MAX_BACKOFF = timedelta(minutes=30)
 
 
 class ObjectReaper:
-    def __init__(self, repository: AssetRepository, objects: ObjectStore) -> None:
-        self._repository = repository
+    def __init__(self, queue: DeletionQueue, objects: ObjectStore) -> None:
+        self._queue = queue
         self._objects = objects
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -56,17 +54,16 @@ class ObjectReaper:
 
     async def reap_due(self) -> int:
         """Remove the objects whose removal is due; return how many were attempted."""
-        due = await self._repository.due_deletions(_BATCH)
+        due = await self._queue.due(_BATCH)
         removed: list[int] = []
         for deletion in due:
             try:
                 await self._objects.delete(deletion.bucket, deletion.store_key)
             except Exception as error:
-                delay = min(timedelta(seconds=2 ** min(deletion.attempts, 20)), _MAX_BACKOFF)
-                await self._repository.postpone_deletion(deletion.id, delay, repr(error))
+                delay = await self._queue.postpone(deletion, repr(error))
                 self._soonest_retry = min(self._soonest_retry, delay.total_seconds())
             else:
                 removed.append(deletion.id)
         if removed:
-            await self._repository.finish_deletions(removed)
+            await self._queue.finish(removed)
         return len(due)

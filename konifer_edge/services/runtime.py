@@ -14,9 +14,9 @@ from konifer_edge.domain.models import Variant
 from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.rules.engine import RuleEngine
+from konifer_edge.services.background import AccessTracker, BackgroundTasks
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
-from konifer_edge.services.variant_upkeep import AccessTracker, VariantUpkeep
 from konifer_edge.sources.s3_object import S3ObjectDownloader
 from konifer_edge.sources.url import UrlDownloader
 from konifer_edge.storage.object_store import ObjectStore
@@ -41,7 +41,7 @@ class Runtime:
     shares: ShareRepository
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
-    upkeep: VariantUpkeep = field(default_factory=VariantUpkeep)
+    upkeep: BackgroundTasks = field(default_factory=BackgroundTasks)
     recorded_answers: RecordedAnswers = field(default_factory=RecordedAnswers)
     rules: RuleEngine | None = None
     """Loaded only when rules are configured or the evaluation API is on (``Config.rules_required``)."""

@@ -25,7 +25,7 @@ from konifer_edge.imaging.probe import ProbeLimits, sniff
 from konifer_edge.rules.decision import merge_labels
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.upload_rules import apply_upload_rules, needs_pixels
-from konifer_edge.services.variant_upkeep import render_eager_variants
+from konifer_edge.services.variants import render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,11 @@
-"""`konifer-edge sweep`: remove objects no variant row names, and retry queued removals now.
+"""The sweep (`konifer-edge sweep`, see cli/sweep.py): remove objects no variant row names, and retry queued
+removals now.
 
 An object with no row is an orphan: a store or a render puts its object before it records the
 row, so a crash (or a lost connection) between the two leaves one behind. Such an object is
 unreachable through the API and only costs storage. The sweep lists each bucket, loads the
-listing into a temporary table and anti-joins it with `variant` (one pass over each table, no
-index on `variant (bucket, store_key)` needed), then removes what no row names.
+listing into a temporary table and anti-joins it with `variant` (storage/sweep_listing.py), then
+removes what no row names.
 
 Objects younger than `min_age` are left alone: they may belong to a store still in flight, whose
 row is about to be written. The age is the last-modified time the object store reports in its
@@ -20,51 +21,34 @@ references, which is what pointing it at the wrong database or the wrong store l
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, TextIO
-
-import asyncpg
-import obstore as obs
-from obstore.exceptions import BaseError as ObstoreError
+from typing import Protocol
 
 from konifer_edge.config import Config
-from konifer_edge.storage.object_store import (
-    FilesystemObjectStore,
-    MemoryObjectStore,
-    ObjectStore,
-    ObjectStoreError,
-    S3ObjectStore,
-)
-from konifer_edge.storage.repository import AssetRepository, Connection, create_pool
-
-if TYPE_CHECKING:
-    from obstore import ObjectMeta
+from konifer_edge.storage.deletions import DeletionQueue, PendingDeletion
+from konifer_edge.storage.object_store import ListedObject, ObjectStore, ObjectStoreError
+from konifer_edge.storage.repository import create_pool
+from konifer_edge.storage.sweep_listing import SweepListing, schema_present, sweep_listing
 
 __all__ = [
     "DEFAULT_MIN_AGE",
     "BucketReport",
     "ListedObject",
     "PendingReport",
+    "Progress",
+    "SweepError",
     "SweepReport",
-    "TextProgress",
-    "format_report",
     "refusal",
-    "run",
     "sweep",
 ]
 
 DEFAULT_MIN_AGE = timedelta(hours=1)
 
-_LIST_CHUNK = 1000
 _PENDING_BATCH = 500
 _REMOVE_BATCH = 200
 _CONCURRENT_REMOVALS = 16
-# The same backoff as the server's reaper, so a sweep does not make a failing removal retry sooner.
-_MAX_BACKOFF = timedelta(minutes=30)
 
 
 # -- progress --------------------------------------------------------------------------------------
@@ -76,65 +60,6 @@ class Progress(Protocol):
     def advance(self, count: int = 1) -> None: ...
 
     def finish(self) -> None: ...
-
-
-class TextProgress:
-    """A one-line progress bar on a terminal; one summary line per phase anywhere else.
-
-    On a terminal the line is redrawn in place (at most ten times a second). Written to a file or
-    a pipe, carriage returns would only clutter the log, so each phase prints its final count.
-    """
-
-    _WIDTH = 30
-    _INTERVAL = 0.1
-
-    def __init__(self, stream: TextIO, *, live: bool) -> None:
-        self._stream = stream
-        self._live = live
-        self._label = ""
-        self._total: int | None = None
-        self._done = 0
-        self._drawn_at = 0.0
-        self._active = False
-
-    def start(self, label: str, total: int | None) -> None:
-        self.finish()
-        self._label, self._total, self._done, self._active = label, total, 0, True
-        self._draw(force=True)
-
-    def advance(self, count: int = 1) -> None:
-        self._done += count
-        self._draw(force=False)
-
-    def finish(self) -> None:
-        if not self._active:
-            return
-        self._active = False
-        if self._live:
-            self._draw(force=True)
-            self._stream.write("\n")
-        else:
-            self._stream.write(self._line() + "\n")
-        self._stream.flush()
-
-    def _line(self) -> str:
-        if self._total is None:
-            return f"{self._label}: {self._done}"
-        total = max(self._total, 1)
-        filled = min(self._WIDTH, self._WIDTH * self._done // total)
-        bar = "#" * filled + "." * (self._WIDTH - filled)
-        percent = min(100, 100 * self._done // total)
-        return f"{self._label} [{bar}] {percent:3d}% {self._done}/{self._total}"
-
-    def _draw(self, *, force: bool) -> None:
-        if not self._live:
-            return
-        now = time.monotonic()
-        if not force and now - self._drawn_at < self._INTERVAL:
-            return
-        self._drawn_at = now
-        self._stream.write("\r\x1b[2K" + self._line())
-        self._stream.flush()
 
 
 class _NoProgress:
@@ -149,13 +74,6 @@ class _NoProgress:
 
 
 # -- reports ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ListedObject:
-    key: str
-    size: int | None
-    last_modified: datetime | None
 
 
 @dataclass(slots=True)
@@ -195,67 +113,6 @@ class SweepReport:
         )
 
 
-# -- listing ---------------------------------------------------------------------------------------
-
-
-async def _listing(objects: ObjectStore, bucket: str) -> AsyncIterator[list[ListedObject]]:
-    """The bucket's objects in chunks, with the size and last-modified time the store reports.
-
-    The three stores konifer-edge has are obstore-backed, and obstore's listing carries both. A
-    store without that metadata yields them as None: its objects then count as of unknown age.
-    """
-    if not isinstance(objects, FilesystemObjectStore | S3ObjectStore | MemoryObjectStore):
-        chunk: list[ListedObject] = []
-        async for key in objects.list_keys(bucket):
-            chunk.append(ListedObject(key=key, size=None, last_modified=None))
-            if len(chunk) >= _LIST_CHUNK:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-        return
-    # The stores keep their per-bucket obstore handles private; the sweep is their one other user.
-    backend = objects._store(bucket)
-    try:
-        async for metas in obs.list(backend, chunk_size=_LIST_CHUNK):
-            yield [_listed(meta) for meta in metas]
-    except (ObstoreError, OSError) as exc:
-        raise ObjectStoreError(f"cannot list bucket {bucket!r}: {type(exc).__name__}: {exc}") from exc
-
-
-def _listed(meta: ObjectMeta) -> ListedObject:
-    return ListedObject(key=meta["path"], size=meta["size"], last_modified=meta["last_modified"])
-
-
-# -- database --------------------------------------------------------------------------------------
-
-_SCHEMA_PRESENT = "SELECT to_regclass('variant') IS NOT NULL AND to_regclass('pending_object_deletion') IS NOT NULL"
-_CREATE_LISTING = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS sweep_listing"
-    " (store_key text NOT NULL, size_bytes bigint, last_modified timestamptz)"
-)
-# NOT EXISTS plans as a hash anti-join: one pass over each table however large the bucket.
-_ORPHANS = (
-    "SELECT l.store_key, l.size_bytes, l.last_modified FROM sweep_listing l"
-    " WHERE NOT EXISTS (SELECT 1 FROM variant v WHERE v.bucket = $1 AND v.store_key = l.store_key)"
-    " AND NOT EXISTS (SELECT 1 FROM pending_object_deletion p WHERE p.bucket = $1 AND p.store_key = l.store_key)"
-    " ORDER BY l.store_key"
-)
-_REFERENCED = (
-    "SELECT count(*) FROM sweep_listing l"
-    " WHERE EXISTS (SELECT 1 FROM variant v WHERE v.bucket = $1 AND v.store_key = l.store_key)"
-)
-_STILL_UNREFERENCED = (
-    "SELECT k FROM unnest($2::text[]) AS k"
-    " WHERE NOT EXISTS (SELECT 1 FROM variant v WHERE v.bucket = $1 AND v.store_key = k)"
-)
-_PENDING_COUNT = "SELECT count(*) FROM pending_object_deletion WHERE bucket = ANY($1::text[])"
-_PENDING_PAGE = (
-    "SELECT id, bucket, store_key, attempts FROM pending_object_deletion"
-    " WHERE bucket = ANY($1::text[]) AND id > $2 ORDER BY id LIMIT $3"
-)
-
-
 class SweepError(Exception):
     """The sweep cannot start: the reason is for the operator."""
 
@@ -283,63 +140,52 @@ async def _remove_all(
 
 
 async def _retry_pending(
-    pool: asyncpg.Pool,
-    repository: AssetRepository,
-    objects: ObjectStore,
-    buckets: Sequence[str],
-    *,
-    dry_run: bool,
-    progress: Progress,
+    queue: DeletionQueue, objects: ObjectStore, buckets: Sequence[str], *, dry_run: bool, progress: Progress
 ) -> PendingReport:
-    report = PendingReport(queued=int(await pool.fetchval(_PENDING_COUNT, list(buckets)) or 0))
+    report = PendingReport(queued=await queue.count(buckets))
     if dry_run or report.queued == 0:
         return report
     progress.start("retrying queued removals", report.queued)
     last_id = 0
     while True:
-        rows = await pool.fetch(_PENDING_PAGE, list(buckets), last_id, _PENDING_BATCH)
-        if not rows:
+        page = await queue.page(buckets, last_id, _PENDING_BATCH)
+        if not page:
             break
-        last_id = rows[-1]["id"]
-        by_bucket: dict[str, list[asyncpg.Record]] = {}
-        for row in rows:
-            by_bucket.setdefault(row["bucket"], []).append(row)
-        for bucket, bucket_rows in by_bucket.items():
-            errors = await _remove_all(objects, bucket, [row["store_key"] for row in bucket_rows], progress)
-            done = [row["id"] for row in bucket_rows if errors[row["store_key"]] is None]
+        last_id = page[-1].id
+        by_bucket: dict[str, list[PendingDeletion]] = {}
+        for deletion in page:
+            by_bucket.setdefault(deletion.bucket, []).append(deletion)
+        for bucket, deletions in by_bucket.items():
+            errors = await _remove_all(objects, bucket, [deletion.store_key for deletion in deletions], progress)
+            done = [deletion.id for deletion in deletions if errors[deletion.store_key] is None]
             if done:
-                await repository.finish_deletions(done)
+                await queue.finish(done)
                 report.removed += len(done)
-            for row in bucket_rows:
-                error = errors[row["store_key"]]
+            for deletion in deletions:
+                error = errors[deletion.store_key]
                 if error is not None:
-                    delay = min(timedelta(seconds=2 ** min(row["attempts"], 20)), _MAX_BACKOFF)
-                    await repository.postpone_deletion(row["id"], delay, error)
-                    report.failures.append((bucket, row["store_key"], error))
+                    # The same backoff as the reaper's, so a sweep does not make a failing removal retry sooner.
+                    await queue.postpone(deletion, error)
+                    report.failures.append((bucket, deletion.store_key, error))
     progress.finish()
     return report
 
 
 async def _sweep_bucket(
-    connection: Connection,
+    listing: SweepListing,
     objects: ObjectStore,
     bucket: str,
     *,
     cutoff: datetime,
-    min_age: timedelta,
     dry_run: bool,
     progress: Progress,
 ) -> BucketReport:
     report = BucketReport(bucket=bucket)
-    await connection.execute("TRUNCATE sweep_listing")
+    await listing.start(bucket)
     progress.start(f"listing {bucket}", None)
     try:
-        async for chunk in _listing(objects, bucket):
-            await connection.copy_records_to_table(
-                "sweep_listing",
-                records=[(item.key, item.size, item.last_modified) for item in chunk],
-                columns=["store_key", "size_bytes", "last_modified"],
-            )
+        async for chunk in objects.list_objects(bucket):
+            await listing.add(chunk)
             report.listed += len(chunk)
             progress.advance(len(chunk))
     except ObjectStoreError as error:
@@ -347,18 +193,12 @@ async def _sweep_bucket(
         report.error = str(error)
         return report
     progress.finish()
-    # A temporary table is never analysed automatically; without statistics the planner guesses.
-    await connection.execute("ANALYZE sweep_listing")
-    report.referenced = int(await connection.fetchval(_REFERENCED, bucket) or 0)
-    unreferenced = [
-        ListedObject(key=row["store_key"], size=row["size_bytes"], last_modified=row["last_modified"])
-        for row in await connection.fetch(_ORPHANS, bucket)
-    ]
+    await listing.analyze()
+    report.referenced = await listing.referenced()
+    unreferenced = await listing.unreferenced()
     report.queued = report.listed - report.referenced - len(unreferenced)
     for item in unreferenced:
-        # Of unknown age, an object is old enough only when the operator asked for no minimum age.
-        old_enough = item.last_modified <= cutoff if item.last_modified is not None else min_age <= timedelta(0)
-        (report.orphans if old_enough else report.young).append(item)
+        (report.orphans if item.last_modified <= cutoff else report.young).append(item)
     if report.orphans and report.referenced == 0:
         # Not one object the database knows: the wrong database or the wrong store, far likelier
         # than a bucket of nothing but orphans. Removing would empty it.
@@ -374,7 +214,7 @@ async def _sweep_bucket(
     for start in range(0, len(orphans), _REMOVE_BATCH):
         batch = orphans[start : start + _REMOVE_BATCH]
         # A row written since the anti-join (a store slower than min_age) keeps its object.
-        still = {row["k"] for row in await connection.fetch(_STILL_UNREFERENCED, bucket, [item.key for item in batch])}
+        still = await listing.still_unreferenced([item.key for item in batch])
         doomed = [item for item in batch if item.key in still]
         report.referenced += len(batch) - len(doomed)
         progress.advance(len(batch) - len(doomed))
@@ -405,34 +245,21 @@ async def sweep(
     cutoff = (now or datetime.now(UTC)) - min_age
     pool = await create_pool(dsn, min_size=1, max_size=2, purpose="sweep")
     try:
-        if not await pool.fetchval(_SCHEMA_PRESENT):
+        if not await schema_present(pool):
             raise SweepError("the database has no konifer-edge schema; is DATABASE_URL right? (`migrate` creates it)")
-        repository = AssetRepository(pool)
-        pending = await _retry_pending(pool, repository, objects, buckets, dry_run=dry_run, progress=progress)
+        pending = await _retry_pending(DeletionQueue(pool), objects, buckets, dry_run=dry_run, progress=progress)
         reports = []
-        async with pool.acquire() as connection:
-            await connection.execute(_CREATE_LISTING)
-            try:
-                for bucket in buckets:
-                    reports.append(
-                        await _sweep_bucket(
-                            connection,
-                            objects,
-                            bucket,
-                            cutoff=cutoff,
-                            min_age=min_age,
-                            dry_run=dry_run,
-                            progress=progress,
-                        )
-                    )
-            finally:
-                await connection.execute("DROP TABLE IF EXISTS sweep_listing")
+        async with pool.acquire() as connection, sweep_listing(connection) as listing:
+            for bucket in buckets:
+                reports.append(
+                    await _sweep_bucket(listing, objects, bucket, cutoff=cutoff, dry_run=dry_run, progress=progress)
+                )
         return SweepReport(dry_run=dry_run, min_age=min_age, pending=pending, buckets=reports)
     finally:
         await pool.close()
 
 
-# -- the command -----------------------------------------------------------------------------------
+# -- what it may run against ----------------------------------------------------------------------
 
 
 def refusal(config: Config) -> str | None:
@@ -442,87 +269,3 @@ def refusal(config: Config) -> str | None:
     if config.object_store.provider.strip().lower() in ("memory", "in-memory", "inmemory"):
         return "sweep needs a shared object store; the in-memory object store lives and dies with each server"
     return None
-
-
-def _describe(item: ListedObject) -> str:
-    size = "size unknown" if item.size is None else f"{item.size} bytes"
-    modified = "age unknown" if item.last_modified is None else f"modified {item.last_modified:%Y-%m-%dT%H:%M:%SZ}"
-    return f"{size}, {modified}"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % length == 0:
-            return f"{seconds // length}{unit}"
-    return f"{seconds}s"
-
-
-def format_report(report: SweepReport) -> Iterable[str]:
-    """The lines `sweep` prints: one per object it removed, would remove or left, then a summary."""
-    dry = report.dry_run
-    pending = report.pending
-    if dry:
-        yield f"queued removals: {pending.queued} would be retried now"
-    else:
-        for bucket_name, key, error in pending.failures:
-            yield f"failed   {bucket_name}/{key}: {error}"
-        yield f"queued removals: {pending.queued} retried, {pending.removed} removed, {len(pending.failures)} failed"
-    for bucket in report.buckets:
-        if bucket.error is not None:
-            yield f"bucket {bucket.bucket}: {bucket.error}"
-            continue
-        for item in bucket.young:
-            yield f"young    {bucket.bucket}/{item.key} ({_describe(item)}): kept, may belong to a store in flight"
-        verb = "orphan  " if dry or bucket.refused else "removed "
-        failed = {item.key for item, _ in bucket.failures}
-        for item in bucket.orphans:
-            if item.key not in failed:
-                yield f"{verb} {bucket.bucket}/{item.key} ({_describe(item)})"
-        for item, error in bucket.failures:
-            yield f"failed   {bucket.bucket}/{item.key}: {error}"
-        summary = (
-            f"bucket {bucket.bucket}: {_count(bucket.listed, 'object')}, {bucket.referenced} referenced,"
-            f" {bucket.queued} queued for removal, {len(bucket.young)} younger than {_duration(report.min_age)},"
-            f" {_count(len(bucket.orphans), 'orphan')}"
-        )
-        if bucket.refused is not None:
-            summary += f"; refused: {bucket.refused}"
-        elif dry:
-            summary += " (dry run: nothing removed)"
-        else:
-            summary += f": {bucket.removed} removed, {len(bucket.failures)} failed"
-        yield summary
-
-
-def run(
-    dsn: str,
-    objects: ObjectStore,
-    buckets: Sequence[str],
-    *,
-    min_age: timedelta,
-    dry_run: bool,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
-) -> int:
-    """Sweep and print: 0 when all went well, 1 when an object could not be removed or a bucket listed."""
-    progress = TextProgress(err, live=err.isatty())
-    try:
-        report = asyncio.run(sweep(dsn, objects, buckets, min_age=min_age, dry_run=dry_run, progress=progress))
-    except SweepError as error:
-        progress.finish()
-        print(f"sweep: {error}", file=err)
-        return 2
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        progress.finish()
-        print(f"sweep: cannot use the database: {type(error).__name__}: {error}", file=err)
-        return 2
-    finally:
-        progress.finish()
-    for line in format_report(report):
-        print(line, file=out)
-    return 0 if report.ok else 1

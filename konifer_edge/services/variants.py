@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from datetime import UTC, datetime
 
 import msgspec
@@ -24,6 +25,7 @@ from konifer_edge.domain.transformation import (
     Plan,
     RequestedTransformation,
     is_identity,
+    parse_transformation,
     plan_transformation,
 )
 from konifer_edge.imaging.pool import EAGER, SYNCHRONOUS, Lane
@@ -31,6 +33,8 @@ from konifer_edge.imaging.transform import render
 from konifer_edge.observability import metrics
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.storage.repository import NewVariant
+
+log = logging.getLogger(__name__)
 
 # A render holding the lock longer than this is presumed dead and others render themselves.
 RENDER_LOCK_SECONDS = 30.0
@@ -218,3 +222,14 @@ async def _render_and_store(
 
 def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+async def render_eager_variants(runtime: Runtime, asset: Asset) -> None:
+    """Best effort: a failed eager render is simply rendered on demand later."""
+    settings = runtime.config.paths.resolve(asset.path)
+    for profile in settings.transform.eager_variants:
+        try:
+            requested = parse_transformation({"profile": profile}, runtime.config.variant_profiles)
+            await resolve_variant(runtime, settings, asset, requested, accept=None, lane=EAGER)
+        except Exception:
+            log.warning("eager variant %r of %s#%d failed", profile, asset.path, asset.entry_id, exc_info=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeAlias
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 import obstore as obs
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FilesystemObjectStore",
     "InvalidRange",
+    "ListedObject",
     "MemoryObjectStore",
     "ObjectNotFound",
     "ObjectStore",
@@ -44,6 +45,7 @@ _BackendStore: TypeAlias = S3Store | LocalStore | MemoryStore
 # byte reaches the client. 256 KiB keeps time-to-first-byte low without crossing into Python
 # for every few kilobytes.
 DEFAULT_CHUNK_SIZE = 256 * 1024
+_LIST_CHUNK = 1000
 
 # Anything that cannot be a single path segment would let a bucket name escape the filesystem
 # root or alias another bucket.
@@ -74,6 +76,14 @@ class StoredObject(msgspec.Struct, frozen=True):
 
     size: int
     content_type: str | None
+
+
+class ListedObject(msgspec.Struct, frozen=True):
+    """One object of a bucket's listing: its key, size and when it was last written."""
+
+    key: str
+    size: int
+    last_modified: datetime
 
 
 class S3Params(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,16 +125,13 @@ class ObjectStore(Protocol):
         """Delete the object; a missing object is not an error."""
         ...
 
-    async def exists(self, bucket: str, key: str) -> bool: ...
-
-    def list_keys(self, bucket: str) -> AsyncIterator[str]: ...
+    def list_objects(self, bucket: str) -> AsyncIterator[list[ListedObject]]:
+        """Every object of the bucket, in chunks, with its size and last-modified time (S3's
+        LastModified, the file's mtime)."""
+        ...
 
     async def presigned_get_url(self, bucket: str, key: str, ttl: timedelta) -> str | None:
         """A time-limited GET URL, or None where the store cannot presign."""
-        ...
-
-    def object_url(self, bucket: str, key: str) -> str | None:
-        """The store's own (unsigned) URL for the object, or None for non-HTTP stores."""
         ...
 
     async def ping(self) -> None:
@@ -250,29 +257,18 @@ class _ObstoreBacked:
         except _BACKEND_ERRORS as exc:
             raise _translate(exc, bucket, key) from exc
 
-    async def exists(self, bucket: str, key: str) -> bool:
+    async def list_objects(self, bucket: str) -> AsyncIterator[list[ListedObject]]:
         store = self._store(bucket)
         try:
-            await obs.head_async(store, key)
-        except FileNotFoundError:
-            return False
-        except _BACKEND_ERRORS as exc:
-            raise _translate(exc, bucket, key) from exc
-        return True
-
-    async def list_keys(self, bucket: str) -> AsyncIterator[str]:
-        store = self._store(bucket)
-        try:
-            async for batch in obs.list(store, chunk_size=1000):
-                for meta in batch:
-                    yield meta["path"]
+            async for batch in obs.list(store, chunk_size=_LIST_CHUNK):
+                yield [
+                    ListedObject(key=meta["path"], size=meta["size"], last_modified=meta["last_modified"])
+                    for meta in batch
+                ]
         except _BACKEND_ERRORS as exc:
             raise _translate(exc, bucket, None) from exc
 
     async def presigned_get_url(self, bucket: str, key: str, ttl: timedelta) -> str | None:
-        return None
-
-    def object_url(self, bucket: str, key: str) -> str | None:
         return None
 
     async def ping(self) -> None:
@@ -403,17 +399,6 @@ class S3ObjectStore(_ObstoreBacked):
             return await obs.sign_async(store, "GET", key, ttl)
         except _BACKEND_ERRORS as exc:
             raise _translate(exc, bucket, key) from exc
-
-    def object_url(self, bucket: str, key: str) -> str | None:
-        quoted = quote(key, safe="/")
-        if self._endpoint_url is not None:
-            if self._path_style:
-                return f"{self._endpoint_url}/{bucket}/{quoted}"
-            parts = urlsplit(self._endpoint_url)
-            return f"{parts.scheme}://{bucket}.{parts.netloc}{parts.path}/{quoted}"
-        if self._path_style:
-            return f"https://s3.{self._region}.amazonaws.com/{bucket}/{quoted}"
-        return f"https://{bucket}.s3.{self._region}.amazonaws.com/{quoted}"
 
     async def ping(self) -> None:
         # Readiness asks "can we reach the store", not "does this key exist": any HTTP answer,

@@ -8,8 +8,8 @@ crash after commit never forgets an object that must go.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -78,13 +78,6 @@ class ChildPath(msgspec.Struct, frozen=True):
     name: str
     assets_here: int
     assets_below: int
-
-
-class PendingDeletion(msgspec.Struct, frozen=True):
-    id: int
-    bucket: str
-    store_key: str
-    attempts: int
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -183,6 +176,12 @@ class AssetRepository:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The server's connection pool, shared by the stores of other tables (API keys) so that they
+        open no connections of their own and close with it."""
+        return self._pool
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
@@ -428,33 +427,6 @@ class AssetRepository:
         args.append(selector.limit)
         newest = f"SELECT id FROM asset WHERE {where} ORDER BY {_ORDER_BY[selector.order]} LIMIT ${len(args)}"
         return f"id IN ({newest})", args
-
-    async def due_deletions(self, batch: int) -> list[PendingDeletion]:
-        rows = await self._pool.fetch(
-            "SELECT id, bucket, store_key, attempts FROM pending_object_deletion"
-            " WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1",
-            batch,
-        )
-        return [PendingDeletion(**dict(row)) for row in rows]
-
-    async def finish_deletions(self, ids: Iterable[int]) -> None:
-        await self._pool.execute("DELETE FROM pending_object_deletion WHERE id = ANY($1::bigint[])", list(ids))
-
-    async def postpone_deletion(self, deletion_id: int, delay: timedelta, error: str) -> None:
-        await self._pool.execute(
-            "UPDATE pending_object_deletion SET attempts = attempts + 1,"
-            " next_attempt_at = now() + $2, last_error = $3 WHERE id = $1",
-            deletion_id,
-            delay,
-            error[:500],
-        )
-
-    async def referenced_object(self, bucket: str, store_key: str) -> bool:
-        return bool(
-            await self._pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM variant WHERE bucket = $1 AND store_key = $2)", bucket, store_key
-            )
-        )
 
     async def touch_variants(self, variant_ids: Sequence[uuid.UUID], now: datetime) -> None:
         await self._pool.execute(

@@ -11,33 +11,34 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 import pytest
 
-from tests.integration.conftest import start_deployment
-from tests.support.deployment import Deployment, Snapshot
+from tests.support.access import (
+    CACHE_TTL,
+    assert_refused,
+    bearer,
+    cli_ok,
+    create_key,
+    eventually,
+    run_cli,
+    signature_of,
+    signed,
+)
+from tests.support.assets import stored, upload
+from tests.support.deployment import Deployment, Snapshot, running
 from tests.support.images import make_image
-from tests.support.server import CONFIG_VARIABLES
 from tests.support.services import PostgresService
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG = make_image("png", 24, 16)
-DIGESTS = {"hmac_sha256": hashlib.sha256, "hmac_sha384": hashlib.sha384, "hmac_sha512": hashlib.sha512}
-CACHE_TTL = "0.2"
 
 SIGNED_CONFIG = """
 [url-signing]
@@ -78,57 +79,11 @@ read = "key"
 """
 
 
-# --- an independent signer ------------------------------------------------------------------
-
-
-def signature_of(path: str, query: str, secret: str, algorithm: str) -> str:
-    """Konifer's rule: the path as sent, '?', sorted key=value of decoded values (first of each), no 's'."""
-    params: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key != "s":
-            params.setdefault(key, value)
-    canonical = "&".join(f"{key}={params[key]}" for key in sorted(params))
-    message = f"{path}?{canonical}" if canonical else path
-    mac = hmac.new(secret.encode(), message.encode(), DIGESTS[algorithm]).digest()
-    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
-
-
-def signed(url: str, secret: str = "new-key", algorithm: str = "hmac_sha256") -> str:
-    path, _, query = url.partition("?")
-    signature = signature_of(path, query, secret, algorithm)
-    return f"{url}&s={signature}" if query else f"{url}?s={signature}"
-
-
 # --- helpers --------------------------------------------------------------------------------
 
 
 def unique(prefix: str) -> str:
     return f"/{prefix}/{uuid.uuid4().hex[:12]}"
-
-
-def upload(deployment: Deployment, path: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
-    return deployment.client.post(
-        f"/assets{path}",
-        files={"metadata": (None, json.dumps({"alt": "a"}), "application/json"), "file": ("f.png", PNG, "image/png")},
-        headers=dict(headers or {}),
-    )
-
-
-def stored(deployment: Deployment, path: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-    response = upload(deployment, path, headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def assert_refused(response: httpx.Response, status: int, error: str, message: str | None = None) -> None:
-    assert response.status_code == status, f"{response.request.url}: {response.status_code} {response.text}"
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"message", "error"}
-    assert body["error"] == error
-    if message is not None:
-        assert body["message"] == message
 
 
 def assert_still_serving(deployment: Deployment) -> None:
@@ -141,71 +96,6 @@ def settled_snapshot(deployment: Deployment) -> Snapshot:
     while deployment.query("SELECT count(*) FROM pending_object_deletion")[0][0] and time.monotonic() < deadline:
         time.sleep(0.05)
     return deployment.snapshot()
-
-
-def eventually(probe: Callable[[], int], expected: int, timeout: float = 20.0) -> None:
-    """Poll until `probe` answers `expected` (a cached key lookup expires on its own schedule)."""
-    deadline = time.monotonic() + timeout
-    seen = probe()
-    while seen != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        seen = probe()
-    assert seen == expected
-
-
-def run_cli(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
-    env["DATABASE_URL"] = deployment.dsn
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "konifer_edge", *args],
-        env=env,
-        cwd=deployment.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def cli_ok(deployment: Deployment, *args: str) -> str:
-    result = run_cli(deployment, *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def create_key(deployment: Deployment, *scopes: str, prefix: str | None = None, name: str | None = None) -> str:
-    args = ["keys", "create", "--config", str(deployment.server.config_path)]
-    for scope in scopes:
-        args += ["--scope", scope]
-    if prefix is not None:
-        args += ["--prefix", prefix]
-    if name is not None:
-        args += ["--name", name]
-    token = cli_ok(deployment, *args).strip()
-    assert token.startswith("ke_") and "\n" not in token
-    return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-@contextmanager
-def running(
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres: PostgresService,
-    name: str,
-    config: str,
-    env: dict[str, str] | None = None,
-) -> Iterator[Deployment]:
-    deployment = start_deployment(
-        tmp_path_factory.mktemp(name), config, store="filesystem", postgres=postgres, s3=None, env=env
-    )
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +133,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService) -
             limited_prefix=limited_prefix,
         )
         # Until the server's cached "no key exists" expires, anonymous writes still pass.
-        eventually(lambda: upload(deployment, unique("t")).status_code, 401)
+        eventually(lambda: upload(deployment.client, unique("t")).status_code, 401)
         yield keys
 
 
@@ -264,7 +154,7 @@ FETCH_TAILS = (
 
 def test_unsigned_fetches_are_403(signed_api: Deployment) -> None:
     path = unique("t")
-    stored(signed_api, path)
+    stored(signed_api.client, path)
     for tail in FETCH_TAILS:
         response = signed_api.client.get(f"/assets{path}{tail}")
         assert_refused(response, 403, "missing_signature", "Missing signature")
@@ -276,7 +166,7 @@ def test_unsigned_fetches_are_403(signed_api: Deployment) -> None:
 
 def test_signed_fetches_answer_on_every_return_format(signed_api: Deployment) -> None:
     path = unique("t")
-    entry = stored(signed_api, path)["entryId"]
+    entry = stored(signed_api.client, path)["entryId"]
     for tail in (*FETCH_TAILS, f"/-/entry/{entry}/content", f"/-/content/entry/{entry}?w=8"):
         response = signed_api.client.get(signed(f"/assets{path}{tail}"))
         assert response.status_code == 200, f"{tail}: {response.status_code} {response.text}"
@@ -284,13 +174,13 @@ def test_signed_fetches_answer_on_every_return_format(signed_api: Deployment) ->
     redirect = signed_api.client.get(signed(f"/assets{path}/-/redirect"))
     assert redirect.status_code == 307
     inplace = unique("inplace")
-    stored(signed_api, inplace)
+    stored(signed_api.client, inplace)
     assert signed_api.client.get(signed(f"/assets{inplace}/-/redirect")).status_code == 200
 
 
 def test_parameters_may_come_in_any_order_and_encoded(signed_api: Deployment) -> None:
     path = unique("t")
-    stored(signed_api, path)
+    stored(signed_api.client, path)
     url = f"/assets{path}/-/content?w=8&format=png&pad=2&pad-c=%23ff0000"
     signature = signature_of(
         f"/assets{path}/-/content", "pad-c=%23ff0000&format=png&w=8&pad=2", "new-key", "hmac_sha256"
@@ -304,10 +194,10 @@ def test_parameters_may_come_in_any_order_and_encoded(signed_api: Deployment) ->
 
 def test_tampered_urls_are_403(signed_api: Deployment) -> None:
     path = unique("t")
-    first = stored(signed_api, path)["entryId"]
-    second = stored(signed_api, path)["entryId"]
+    first = stored(signed_api.client, path)["entryId"]
+    second = stored(signed_api.client, path)["entryId"]
     other = unique("t")
-    stored(signed_api, other)
+    stored(signed_api.client, other)
     good = signed(f"/assets{path}/-/content?w=8")
     assert signed_api.client.get(good).status_code == 200
     tampered = [
@@ -325,7 +215,7 @@ def test_tampered_urls_are_403(signed_api: Deployment) -> None:
 
 def test_both_rotation_keys_sign_and_no_other(signed_api: Deployment) -> None:
     path = unique("t")
-    stored(signed_api, path)
+    stored(signed_api.client, path)
     for secret in ("new-key", "old-key"):
         assert signed_api.client.get(signed(f"/assets{path}/-/link", secret=secret)).status_code == 200
     assert signed_api.client.get(signed(f"/assets{path}/-/link", secret="retired")).status_code == 403
@@ -333,25 +223,25 @@ def test_both_rotation_keys_sign_and_no_other(signed_api: Deployment) -> None:
 
 def test_a_path_override_has_its_own_key_and_algorithm(signed_api: Deployment) -> None:
     strong = unique("strong")
-    stored(signed_api, strong)
+    stored(signed_api.client, strong)
     assert signed_api.client.get(signed(f"/assets{strong}/-/link", "strong-key", "hmac_sha512")).status_code == 200
     assert signed_api.client.get(signed(f"/assets{strong}/-/link")).status_code == 403
     assert signed_api.client.get(signed(f"/assets{strong}/-/link", "strong-key")).status_code == 403
     open_path = unique("open")
-    stored(signed_api, open_path)
+    stored(signed_api.client, open_path)
     assert signed_api.client.get(f"/assets{open_path}/-/link").status_code == 200
 
 
 def test_writes_are_not_signed(signed_api: Deployment) -> None:
     path = unique("t")
-    entry = stored(signed_api, path)["entryId"]
+    entry = stored(signed_api.client, path)["entryId"]
     assert signed_api.client.put(f"/assets{path}/-/entry/{entry}", json={"alt": "b"}).status_code == 200
     assert signed_api.client.delete(f"/assets{path}/-/entry/{entry}").status_code == 204
 
 
 def test_the_path_is_signed_as_sent(signed_api: Deployment) -> None:
     path = f"/t/{uuid.uuid4().hex[:8]}@home"
-    stored(signed_api, path)
+    stored(signed_api.client, path)
     escaped = f"/assets{path.replace('@', '%40')}/-/link"
     assert signed_api.client.get(signed(escaped)).status_code == 200
     signature = urlsplit(signed(escaped)).query
@@ -361,8 +251,8 @@ def test_the_path_is_signed_as_sent(signed_api: Deployment) -> None:
 def test_the_sign_command_output_is_accepted(signed_api: Deployment) -> None:
     path = unique("t")
     strong = unique("strong")
-    stored(signed_api, path)
-    stored(signed_api, strong)
+    stored(signed_api.client, path)
+    stored(signed_api.client, strong)
     config = str(signed_api.server.config_path)
     for url in (
         f"{signed_api.base_url}/assets{path}/-/content?w=8&pad-c=%23ff0000&pad=1",
@@ -384,13 +274,13 @@ def test_the_sign_command_output_is_accepted(signed_api: Deployment) -> None:
 
 def test_per_path_signing_only(path_signed_api: Deployment) -> None:
     signed_path = unique("signed")
-    stored(path_signed_api, signed_path)
+    stored(path_signed_api.client, signed_path)
     assert_refused(path_signed_api.client.get(f"/assets{signed_path}/-/link"), 403, "missing_signature")
     url = signed(f"/assets{signed_path}/-/content?w=8", "path-key", "hmac_sha384")
     assert path_signed_api.client.get(url).status_code == 200
     assert path_signed_api.client.get(signed(f"/assets{signed_path}/-/link", "path-key")).status_code == 403
     public = unique("t")
-    stored(path_signed_api, public)
+    stored(path_signed_api.client, public)
     assert path_signed_api.client.get(f"/assets{public}/-/content?w=8").status_code == 200
 
 
@@ -402,19 +292,19 @@ def test_writes_are_open_until_the_first_key_exists(
 ) -> None:
     env = {"KONIFER_EDGE_API_KEY_CACHE_TTL": CACHE_TTL}
     with running(tmp_path_factory, postgres, "open", KEYED_CONFIG, env) as deployment:
-        stored(deployment, unique("t"))
+        stored(deployment.client, unique("t"))
         token = create_key(deployment, "assets:write")
-        eventually(lambda: upload(deployment, unique("t")).status_code, 401)
-        stored(deployment, unique("t"), bearer(token))
+        eventually(lambda: upload(deployment.client, unique("t")).status_code, 401)
+        stored(deployment.client, unique("t"), headers=bearer(token))
 
 
 def test_anonymous_writes_are_401_once_a_key_exists(keyed: Keys) -> None:
     api = keyed.deployment
     path = unique("t")
-    entry = stored(api, path, bearer(keyed.writer))["entryId"]
+    entry = stored(api.client, path, headers=bearer(keyed.writer))["entryId"]
     before = settled_snapshot(api)
     refusals = [
-        upload(api, path),
+        upload(api.client, path),
         api.client.put(f"/assets{path}/-/entry/{entry}", json={"alt": "changed"}),
         api.client.delete(f"/assets{path}/-/entry/{entry}"),
         api.client.delete(f"/assets{path}/-/recursive"),
@@ -437,7 +327,7 @@ def test_wrong_keys_are_401(keyed: Keys) -> None:
         {"Authorization": "Bearer"},
         bearer(keyed.writer + "x"),
     ):
-        assert_refused(upload(api, path, headers), 401, "invalid_api_key")
+        assert_refused(upload(api.client, path, headers=headers), 401, "invalid_api_key")
         assert_still_serving(api)
     assert settled_snapshot(api) == before
 
@@ -445,10 +335,10 @@ def test_wrong_keys_are_401(keyed: Keys) -> None:
 def test_a_read_only_key_cannot_write(keyed: Keys) -> None:
     api = keyed.deployment
     path = unique("t")
-    entry = stored(api, path, bearer(keyed.writer))["entryId"]
+    entry = stored(api.client, path, headers=bearer(keyed.writer))["entryId"]
     before = settled_snapshot(api)
     for response in (
-        upload(api, path, bearer(keyed.reader)),
+        upload(api.client, path, headers=bearer(keyed.reader)),
         api.client.put(f"/assets{path}/-/entry/{entry}", json={"alt": "x"}, headers={"X-API-Key": keyed.reader}),
         api.client.delete(f"/assets{path}/-/entry/{entry}", headers=bearer(keyed.reader)),
     ):
@@ -460,7 +350,7 @@ def test_writer_and_admin_keys_store_update_and_delete(keyed: Keys) -> None:
     api = keyed.deployment
     for headers in (bearer(keyed.writer), {"X-API-Key": keyed.admin}):
         path = unique("t")
-        entry = stored(api, path, headers)["entryId"]
+        entry = stored(api.client, path, headers=headers)["entryId"]
         assert api.client.put(f"/assets{path}/-/entry/{entry}", json={"alt": "b"}, headers=headers).status_code == 200
         assert api.client.delete(f"/assets{path}/-/entry/{entry}", headers=headers).status_code == 204
 
@@ -469,11 +359,11 @@ def test_a_prefix_limited_key_stays_inside_its_prefix(keyed: Keys) -> None:
     api = keyed.deployment
     prefix = keyed.limited_prefix
     headers = bearer(keyed.limited)
-    stored(api, prefix, headers)
-    stored(api, f"{prefix}/avatar", headers)
+    stored(api.client, prefix, headers=headers)
+    stored(api.client, f"{prefix}/avatar", headers=headers)
     before = settled_snapshot(api)
     for outside in (f"{prefix}4", prefix.rsplit("/", 1)[0], unique("t"), f"{prefix}x/avatar"):
-        assert_refused(upload(api, outside, headers), 403, "outside_key_prefix")
+        assert_refused(upload(api.client, outside, headers=headers), 403, "outside_key_prefix")
     # A recursive delete from above the prefix would reach other keys' assets.
     parent = prefix.rsplit("/", 1)[0]
     assert_refused(api.client.delete(f"/assets{parent}/-/recursive", headers=headers), 403, "outside_key_prefix")
@@ -485,16 +375,16 @@ def test_a_revoked_key_is_401(keyed: Keys) -> None:
     api = keyed.deployment
     token = create_key(api, "assets:write", name="short-lived")
     path = unique("t")
-    stored(api, path, bearer(token))
+    stored(api.client, path, headers=bearer(token))
     listing = json.loads(cli_ok(api, "keys", "list", "--json", "--config", str(api.server.config_path)))
     key_id = next(key["id"] for key in listing if key["name"] == "short-lived")
     revoked = cli_ok(api, "keys", "revoke", str(key_id), "--config", str(api.server.config_path))
     assert f"revoked API key {key_id}" in revoked
-    eventually(lambda: upload(api, path, bearer(token)).status_code, 401)
+    eventually(lambda: upload(api.client, path, headers=bearer(token)).status_code, 401)
     before = settled_snapshot(api)
-    assert_refused(upload(api, path, bearer(token)), 401, "revoked_api_key")
+    assert_refused(upload(api.client, path, headers=bearer(token)), 401, "revoked_api_key")
     assert settled_snapshot(api) == before
-    stored(api, path, bearer(keyed.writer))
+    stored(api.client, path, headers=bearer(keyed.writer))
     missing = run_cli(api, "keys", "revoke", "999999", "--config", str(api.server.config_path))
     assert missing.returncode == 1
 
@@ -515,7 +405,7 @@ def test_keys_list_shows_keys_but_never_the_keys_themselves(keyed: Keys) -> None
 def test_key_only_paths_refuse_anonymous_reads(keyed: Keys) -> None:
     api = keyed.deployment
     private = unique("private")
-    stored(api, private, bearer(keyed.writer))
+    stored(api.client, private, headers=bearer(keyed.writer))
     for tail in ("/-/link", "/-/content", "/-/metadata"):
         assert_refused(api.client.get(f"/assets{private}{tail}"), 401, "missing_api_key")
         assert api.client.get(f"/assets{private}{tail}", headers=bearer(keyed.reader)).status_code == 200
@@ -523,7 +413,7 @@ def test_key_only_paths_refuse_anonymous_reads(keyed: Keys) -> None:
     assert_refused(api.client.get(f"/assets{private}/-/link", headers=bearer(keyed.writer)), 403, "insufficient_scope")
     assert_refused(api.client.get(f"/assets{private}/-/link", headers=bearer("ke_nope")), 401, "invalid_api_key")
     public = unique("t")
-    stored(api, public, bearer(keyed.writer))
+    stored(api.client, public, headers=bearer(keyed.writer))
     assert api.client.get(f"/assets{public}/-/content").status_code == 200
     assert_still_serving(api)
 
@@ -543,7 +433,7 @@ def test_bad_arguments_to_keys_create_are_refused(keyed: Keys) -> None:
 
 def test_links_and_redirects_to_our_own_content_are_signed(signed_api: Deployment) -> None:
     path = unique("selfsigned")
-    stored(signed_api, path)
+    stored(signed_api.client, path)
     link = signed_api.client.get(signed(f"/assets{path}/-/link?w=10"))
     assert link.status_code == 200, link.text
     url = link.json()["url"]
@@ -559,13 +449,13 @@ def test_links_and_redirects_to_our_own_content_are_signed(signed_api: Deploymen
 def test_key_only_answers_never_enter_a_shared_cache(keyed: Keys) -> None:
     api = keyed.deployment
     private = unique("private")
-    stored(api, private, bearer(keyed.writer))
+    stored(api.client, private, headers=bearer(keyed.writer))
     pinned = api.client.get(f"/assets{private}/-/entry/0/content", headers=bearer(keyed.reader))
     assert pinned.headers["cache-control"] == "private, max-age=31536000, immutable"
     newest = api.client.get(f"/assets{private}/-/metadata", headers=bearer(keyed.reader))
     assert newest.headers["cache-control"].startswith("private, ")
     public = unique("t")
-    stored(api, public, bearer(keyed.writer))
+    stored(api.client, public, headers=bearer(keyed.writer))
     assert api.client.get(f"/assets{public}/-/metadata").headers["cache-control"].startswith("public, ")
 
 

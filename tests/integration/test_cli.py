@@ -1,4 +1,4 @@
-"""The operator's entry points, run as real processes: `check-config`, `migrate` and `serve`.
+"""The operator's entry points, run as real processes: `--version`, `check-config`, `migrate` and `serve`.
 
 Configuration errors name the offending key as a dotted path and stop the process with a
 non-zero exit; `migrate` is idempotent; the embedded PostgreSQL keeps its data across restarts.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import pwd
@@ -193,6 +194,23 @@ def assert_refused(result: subprocess.CompletedProcess[str], key: str) -> None:
     assert result.returncode != 0, f"accepted:\nstdout: {result.stdout}\nstderr: {result.stderr}"
     assert key in result.stderr, f"{key!r} not named in stderr:\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
+
+
+# -- --version -------------------------------------------------------------------------------------
+
+
+def test_version_prints_the_installed_package_version(tmp_path: Path) -> None:
+    expected = f"konifer-edge {importlib.metadata.version('konifer-edge')}"
+    by_module = run_cli("--version", cwd=tmp_path)
+    assert by_module.returncode == 0, by_module.stderr
+    assert by_module.stdout.strip() == expected
+    # The console script the package installs answers the same.
+    script = Path(sys.executable).with_name("konifer-edge")
+    by_script = subprocess.run(
+        [str(script), "--version"], cwd=tmp_path, env=cli_env(None), capture_output=True, text=True, timeout=60
+    )
+    assert by_script.returncode == 0, by_script.stderr
+    assert by_script.stdout.strip() == expected
 
 
 # -- check-config ----------------------------------------------------------------------------------

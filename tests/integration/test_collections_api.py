@@ -23,16 +23,9 @@ import pytest
 import pyvips
 
 from tests.integration.conftest import start_deployment
-from tests.integration.test_access_control import (
-    CACHE_TTL,
-    assert_refused,
-    bearer,
-    create_key,
-    eventually,
-    running,
-    signed,
-)
-from tests.support.deployment import Deployment
+from tests.support.access import CACHE_TTL, assert_refused, bearer, create_key, eventually, signed
+from tests.support.assets import stored
+from tests.support.deployment import Deployment, running
 from tests.support.images import describe, make_image
 from tests.support.services import PostgresService
 
@@ -58,17 +51,9 @@ def unique_prefix() -> str:
     return f"/coll{uuid.uuid4().hex[:10]}"
 
 
-def upload(
-    api: Deployment, path: str, content: bytes | None = None, labels: dict[str, str] | None = None
-) -> dict[str, Any]:
-    metadata = json.dumps({"labels": labels or {}})
-    body = content if content is not None else make_image("png", 12, 8, color=(len(path) * 7 % 255, 90, 30))
-    response = api.client.post(
-        f"/assets{path}", files={"metadata": (None, metadata, "application/json"), "file": ("f", body, "image/png")}
-    )
-    assert response.status_code == 201, response.text
-    stored: dict[str, Any] = response.json()
-    return stored
+def tinted(path: str) -> bytes:
+    """A small PNG whose colour depends on the path, so stores at different paths differ in content."""
+    return make_image("png", 12, 8, color=(len(path) * 7 % 255, 90, 30))
 
 
 def listing(api: Deployment, url: str, **params: str) -> dict[str, Any]:
@@ -111,7 +96,7 @@ def bundle_api(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServi
 
 def test_pages_follow_the_cursor_through_every_asset_newest_first(api: Deployment) -> None:
     prefix = unique_prefix()
-    stored = [upload(api, prefix) for _ in range(7)]
+    entries = [stored(api.client, prefix, tinted(prefix)) for _ in range(7)]
     first = api.client.get(f"/assets{prefix}/-/list", params={"limit": "3"})
     assert first.status_code == 200
     assert first.headers["link"].startswith(f"<{api.base_url}/assets{prefix}/-/list?limit=3&cursor=")
@@ -124,13 +109,13 @@ def test_pages_follow_the_cursor_through_every_asset_newest_first(api: Deploymen
     # Each item is the asset's metadata as fetch gives it, plus its path.
     single = api.client.get(f"/assets{prefix}/-/entry/3/metadata").json()
     assert walked[3] == {**single, "path": prefix}
-    assert stored[3]["entryId"] == 3
+    assert entries[3]["entryId"] == 3
 
 
 def test_follow_the_link_header(fs_api: Deployment) -> None:
     prefix = unique_prefix()
     for _ in range(3):
-        upload(fs_api, prefix)
+        stored(fs_api.client, prefix, tinted(prefix))
     url = f"{fs_api.base_url}/assets{prefix}/-/list?limit=1"
     entries = []
     while url:
@@ -144,7 +129,7 @@ def test_follow_the_link_header(fs_api: Deployment) -> None:
 def test_sort_by_modified_puts_the_last_updated_first(fs_api: Deployment) -> None:
     prefix = unique_prefix()
     for _ in range(3):
-        upload(fs_api, prefix)
+        stored(fs_api.client, prefix, tinted(prefix))
     assert fs_api.client.put(f"/assets{prefix}/-/entry/0", json={"alt": "changed"}).status_code == 200
     by_modified = walk(fs_api, f"/assets{prefix}/-/list", sort="modified")
     assert [asset["entryId"] for asset in by_modified] == [0, 2, 1]
@@ -157,7 +142,7 @@ def test_recursive_listing_takes_whole_segments_below_the_path(api: Deployment) 
     inside = [f"{prefix}/p", f"{prefix}/p/a", f"{prefix}/p/a/b", f"{prefix}/p/c"]
     outside = [f"{prefix}/p-other", f"{prefix}/pa", f"{prefix}"]
     for path in inside + outside:
-        upload(api, path)
+        stored(api.client, path, tinted(path))
     expected = sorted((path, 0) for path in inside)
     assert sorted(keys_of(walk(api, f"/assets{prefix}/p/-/list/recursive", limit="2"))) == expected
     assert sorted(keys_of(walk(api, f"/assets{prefix}/p/-/list", recursive="true"))) == expected
@@ -169,7 +154,12 @@ def test_recursive_listing_takes_whole_segments_below_the_path(api: Deployment) 
 def test_labels_filter_and_total_counts_the_matches(api: Deployment) -> None:
     prefix = unique_prefix()
     for number in range(5):
-        upload(api, f"{prefix}/x", labels={"phone": "android" if number % 2 else "ios", "sort": "yes"})
+        stored(
+            api.client,
+            f"{prefix}/x",
+            tinted(f"{prefix}/x"),
+            metadata={"labels": {"phone": "android" if number % 2 else "ios", "sort": "yes"}},
+        )
     page = listing(api, f"/assets{prefix}/x/-/list", phone="ios", limit="1", include_total="true")
     assert page["total"] == 3 and len(page["assets"]) == 1 and page["nextCursor"]
     ios = walk(api, f"/assets{prefix}/x/-/list", phone="ios", limit="1")
@@ -191,7 +181,7 @@ def test_pages_stay_exact_while_assets_are_added_and_deleted(fs_api: Deployment,
     prefix = unique_prefix()
     paths = [f"{prefix}/a", f"{prefix}/a/b", f"{prefix}/c"]
     for number in range(36):
-        upload(fs_api, paths[number % 3])
+        stored(fs_api.client, paths[number % 3], tinted(paths[number % 3]))
     survivors = set(keys_of(walk(fs_api, f"/assets{prefix}/-/list/recursive", limit="250")))
     # The writer deletes a third of the original assets (those with entry ids divisible by 3) as the walk goes.
     doomed = {(path, entry) for path, entry in survivors if entry % 3 == 0}
@@ -253,7 +243,7 @@ def test_pages_stay_exact_while_assets_are_added_and_deleted(fs_api: Deployment,
 )
 def test_bad_listing_parameters_are_400(fs_api: Deployment, query: str, error: str) -> None:
     prefix = unique_prefix()
-    upload(fs_api, prefix)
+    stored(fs_api.client, prefix, tinted(prefix))
     before = fs_api.snapshot()
     assert_refused(fs_api.client.get(f"/assets{prefix}/-/list?{query}"), 400, error)
     assert fs_api.snapshot() == before
@@ -268,7 +258,7 @@ def test_other_modifiers_after_list_and_zip_are_400(fs_api: Deployment, tail: st
 def test_a_cursor_only_continues_its_own_listing(fs_api: Deployment) -> None:
     prefix = unique_prefix()
     for _ in range(3):
-        upload(fs_api, f"{prefix}/a")
+        stored(fs_api.client, f"{prefix}/a", tinted(f"{prefix}/a"))
     cursor = listing(fs_api, f"/assets{prefix}/a/-/list", limit="1")["nextCursor"]
     for url, params in [
         (f"/assets{prefix}/b/-/list", {}),
@@ -286,7 +276,7 @@ def test_a_cursor_only_continues_its_own_listing(fs_api: Deployment) -> None:
 def test_paths_lists_children_with_counts(api: Deployment) -> None:
     prefix = unique_prefix()
     for path in ["", "/a", "/a", "/a/x", "/a/x/y", "/b/z", "/c-d"]:
-        upload(api, prefix + path)
+        stored(api.client, prefix + path, tinted(prefix + path))
     answer = api.client.get(f"/paths{prefix}")
     assert answer.status_code == 200 and answer.headers["cache-control"] == "private, no-store"
     assert answer.json() == {
@@ -338,8 +328,8 @@ def test_bad_path_browsing_is_400(fs_api: Deployment, url: str, error: str) -> N
 
 def test_a_children_cursor_only_continues_its_own_prefix(fs_api: Deployment) -> None:
     prefix = unique_prefix()
-    upload(fs_api, f"{prefix}/a")
-    upload(fs_api, f"{prefix}/b")
+    stored(fs_api.client, f"{prefix}/a", tinted(f"{prefix}/a"))
+    stored(fs_api.client, f"{prefix}/b", tinted(f"{prefix}/b"))
     cursor = fs_api.client.get(f"/paths{prefix}", params={"limit": "1"}).json()["nextCursor"]
     assert_refused(fs_api.client.get(f"/paths{prefix}/a", params={"cursor": cursor}), 400, "invalid_cursor")
 
@@ -349,8 +339,13 @@ def test_a_children_cursor_only_continues_its_own_prefix(fs_api: Deployment) -> 
 
 def test_filter_metadata_describes_listing_and_the_labels_in_use(fs_api: Deployment) -> None:
     prefix = unique_prefix()
-    upload(fs_api, f"{prefix}/a", labels={"phone": "ios"})
-    upload(fs_api, f"{prefix}/a/b", labels={"colour": "red", "phone": "android"})
+    stored(fs_api.client, f"{prefix}/a", tinted(f"{prefix}/a"), metadata={"labels": {"phone": "ios"}})
+    stored(
+        fs_api.client,
+        f"{prefix}/a/b",
+        tinted(f"{prefix}/a/b"),
+        metadata={"labels": {"colour": "red", "phone": "android"}},
+    )
     described = fs_api.client.get("/filters").json()
     assert described["sortKeys"] == ["created", "modified"]
     assert described["orders"] == ["asc", "desc"]
@@ -392,10 +387,10 @@ def test_zip_holds_the_originals_byte_for_byte(api: Deployment) -> None:
         f"{prefix.strip('/')}/a/b/0.webp": make_image("webp", 10, 30),
         f"{prefix.strip('/')}/a/2.gif": make_image("gif", 10, 10, frames=3),
     }
-    upload(api, f"{prefix}/a", originals[f"{prefix.strip('/')}/a/0.png"])
-    upload(api, f"{prefix}/a", originals[f"{prefix.strip('/')}/a/1.jpg"])
-    upload(api, f"{prefix}/a/b", originals[f"{prefix.strip('/')}/a/b/0.webp"])
-    upload(api, f"{prefix}/a", originals[f"{prefix.strip('/')}/a/2.gif"])
+    stored(api.client, f"{prefix}/a", originals[f"{prefix.strip('/')}/a/0.png"])
+    stored(api.client, f"{prefix}/a", originals[f"{prefix.strip('/')}/a/1.jpg"])
+    stored(api.client, f"{prefix}/a/b", originals[f"{prefix.strip('/')}/a/b/0.webp"])
+    stored(api.client, f"{prefix}/a", originals[f"{prefix.strip('/')}/a/2.gif"])
     response = api.client.get(f"/assets{prefix}/a/-/zip/recursive")
     assert response.headers["content-disposition"] == f'attachment; filename="{prefix.strip("/")}-a.zip"'
     assert unpack(response) == originals
@@ -412,9 +407,9 @@ def test_zip_holds_the_originals_byte_for_byte(api: Deployment) -> None:
 
 def test_zip_filters_by_label_and_renders_a_transformation(api: Deployment) -> None:
     prefix = unique_prefix()
-    upload(api, prefix, make_image("png", 40, 20), labels={"kind": "hero"})
-    upload(api, prefix, make_image("jpg", 60, 20), labels={"kind": "thumb"})
-    upload(api, prefix, make_image("png", 80, 40), labels={"kind": "hero"})
+    stored(api.client, prefix, make_image("png", 40, 20), metadata={"labels": {"kind": "hero"}})
+    stored(api.client, prefix, make_image("jpg", 60, 20), metadata={"labels": {"kind": "thumb"}})
+    stored(api.client, prefix, make_image("png", 80, 40), metadata={"labels": {"kind": "hero"}})
     files = unpack(api.client.get(f"/assets{prefix}/-/zip", params={"kind": "hero", "w": "10", "format": "webp"}))
     name = prefix.strip("/")
     assert list(files) == [f"{name}/2.webp", f"{name}/0.webp"]
@@ -437,8 +432,8 @@ def test_post_bundles_zips_the_listed_entries_in_order(api: Deployment) -> None:
     prefix = unique_prefix()
     first = make_image("png", 16, 16)
     second = make_image("jpg", 24, 16)
-    upload(api, f"{prefix}/x", first)
-    upload(api, f"{prefix}/y", second)
+    stored(api.client, f"{prefix}/x", first)
+    stored(api.client, f"{prefix}/y", second)
     response = api.client.post(
         "/bundles", json={"assets": [{"path": f"{prefix}/y", "entryId": 0}, {"path": f"{prefix}/x", "entryId": 0}]}
     )
@@ -474,7 +469,7 @@ def test_post_bundles_zips_the_listed_entries_in_order(api: Deployment) -> None:
 )
 def test_bad_bundle_requests_are_refused(fs_api: Deployment, body: bytes, status: int, error: str | None) -> None:
     prefix = unique_prefix()
-    upload(fs_api, prefix)
+    stored(fs_api.client, prefix, tinted(prefix))
     payload = body.replace(b'"/a"', json.dumps(prefix).encode())
     before = fs_api.snapshot()
     response = fs_api.client.post("/bundles", content=payload, headers={"content-type": "application/json"})
@@ -485,7 +480,7 @@ def test_bad_bundle_requests_are_refused(fs_api: Deployment, body: bytes, status
 
 def test_bundles_refuse_duplicates_other_types_and_missing_entries(fs_api: Deployment) -> None:
     prefix = unique_prefix()
-    upload(fs_api, prefix)
+    stored(fs_api.client, prefix, tinted(prefix))
     entry = {"path": prefix, "entryId": 0}
     assert_refused(fs_api.client.post("/bundles", json={"assets": [entry, entry]}), 400, "invalid_bundle")
     assert_refused(
@@ -500,7 +495,7 @@ def test_bundles_refuse_duplicates_other_types_and_missing_entries(fs_api: Deplo
 
 def test_zip_parameters_are_checked(fs_api: Deployment) -> None:
     prefix = unique_prefix()
-    upload(fs_api, prefix)
+    stored(fs_api.client, prefix, tinted(prefix))
     for query, error in [
         ("cursor=abc", "invalid_query"),
         ("include_total=true", "invalid_query"),
@@ -516,7 +511,7 @@ def test_zip_parameters_are_checked(fs_api: Deployment) -> None:
 def test_bundle_limits(bundle_api: Deployment) -> None:
     prefix = unique_prefix()
     for _ in range(MAX_ENTRIES + 1):
-        upload(bundle_api, prefix)
+        stored(bundle_api.client, prefix, tinted(prefix))
     assert_refused(bundle_api.client.get(f"/assets{prefix}/-/zip"), 400, "bundle_too_large")
     assert_refused(
         bundle_api.client.get(f"/assets{prefix}/-/zip", params={"limit": str(MAX_ENTRIES + 1)}), 400, "invalid_limit"
@@ -526,7 +521,7 @@ def test_bundle_limits(bundle_api: Deployment) -> None:
     assert_refused(bundle_api.client.post("/bundles", json={"assets": many}), 400, "bundle_too_large")
     # A path whose on-demand mode is disabled refuses a transformed bundle, as it refuses the fetch.
     eager_only = f"/eager-only{prefix}"
-    upload(bundle_api, eager_only)
+    stored(bundle_api.client, eager_only, tinted(eager_only))
     assert_refused(
         bundle_api.client.get(f"/assets{eager_only}/-/zip", params={"w": "4"}), 400, "transformation_not_allowed"
     )
@@ -562,7 +557,7 @@ def test_a_large_bundle_streams_with_flat_memory(bundle_api: Deployment) -> None
     image = noise_png(1400)  # about 5.9 MB
     count = 20
     for _ in range(count):
-        upload(bundle_api, prefix, image)
+        stored(bundle_api.client, prefix, image)
     bundle_bytes = count * len(image)
     assert bundle_bytes > 100 * 1024 * 1024
     process = bundle_api.server.process
@@ -583,7 +578,7 @@ def test_a_large_bundle_streams_with_flat_memory(bundle_api: Deployment) -> None
     assert growth < bundle_bytes // 4, f"server memory grew by {growth} bytes for a {bundle_bytes}-byte bundle"
     # Over the byte limit (150 MiB) yet within the entry limit: refused before the first byte.
     for _ in range(8):
-        upload(bundle_api, prefix, image)
+        stored(bundle_api.client, prefix, image)
     assert_refused(bundle_api.client.get(f"/assets{prefix}/-/zip"), 400, "bundle_too_large")
 
 
@@ -613,8 +608,8 @@ def test_without_keys_collections_follow_each_paths_read_rules(
 ) -> None:
     with running(tmp_path_factory, postgres, "collections-signed", SIGNED_CONFIG) as deployment:
         prefix = unique_prefix()
-        upload(deployment, f"/signed{prefix}")
-        upload(deployment, f"/open{prefix}")
+        stored(deployment.client, f"/signed{prefix}", tinted(f"/signed{prefix}"))
+        stored(deployment.client, f"/open{prefix}", tinted(f"/open{prefix}"))
         assert_refused(deployment.client.get(f"/assets/signed{prefix}/-/list"), 403, "missing_signature")
         assert deployment.client.get(signed(f"/assets/signed{prefix}/-/list")).status_code == 200
         assert deployment.client.get(f"/assets/open{prefix}/-/list").status_code == 200
@@ -629,8 +624,8 @@ def test_once_a_key_exists_collections_need_a_read_key(
     env = {"KONIFER_EDGE_API_KEY_CACHE_TTL": CACHE_TTL}
     with running(tmp_path_factory, postgres, "collections-keyed", KEYED_CONFIG, env) as deployment:
         prefix = unique_prefix()
-        upload(deployment, f"{prefix}/a")
-        upload(deployment, f"{prefix}/b")
+        stored(deployment.client, f"{prefix}/a", tinted(f"{prefix}/a"))
+        stored(deployment.client, f"{prefix}/b", tinted(f"{prefix}/b"))
         writer = create_key(deployment, "assets:write")
         reader = create_key(deployment, "assets:read")
         limited = create_key(deployment, "assets:read", prefix=f"{prefix}/a")

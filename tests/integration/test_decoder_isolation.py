@@ -1,8 +1,9 @@
 """A decoder that crashes or hangs on an upload costs that upload, never the server worker.
 
-The server runs with one worker and one decode process, and with the test-only fault marker
-(`KONIFER_EDGE_TEST_FAULT_MARKER`): an upload carrying the marker and ":abort" makes the decode
-process abort as a native decoder crash would, ":hang" makes it hang. The marker sits after the
+The server runs with one worker and one decode process, and its decode processes import the
+test-only fault (tests/support/decoder_faults.py, through `KONIFER_EDGE_DECODER_PRELOAD`): an upload
+carrying the marker (`KONIFER_EDGE_TEST_FAULT_MARKER`) and ":abort" makes the decode process abort as
+a native decoder crash would, ":hang" makes it hang. The marker sits after the
 image's end, where decoders do not look: without the variable, such an upload is stored.
 """
 
@@ -39,7 +40,7 @@ def isolated(
         store="filesystem",
         postgres=postgres,
         s3=s3,
-        env={"KONIFER_EDGE_TEST_FAULT_MARKER": MARKER},
+        env={"KONIFER_EDGE_DECODER_PRELOAD": "tests.support.decoder_faults", "KONIFER_EDGE_TEST_FAULT_MARKER": MARKER},
     )
     yield deployment
     deployment.stop()

@@ -7,39 +7,21 @@ same answer, and that nothing a repeat must not reuse is reused: a write in betw
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.integration.test_access_control import (
-    CACHE_TTL,
-    assert_refused,
-    bearer,
-    create_key,
-    eventually,
-    running,
-    signed,
-)
-from tests.support.deployment import Deployment
+from tests.support.access import CACHE_TTL, assert_refused, bearer, create_key, eventually, signed
+from tests.support.assets import stored
+from tests.support.deployment import Deployment, running
 from tests.support.images import describe, make_image
 from tests.support.services import PostgresService
 
 PER_REQUEST = {"x-request-id", "date"}
-
-
-def stored(api: Deployment, path: str, headers: dict[str, str] | None = None) -> None:
-    response = api.client.post(
-        f"/assets{path}",
-        files={
-            "metadata": (None, json.dumps({"alt": "first"}), "application/json"),
-            "file": ("f", make_image("png", 40, 20)),
-        },
-        headers=headers or {},
-    )
-    assert response.status_code == 201, response.text
+IMAGE = make_image("png", 40, 20)
+FIRST = {"alt": "first"}
 
 
 def comparable(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
@@ -49,7 +31,7 @@ def comparable(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
 
 def test_a_repeat_is_the_same_answer(api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
-    stored(api, path)
+    stored(api.client, path, IMAGE, metadata=FIRST)
     url = f"/assets{path}/-/entry/0/content?w=20&format=webp"
     first, second, third = (api.client.get(url) for _ in range(3))
     assert first.status_code == 200
@@ -68,7 +50,7 @@ def test_a_repeat_is_the_same_answer(api: Deployment) -> None:
 
 def test_writes_retire_recorded_answers(api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
-    stored(api, path)
+    stored(api.client, path, IMAGE, metadata=FIRST)
     url = f"/assets{path}/-/entry/0/content"
     for _ in range(2):
         before = api.client.get(url)
@@ -83,7 +65,7 @@ def test_writes_retire_recorded_answers(api: Deployment) -> None:
 
 def test_newest_metadata_is_replayed_until_the_path_changes(api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
-    stored(api, path)
+    stored(api.client, path, IMAGE, metadata=FIRST)
     newest = f"/assets{path}/-/metadata"
     both = f"/assets{path}/-/metadata?limit=2"
     first, second = api.client.get(newest), api.client.get(newest)
@@ -93,7 +75,7 @@ def test_newest_metadata_is_replayed_until_the_path_changes(api: Deployment) -> 
     # No ETag on metadata: a conditional request is answered in full, never with a 304.
     assert api.client.get(newest, headers={"If-None-Match": "*"}).status_code == 200
     assert [asset["entryId"] for asset in api.client.get(both).json()] == [0]
-    stored(api, path)
+    stored(api.client, path, IMAGE, metadata=FIRST)
     assert api.client.get(newest).json()["entryId"] == 1
     assert [asset["entryId"] for asset in api.client.get(both).json()] == [1, 0]
     assert api.client.put(f"/assets{path}/-/entry/1", json={"alt": "changed"}).status_code == 200
@@ -110,7 +92,7 @@ def test_newest_metadata_is_replayed_until_the_path_changes(api: Deployment) -> 
 
 def test_negotiated_answers_are_kept_per_accept(fs_api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
-    stored(fs_api, path)
+    stored(fs_api.client, path, IMAGE, metadata=FIRST)
     url = f"/assets{path}/-/entry/0/content?w=10"
     accepts = {"image/avif,image/webp,*/*": "heif", "image/webp,*/*": "webp", "*/*": "png"}
     for _ in range(2):
@@ -142,8 +124,8 @@ def test_key_only_and_signed_answers_are_never_reused_without_their_credentials(
     suffix = uuid.uuid4().hex[:10]
     writer = create_key(guarded, "assets:admin")
     eventually(lambda: guarded.client.get(f"/assets/private/{suffix}/-/entry/0/content").status_code, 401)
-    stored(guarded, f"/private/{suffix}", bearer(writer))
-    stored(guarded, f"/signed/{suffix}", bearer(writer))
+    stored(guarded.client, f"/private/{suffix}", IMAGE, metadata=FIRST, headers=bearer(writer))
+    stored(guarded.client, f"/signed/{suffix}", IMAGE, metadata=FIRST, headers=bearer(writer))
     for private in (f"/assets/private/{suffix}/-/entry/0/content", f"/assets/private/{suffix}/-/metadata"):
         for _ in range(3):
             assert guarded.client.get(private, headers=bearer(writer)).status_code == 200

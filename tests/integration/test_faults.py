@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import shutil
 import socket
@@ -34,6 +33,7 @@ from redis.exceptions import RedisError
 
 from konifer_edge.cache.generations import RedisGenerations
 from konifer_edge.storage.object_store import ObjectStoreError, S3ObjectStore
+from tests.support.assets import stored, upload
 from tests.support.deployment import Deployment
 from tests.support.images import describe, make_image
 from tests.support.services import PostgresService, S3Service, ValkeyService, free_port
@@ -217,23 +217,6 @@ def unique(prefix: str) -> str:
     return f"/faults/{prefix}/{uuid.uuid4().hex[:10]}"
 
 
-def store(node: Deployment, path: str, image: bytes, metadata: dict[str, Any] | None = None) -> httpx.Response:
-    return node.client.post(
-        f"/assets{path}",
-        files={
-            "metadata": (None, json.dumps(metadata or {}), "application/json"),
-            "asset": ("image", image, "application/octet-stream"),
-        },
-    )
-
-
-def stored(node: Deployment, path: str, image: bytes) -> dict[str, Any]:
-    answer = store(node, path, image)
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
 def assert_unavailable(answer: httpx.Response) -> None:
     """503 with Retry-After and the JSON error body that every failure carries."""
     assert answer.status_code == 503, answer.text
@@ -271,9 +254,9 @@ def test_postgres_down_refuses_writes_with_503_serves_cached_reads_and_recovers(
     node = faults.first
     cached, changed, doomed, later = unique("pg-cached"), unique("pg-update"), unique("pg-delete"), unique("pg-new")
     image = png(1)
-    entry = stored(node, cached, image)
-    stored(node, changed, png(2))
-    stored(node, doomed, png(3))
+    entry = stored(node.client, cached, image)
+    stored(node.client, changed, png(2))
+    stored(node.client, doomed, png(3))
     # Fetched just before the outage: the resolutions are now in the node's memory.
     content = node.client.get(f"/assets{cached}/-/entry/0/content")
     newest = node.client.get(f"/assets{cached}/-/metadata")
@@ -284,7 +267,7 @@ def test_postgres_down_refuses_writes_with_503_serves_cached_reads_and_recovers(
     orphans_before = assert_rows_have_objects(faults)
 
     with down(faults, "postgres"):
-        assert_unavailable(store(node, later, png(4)))
+        assert_unavailable(upload(node.client, later, png(4)))
         assert_unavailable(node.client.put(f"/assets{changed}/-/entry/0", json={"alt": "during the outage"}))
         assert_unavailable(node.client.delete(f"/assets{doomed}/-/entry/0"))
         again = node.client.get(f"/assets{cached}/-/entry/0/content")
@@ -303,7 +286,7 @@ def test_postgres_down_refuses_writes_with_503_serves_cached_reads_and_recovers(
     assert faults.query("SELECT count(*) FROM asset") == rows_before, "a refused write left a row behind"
     # One store was refused: at most its object is left over, and only if the refusal came mid-transaction.
     assert len(assert_rows_have_objects(faults) - orphans_before) <= 1
-    created = stored(node, later, png(4))
+    created = stored(node.client, later, png(4))
     assert created["entryId"] == 0
     updated = node.client.put(f"/assets{changed}/-/entry/0", json={"alt": "after the outage"})
     assert updated.status_code == 200, updated.text
@@ -321,7 +304,7 @@ def test_a_store_whose_commit_answer_is_lost_never_leaves_a_row_without_its_obje
     cuts = faults.cutter.cuts
     faults.cutter.arm()
 
-    answer = store(faults.second, path, image)
+    answer = upload(faults.second.client, path, image)
 
     assert faults.cutter.cuts == cuts + 1, "the store's COMMIT did not pass the relay"
     assert_unavailable(answer)  # the client cannot know whether it landed: retry later
@@ -351,14 +334,14 @@ def newest_entry(node: Deployment, path: str) -> int:
 def test_redis_down_the_service_keeps_working_and_nodes_agree_again_once_it_returns(faults: Faults) -> None:
     first, second = faults.nodes
     path = unique("redis")
-    stored(first, path, png(10))
+    stored(first.client, path, png(10))
     # The second node resolves (and caches) the newest asset at the path under the current generation.
     assert newest_entry(second, path) == 0
     assert second.client.get(f"/assets{path}/-/entry/0/metadata").status_code == 200
 
     with down(faults, "valkey"):
         during = png(11, 60, 40)
-        assert stored(first, path, during)["entryId"] == 1
+        assert stored(first.client, path, during)["entryId"] == 1
         # No generations to compare: both nodes read through to PostgreSQL, so both see the write.
         assert newest_entry(second, path) == 1
         assert newest_entry(first, path) == 1
@@ -382,7 +365,7 @@ def test_redis_down_the_service_keeps_working_and_nodes_agree_again_once_it_retu
     # down is seen by both nodes, and so is every write from now on, at once.
     assert newest_entry(second, path) == 1
     assert second.client.get(f"/assets{path}/-/metadata").json()["alt"] == "no redis"
-    assert stored(first, path, png(12))["entryId"] == 2
+    assert stored(first.client, path, png(12))["entryId"] == 2
     assert newest_entry(second, path) == 2
     assert first.client.put(f"/assets{path}/-/entry/2", json={"alt": "redis again"}).status_code == 200
     assert second.client.get(f"/assets{path}/-/metadata").json()["alt"] == "redis again"
@@ -427,8 +410,8 @@ def test_s3_down_refuses_stores_and_content_keeps_deletes_and_finishes_removals_
     kept, refused = unique("s3-kept"), unique("s3-refused")
     doomed = [unique("s3-doomed") for _ in range(3)]
     image = png(20)
-    stored(node, kept, image)
-    doomed_keys = [stored(node, path, png(21 + i))["variants"][0]["storeKey"] for i, path in enumerate(doomed)]
+    stored(node.client, kept, image)
+    doomed_keys = [stored(node.client, path, png(21 + i))["variants"][0]["storeKey"] for i, path in enumerate(doomed)]
     # A rendered variant is an object of its own, queued with its original.
     assert node.client.get(f"/assets{doomed[0]}/-/content?w=10&format=png").status_code == 200
     doomed_keys += [
@@ -444,7 +427,7 @@ def test_s3_down_refuses_stores_and_content_keeps_deletes_and_finishes_removals_
     assert node.client.get(f"/assets{kept}/-/entry/0/content").content == image
 
     with down(faults, "s3"):
-        assert_unavailable(store(node, refused, png(25)))
+        assert_unavailable(upload(node.client, refused, png(25)))
         assert faults.query("SELECT count(*) FROM asset WHERE path = $1", refused) == [(0,)]
         content = node.client.get(f"/assets{kept}/-/entry/0/content")
         assert content.status_code in UNAVAILABLE, content.text
@@ -479,7 +462,7 @@ def test_s3_down_refuses_stores_and_content_keeps_deletes_and_finishes_removals_
     assert not set(doomed_keys) & faults.object_keys()
     back = node.client.get(f"/assets{kept}/-/entry/0/content")
     assert back.status_code == 200 and back.content == image
-    assert stored(node, refused, png(25))["entryId"] == 0
+    assert stored(node.client, refused, png(25))["entryId"] == 0
     assert_rows_have_objects(faults)
 
 

@@ -7,7 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,7 @@ import pytest
 from konifer_edge.storage.object_store import (
     FilesystemObjectStore,
     InvalidRange,
+    ListedObject,
     MemoryObjectStore,
     ObjectNotFound,
     ObjectStore,
@@ -100,6 +101,11 @@ async def _collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
     return [chunk async for chunk in chunks]
 
 
+async def listed(store: ObjectStore, bucket: str) -> dict[str, ListedObject]:
+    """The bucket's listing by key."""
+    return {item.key: item async for chunk in store.list_objects(bucket) for item in chunk}
+
+
 async def test_put_read_stream_round_trip(harness: Harness, bucket: str) -> None:
     store = harness.store
     data = _payload(300 * 1024 + 17)
@@ -177,31 +183,36 @@ async def test_missing_object(harness: Harness, bucket: str) -> None:
         await store.stream(bucket, key, (0, 10))
     with pytest.raises(ObjectNotFound):
         await store.read(bucket, key)
-    assert not await store.exists(bucket, key)
+    assert key not in await listed(store, bucket)
     assert issubclass(ObjectNotFound, ObjectStoreError)
 
 
-async def test_exists_and_idempotent_delete(harness: Harness, bucket: str) -> None:
+async def test_listed_and_idempotent_delete(harness: Harness, bucket: str) -> None:
     store = harness.store
     key = _key()
     await store.delete(bucket, key)  # never existed
     await store.put(bucket, key, b"abc", "image/gif")
-    assert await store.exists(bucket, key)
+    assert key in await listed(store, bucket)
     await store.delete(bucket, key)
-    assert not await store.exists(bucket, key)
+    assert key not in await listed(store, bucket)
     await store.delete(bucket, key)  # already gone
     with pytest.raises(ObjectNotFound):
         await store.read(bucket, key)
 
 
-async def test_list_keys(harness: Harness, bucket: str) -> None:
+async def test_list_objects(harness: Harness, bucket: str) -> None:
     store = harness.store
     keys = {_key() for _ in range(7)}
+    before = datetime.now(UTC) - timedelta(seconds=5)  # the filesystem's and S3's clocks are this machine's
     await asyncio.gather(*(store.put(bucket, key, key.encode(), "image/png") for key in keys))
-    assert {key async for key in store.list_keys(bucket)} == keys
+    objects = await listed(store, bucket)
+    assert set(objects) == keys
+    for key, item in objects.items():
+        assert item.size == len(key.encode())
+        assert before <= item.last_modified <= datetime.now(UTC) + timedelta(seconds=5)
     other = harness.new_bucket()
     await store.ensure_bucket(other)
-    assert [key async for key in store.list_keys(other)] == []
+    assert await listed(store, other) == {}
 
 
 async def test_concurrent_puts_and_reads(harness: Harness, bucket: str) -> None:
@@ -240,15 +251,17 @@ async def test_presigned_url(harness: Harness, bucket: str) -> None:
     assert response.headers["content-type"] == "image/png"
 
 
-async def test_object_url(harness: Harness, bucket: str) -> None:
+async def test_objects_are_addressed_path_style_at_the_endpoint(harness: Harness, bucket: str) -> None:
     key = _key()
-    url = harness.store.object_url(bucket, key)
+    url = await harness.store.presigned_get_url(bucket, key, timedelta(minutes=5))
     if harness.kind != "s3":
         assert url is None
         return
-    assert url == f"{harness.endpoint}/{bucket}/{key}"
+    assert url is not None
+    unsigned = url.partition("?")[0]
+    assert unsigned == f"{harness.endpoint}/{bucket}/{key}"
     async with httpx.AsyncClient() as client:
-        response = await client.get(url)
+        response = await client.get(unsigned)
     # moto does not enforce bucket policies, so the unsigned path-style URL really addresses the object.
     assert response.status_code == 404
 
@@ -299,7 +312,6 @@ async def test_s3_dead_endpoint_fails_fast_and_chained() -> None:
         store.ping(),
         store.read("some-bucket", _key()),
         store.put("some-bucket", _key(), b"x", "image/png"),
-        store.exists("some-bucket", _key()),
         store.delete("some-bucket", _key()),
         store.stream("some-bucket", _key()),
     ):
@@ -309,7 +321,7 @@ async def test_s3_dead_endpoint_fails_fast_and_chained() -> None:
         assert not isinstance(caught.value, ObjectNotFound)
         assert time.monotonic() - started < 10
     with pytest.raises(ObjectStoreError):
-        _ = [key async for key in store.list_keys("some-bucket")]
+        await listed(store, "some-bucket")
 
 
 async def test_s3_ping_is_bounded_against_a_silent_endpoint() -> None:
@@ -330,15 +342,22 @@ async def test_s3_ping_is_bounded_against_a_silent_endpoint() -> None:
         listener.close()
 
 
-def test_s3_object_urls() -> None:
-    path_style = S3ObjectStore("http://127.0.0.1:9000/", "eu-west-1", None, None, True, True)
-    assert path_style.object_url("b", "k/1") == "http://127.0.0.1:9000/b/k/1"
-    virtual = S3ObjectStore("https://s3.example.com", "eu-west-1", None, None, False, False)
-    assert virtual.object_url("media", "abc") == "https://media.s3.example.com/abc"
-    aws_virtual = S3ObjectStore(None, "eu-west-1", None, None, False, False)
-    assert aws_virtual.object_url("media", "abc") == "https://media.s3.eu-west-1.amazonaws.com/abc"
-    aws_path = S3ObjectStore(None, "eu-west-1", None, None, True, False)
-    assert aws_path.object_url("media", "a b") == "https://s3.eu-west-1.amazonaws.com/media/a%20b"
+async def test_s3_object_addresses() -> None:
+    """Path-style and virtual-hosted addressing, at a given endpoint and at AWS, as the store signs them."""
+
+    async def address(store: S3ObjectStore, bucket: str, key: str) -> str:
+        url = await store.presigned_get_url(bucket, key, timedelta(minutes=5))  # signed locally, no request
+        assert url is not None
+        return url.partition("?")[0]
+
+    path_style = S3ObjectStore("http://127.0.0.1:9000/", "eu-west-1", "k", "s", True, True)
+    assert await address(path_style, "b", "k/1") == "http://127.0.0.1:9000/b/k/1"
+    virtual = S3ObjectStore("https://s3.example.com", "eu-west-1", "k", "s", False, False)
+    assert await address(virtual, "media", "abc") == "https://media.s3.example.com/abc"
+    aws_virtual = S3ObjectStore(None, "eu-west-1", "k", "s", False, False)
+    assert await address(aws_virtual, "media", "abc") == "https://media.s3.eu-west-1.amazonaws.com/abc"
+    aws_path = S3ObjectStore(None, "eu-west-1", "k", "s", True, False)
+    assert await address(aws_path, "media", "a b") == "https://s3.eu-west-1.amazonaws.com/media/a%20b"
 
 
 # --- filesystem and factory ---------------------------------------------------------------------

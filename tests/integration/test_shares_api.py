@@ -21,15 +21,8 @@ import httpx
 import msgspec
 import pytest
 
-from tests.integration.test_access_control import (
-    CACHE_TTL,
-    assert_refused,
-    bearer,
-    create_key,
-    eventually,
-    running,
-)
-from tests.support.deployment import Deployment
+from tests.support.access import CACHE_TTL, assert_refused, bearer, create_key, eventually
+from tests.support.deployment import Deployment, running
 from tests.support.images import describe, make_image
 from tests.support.services import PostgresService
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.assets import upload
 from tests.support.deployment import Deployment, Snapshot
+from tests.support.errors import assert_refused_untouched
 from tests.support.images import FORMATS, MIME_TYPES, describe, heif_compression, loader_name, make_image
 from tests.support.source_server import SourceServer
 
@@ -35,52 +37,8 @@ URL_MAX_BYTES = 2_000_000  # source.url.max-bytes in STANDARD_CONFIG
 # --------------------------------------------------------------------------------------------------
 
 
-def upload(
-    client: httpx.Client,
-    path: str,
-    content: bytes,
-    *,
-    metadata: dict[str, Any] | str | None = None,
-    part: str = "asset",
-    content_type: str = "image/png",
-    filename: str = "upload.bin",
-) -> httpx.Response:
-    """A multipart store: a `metadata` JSON part (default `{}`) and the image under `part`."""
-    raw = metadata if isinstance(metadata, str) else json.dumps(metadata or {})
-    return client.post(
-        f"/assets{path}",
-        files={"metadata": (None, raw, "application/json"), part: (filename, content, content_type)},
-    )
-
-
 def store_url(client: httpx.Client, path: str, url: str, **fields: Any) -> httpx.Response:
     return client.post(f"/assets{path}", json={"url": url, **fields})
-
-
-def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The status, and the JSON error body `{"message", "error"}` with both fields non-empty strings."""
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
-    assert response.headers["content-type"].startswith("application/json"), response.headers
-    body = response.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    assert isinstance(body.get("error"), str) and body["error"], body
-    return body
-
-
-def assert_client_error(response: httpx.Response) -> dict[str, Any]:
-    """Any 4xx, with the JSON error body."""
-    assert 400 <= response.status_code < 500, f"expected a 4xx, got {response.status_code}: {response.text}"
-    return assert_error(response, response.status_code)
-
-
-def assert_refused(api: Deployment, send: Callable[[], httpx.Response], status: int | None) -> dict[str, Any]:
-    """`send` is refused with `status` (any 4xx when None) and changes no row and no object."""
-    before = api.snapshot()
-    response = send()
-    body = assert_client_error(response) if status is None else assert_error(response, status)
-    assert api.snapshot() == before, "a refused store changed the database or the object store"
-    return body
 
 
 def assert_stored_one(api: Deployment, before: Snapshot, body: dict[str, Any], original: bytes) -> None:
@@ -360,7 +318,7 @@ def test_path_patterns_match_case_insensitively_and_at_any_depth(fs_api: Deploym
 
 def test_allowed_content_types_refuse_under_a_mixed_case_path(fs_api: Deployment) -> None:
     path = unique("/PngOnly")
-    assert_refused(fs_api, lambda: upload(fs_api.client, path, make_image("jpg", 10, 10)), 403)
+    assert_refused_untouched(fs_api, lambda: upload(fs_api.client, path, make_image("jpg", 10, 10)), 403)
 
 
 def test_allowed_content_types_accept_a_listed_type(api: Deployment) -> None:
@@ -376,7 +334,9 @@ def test_allowed_content_types_accept_a_listed_type(api: Deployment) -> None:
 def test_allowed_content_types_refuse_another_type_with_403(api: Deployment) -> None:
     path = unique("/pngonly")
     # Declared as image/png: the refusal must follow the bytes, not the declaration.
-    assert_refused(api, lambda: upload(api.client, path, make_image("jpg", 10, 10), content_type="image/png"), 403)
+    assert_refused_untouched(
+        api, lambda: upload(api.client, path, make_image("jpg", 10, 10), content_type="image/png"), 403
+    )
     assert api.client.get(f"/assets{path}").status_code == 404
 
 
@@ -397,23 +357,23 @@ NOT_IMAGES = {
 @pytest.mark.parametrize("kind", sorted(NOT_IMAGES))
 def test_non_image_content_is_415(fs_api: Deployment, path: str, kind: str) -> None:
     declared = "image/svg+xml" if kind == "svg" else "image/png"
-    assert_refused(fs_api, lambda: upload(fs_api.client, path, NOT_IMAGES[kind], content_type=declared), 415)
+    assert_refused_untouched(fs_api, lambda: upload(fs_api.client, path, NOT_IMAGES[kind], content_type=declared), 415)
 
 
 def test_non_image_content_stores_nothing_in_any_store(api: Deployment, path: str) -> None:
-    assert_refused(api, lambda: upload(api.client, path, NOT_IMAGES["pdf"]), 415)
+    assert_refused_untouched(api, lambda: upload(api.client, path, NOT_IMAGES["pdf"]), 415)
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.1])
 def test_truncated_jpeg_is_400(api: Deployment, path: str, keep: float) -> None:
     whole = make_image("jpg", 200, 150)
     truncated = whole[: int(len(whole) * keep)]
-    assert_refused(api, lambda: upload(api.client, path, truncated, content_type="image/jpeg"), 400)
+    assert_refused_untouched(api, lambda: upload(api.client, path, truncated, content_type="image/jpeg"), 400)
 
 
 def test_image_signature_with_garbage_body_is_400(fs_api: Deployment, path: str) -> None:
     fake_png = b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 64
-    assert_refused(fs_api, lambda: upload(fs_api.client, path, fake_png), 400)
+    assert_refused_untouched(fs_api, lambda: upload(fs_api.client, path, fake_png), 400)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -451,7 +411,9 @@ def test_metadata_at_the_limit_is_accepted(fs_api: Deployment, path: str, case: 
 @pytest.mark.parametrize("case", sorted(REFUSED_OVER_LIMIT))
 def test_metadata_over_the_limit_is_400(fs_api: Deployment, path: str, case: str) -> None:
     metadata = REFUSED_OVER_LIMIT[case]
-    assert_refused(fs_api, lambda: upload(fs_api.client, path, make_image("png", 8, 8), metadata=metadata), 400)
+    assert_refused_untouched(
+        fs_api, lambda: upload(fs_api.client, path, make_image("png", 8, 8), metadata=metadata), 400
+    )
 
 
 @pytest.mark.parametrize("case", ["alt 126", "51 labels", "tag 257"])
@@ -459,7 +421,7 @@ def test_url_source_metadata_over_the_limit_is_400(
     fs_api: Deployment, path: str, source_server: SourceServer, case: str
 ) -> None:
     url = source_server.add(route("ok.png"), make_image("png", 8, 8), "image/png")
-    assert_refused(fs_api, lambda: store_url(fs_api.client, path, url, **REFUSED_OVER_LIMIT[case]), 400)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, path, url, **REFUSED_OVER_LIMIT[case]), 400)
 
 
 @pytest.mark.parametrize(
@@ -488,7 +450,9 @@ def test_url_source_metadata_over_the_limit_is_400(
     ],
 )
 def test_invalid_metadata_part_is_400(fs_api: Deployment, path: str, metadata: str) -> None:
-    assert_refused(fs_api, lambda: upload(fs_api.client, path, make_image("png", 8, 8), metadata=metadata), 400)
+    assert_refused_untouched(
+        fs_api, lambda: upload(fs_api.client, path, make_image("png", 8, 8), metadata=metadata), 400
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -498,7 +462,7 @@ def test_invalid_metadata_part_is_400(fs_api: Deployment, path: str, metadata: s
 
 def test_multipart_with_both_url_and_asset_is_400(fs_api: Deployment, path: str, source_server: SourceServer) -> None:
     url = source_server.add(route("both.png"), make_image("png", 8, 8), "image/png")
-    body = assert_refused(
+    body = assert_refused_untouched(
         fs_api, lambda: upload(fs_api.client, path, make_image("png", 8, 8), metadata={"url": url}), 400
     )
     assert body["error"]
@@ -509,7 +473,7 @@ def test_multipart_without_an_asset_part_is_400(fs_api: Deployment, path: str) -
     def send() -> httpx.Response:
         return fs_api.client.post(f"/assets{path}", files={"metadata": (None, '{"alt": "x"}', "application/json")})
 
-    assert_refused(fs_api, send, 400)
+    assert_refused_untouched(fs_api, send, 400)
 
 
 def test_multipart_with_url_in_metadata_but_no_asset_is_400(
@@ -522,18 +486,18 @@ def test_multipart_with_url_in_metadata_but_no_asset_is_400(
             f"/assets{path}", files={"metadata": (None, json.dumps({"url": url}), "application/json")}
         )
 
-    assert_refused(fs_api, send, 400)
+    assert_refused_untouched(fs_api, send, 400)
 
 
 def test_multipart_with_an_empty_asset_part_is_400(fs_api: Deployment, path: str) -> None:
-    assert_refused(fs_api, lambda: upload(fs_api.client, path, b""), 400)
+    assert_refused_untouched(fs_api, lambda: upload(fs_api.client, path, b""), 400)
 
 
 def test_multipart_without_a_metadata_part_is_400(fs_api: Deployment, path: str) -> None:
     def send() -> httpx.Response:
         return fs_api.client.post(f"/assets{path}", files={"asset": ("a.png", make_image("png", 8, 8), "image/png")})
 
-    assert_refused(fs_api, send, 400)
+    assert_refused_untouched(fs_api, send, 400)
 
 
 def test_multipart_with_two_image_parts_is_400(fs_api: Deployment, path: str) -> None:
@@ -549,14 +513,14 @@ def test_multipart_with_two_image_parts_is_400(fs_api: Deployment, path: str) ->
             ],
         )
 
-    assert_refused(fs_api, send, 400)
+    assert_refused_untouched(fs_api, send, 400)
 
 
 def test_multipart_without_a_boundary_is_400(fs_api: Deployment, path: str) -> None:
     def send() -> httpx.Response:
         return fs_api.client.post(f"/assets{path}", content=b"xx", headers={"Content-Type": "multipart/form-data"})
 
-    assert_refused(fs_api, send, 400)
+    assert_refused_untouched(fs_api, send, 400)
 
 
 def test_malformed_multipart_body_is_400(fs_api: Deployment, path: str) -> None:
@@ -567,7 +531,7 @@ def test_malformed_multipart_body_is_400(fs_api: Deployment, path: str) -> None:
             headers={"Content-Type": "multipart/form-data; boundary=xyz"},
         )
 
-    assert_refused(fs_api, send, 400)
+    assert_refused_untouched(fs_api, send, 400)
 
 
 @pytest.mark.parametrize(
@@ -576,7 +540,7 @@ def test_malformed_multipart_body_is_400(fs_api: Deployment, path: str) -> None:
     ids=["alt-only", "empty", "empty-url", "null-url"],
 )
 def test_json_without_url_is_400(fs_api: Deployment, path: str, body: dict[str, Any]) -> None:
-    assert_refused(fs_api, lambda: fs_api.client.post(f"/assets{path}", json=body), 400)
+    assert_refused_untouched(fs_api, lambda: fs_api.client.post(f"/assets{path}", json=body), 400)
 
 
 @pytest.mark.parametrize(
@@ -586,7 +550,7 @@ def test_invalid_json_body_is_400(fs_api: Deployment, path: str, raw: bytes) -> 
     def send() -> httpx.Response:
         return fs_api.client.post(f"/assets{path}", content=raw, headers={"Content-Type": "application/json"})
 
-    assert_refused(fs_api, send, 400)
+    assert_refused_untouched(fs_api, send, 400)
 
 
 @pytest.mark.parametrize(
@@ -598,12 +562,12 @@ def test_wrong_request_content_type_is_415(fs_api: Deployment, path: str, conten
     def send() -> httpx.Response:
         return fs_api.client.post(f"/assets{path}", content=make_image("png", 8, 8), headers=headers)
 
-    assert_refused(fs_api, send, 415)
+    assert_refused_untouched(fs_api, send, 415)
 
 
 @pytest.mark.parametrize("modifiers", ["/-/entry/0", "/-/link", "/-/new/3", "/-/metadata"])
 def test_modifiers_on_store_are_400(fs_api: Deployment, path: str, modifiers: str) -> None:
-    assert_refused(fs_api, lambda: upload(fs_api.client, path + modifiers, make_image("png", 8, 8)), 400)
+    assert_refused_untouched(fs_api, lambda: upload(fs_api.client, path + modifiers, make_image("png", 8, 8)), 400)
 
 
 INVALID_PATHS = {
@@ -631,12 +595,12 @@ def post_to_raw_url(client: httpx.Client, raw_url: str) -> httpx.Response:
 
 @pytest.mark.parametrize("name", sorted(INVALID_PATHS))
 def test_invalid_path_is_refused(fs_api: Deployment, name: str) -> None:
-    assert_refused(fs_api, lambda: post_to_raw_url(fs_api.client, INVALID_PATHS[name]), None)
+    assert_refused_untouched(fs_api, lambda: post_to_raw_url(fs_api.client, INVALID_PATHS[name]), None)
 
 
 @pytest.mark.parametrize("name", ["dot-dot", "dot-dot-lower", "double-slash", "dot-in-segment", "space", "too-long"])
 def test_invalid_path_is_400(fs_api: Deployment, name: str) -> None:
-    assert_refused(fs_api, lambda: post_to_raw_url(fs_api.client, INVALID_PATHS[name]), 400)
+    assert_refused_untouched(fs_api, lambda: post_to_raw_url(fs_api.client, INVALID_PATHS[name]), 400)
 
 
 def test_path_alphabet_characters_are_accepted(fs_api: Deployment) -> None:
@@ -667,7 +631,7 @@ def test_body_over_max_bytes_with_content_length_is_413(api: Deployment, path: s
         assert "content-length" in {k.lower() for k in response.request.headers}
         return response
 
-    assert_refused(api, send, 413)
+    assert_refused_untouched(api, send, 413)
 
 
 def _chunked_multipart(asset_bytes: int, boundary: str) -> Iterator[bytes]:
@@ -698,7 +662,7 @@ def test_streamed_body_over_max_bytes_without_content_length_is_413(fs_api: Depl
         assert response.request.headers["transfer-encoding"] == "chunked"
         return response
 
-    assert_refused(fs_api, send, 413)
+    assert_refused_untouched(fs_api, send, 413)
 
 
 def test_streamed_body_under_max_bytes_is_stored(fs_api: Deployment, path: str) -> None:
@@ -729,7 +693,7 @@ def test_oversized_json_body_is_refused(fs_api: Deployment, path: str) -> None:
     def send() -> httpx.Response:
         return fs_api.client.post(f"/assets{path}", content=body, headers={"Content-Type": "application/json"})
 
-    assert_refused(fs_api, send, 413)
+    assert_refused_untouched(fs_api, send, 413)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -821,7 +785,7 @@ def test_url_source_from_a_domain_not_allowed_is_403(
     source_server.add(name, make_image("png", 8, 8), "image/png")
     # 127.1 reaches the source server if anything fetches it: the hit count below then proves nothing was.
     url = f"http://{host}:{source_server.port}{name}"
-    assert_refused(fs_api, lambda: store_url(fs_api.client, path, url), 403)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, path, url), 403)
     assert source_server.hits(name) == 0
 
 
@@ -832,7 +796,7 @@ def test_url_source_redirect_to_a_domain_not_allowed_is_403(
     source_server.add(target, make_image("png", 8, 8), "image/png")
     first = route("bounce")
     url = source_server.redirect(first, f"http://127.1:{source_server.port}{target}")
-    assert_refused(fs_api, lambda: store_url(fs_api.client, path, url), 403)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, path, url), 403)
     assert source_server.hits(first) == 1
     assert source_server.hits(target) == 0
 
@@ -840,12 +804,12 @@ def test_url_source_redirect_to_a_domain_not_allowed_is_403(
 @pytest.mark.parametrize("status", [404, 500])
 def test_url_source_upstream_error_is_502(api: Deployment, path: str, source_server: SourceServer, status: int) -> None:
     url = source_server.add(route("broken.png"), b"nope", "text/plain", status=status)
-    assert_refused(api, lambda: store_url(api.client, path, url), 502)
+    assert_refused_untouched(api, lambda: store_url(api.client, path, url), 502)
 
 
 def test_url_source_endless_body_is_413(api: Deployment, path: str, source_server: SourceServer) -> None:
     url = source_server.endless(route("endless.png"), "image/png", prefix=make_image("png", 8, 8))
-    assert_refused(api, lambda: store_url(api.client, path, url), 413)
+    assert_refused_untouched(api, lambda: store_url(api.client, path, url), 413)
 
 
 def test_url_source_declared_length_over_limit_is_413(
@@ -854,28 +818,28 @@ def test_url_source_declared_length_over_limit_is_413(
     url = source_server.endless(
         route("declared.png"), "image/png", prefix=make_image("png", 8, 8), total=URL_MAX_BYTES + 1, chunked=False
     )
-    assert_refused(fs_api, lambda: store_url(fs_api.client, path, url), 413)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, path, url), 413)
 
 
 @pytest.mark.parametrize("kind", ["text", "pdf", "svg"])
 def test_url_source_non_image_is_415(fs_api: Deployment, path: str, source_server: SourceServer, kind: str) -> None:
     url = source_server.add(route(f"thing.{kind}"), NOT_IMAGES[kind], "image/png")
-    assert_refused(fs_api, lambda: store_url(fs_api.client, path, url), 415)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, path, url), 415)
 
 
 def test_url_source_truncated_image_is_400(fs_api: Deployment, path: str, source_server: SourceServer) -> None:
     whole = make_image("jpg", 200, 150)
     url = source_server.add(route("cut.jpg"), whole[: len(whole) // 2], "image/jpeg")
-    assert_refused(fs_api, lambda: store_url(fs_api.client, path, url), 400)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, path, url), 400)
 
 
 def test_url_source_type_not_allowed_at_path_is_403(fs_api: Deployment, source_server: SourceServer) -> None:
     url = source_server.add(route("photo.jpg"), make_image("jpg", 8, 8), "image/jpeg")
-    assert_refused(fs_api, lambda: store_url(fs_api.client, unique("/pngonly"), url), 403)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, unique("/pngonly"), url), 403)
 
 
 @pytest.mark.parametrize(
     "url", ["ftp://127.0.0.1/x.png", "file:///etc/passwd", "not a url", "http://"], ids=["ftp", "file", "text", "bare"]
 )
 def test_url_source_unusable_url_is_refused(fs_api: Deployment, path: str, url: str) -> None:
-    assert_refused(fs_api, lambda: store_url(fs_api.client, path, url), None)
+    assert_refused_untouched(fs_api, lambda: store_url(fs_api.client, path, url), None)

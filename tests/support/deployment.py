@@ -10,12 +10,14 @@ import asyncio
 import itertools
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import msgspec
+import pytest
 
 from tests.support.server import RunningServer
 from tests.support.services import PostgresService, S3Service
@@ -139,3 +141,21 @@ class Deployment:
 def unique_path(prefix: str = "t") -> Iterator[str]:
     for number in itertools.count():
         yield f"{prefix}/case{number}"
+
+
+@contextmanager
+def running(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: PostgresService,
+    name: str,
+    config: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[Deployment]:
+    """A filesystem-store server on `config` for the length of a `with` block (a module's fixture)."""
+    deployment = Deployment(
+        tmp_path_factory.mktemp(name), config, store="filesystem", postgres=postgres, env=env
+    ).start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()

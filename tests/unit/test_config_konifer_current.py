@@ -228,10 +228,11 @@ def test_a_config_file_where_konifers_image_mounts_it_is_used_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from konifer_edge import cli
+    from konifer_edge.cli import common
 
     mounted = tmp_path / "app" / "config" / "konifer.conf"
     monkeypatch.delenv("KONIFER_EDGE_CONFIG", raising=False)
-    monkeypatch.setattr(cli, "CONTAINER_CONFIG_FILES", (mounted,))
+    monkeypatch.setattr(common, "CONTAINER_CONFIG_FILES", (mounted,))
     assert cli.build_parser().parse_args(["serve"]).config is None
     mounted.parent.mkdir(parents=True)
     mounted.write_text("http { }\n")
@@ -245,7 +246,7 @@ def test_the_image_reads_app_config_and_keeps_temporary_files_in_app_tmp() -> No
     assert "TMPDIR=/app/tmp" in dockerfile
     assert "/app/tmp" in dockerfile.split("install -d -o 10001 -g 10001 -m 0700", 1)[1].split("\n", 1)[0]
     assert "/app/config" in dockerfile
-    from konifer_edge.cli import CONTAINER_CONFIG_FILES
+    from konifer_edge.cli.common import CONTAINER_CONFIG_FILES
 
     assert Path("/app/config/konifer.conf") in CONTAINER_CONFIG_FILES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from konifer_edge.services.sweep import TextProgress
+from konifer_edge.cli.sweep import TextProgress
 
 
 def test_off_a_terminal_each_phase_prints_one_final_line() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from konifer_edge.cli.common import database, load_or_exit
 from konifer_edge.config import Config, UrlSigningSettings
 from konifer_edge.config.model import SIGNING_ALGORITHMS
 from konifer_edge.security.api_keys import (
@@ -70,9 +71,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def sign_command(args: argparse.Namespace) -> int:
-    from konifer_edge.cli import _load_or_exit
-
-    config = _load_or_exit(args.config)
+    config = load_or_exit(args.config)
     signing = signing_for_url(config, args.url)
     secret: str | None = args.secret or next(iter(signing.signing_keys), None)
     if not secret:
@@ -194,16 +193,15 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 def _run_with_store(args: argparse.Namespace, work: Callable[[KeyStore], Awaitable[T]]) -> T:
     import asyncpg
 
-    from konifer_edge.cli import _database, _load_or_exit
     from konifer_edge.security.key_store import KeyStore
     from konifer_edge.storage.migrations import migrate
 
-    config = _load_or_exit(args.config)
+    config = load_or_exit(args.config)
     if config.data_store.provider == "in-memory" and config.data_store.postgresql.dsn() is None:
         print("API keys need a lasting database; the in-memory data store forgets them", file=sys.stderr)
         raise SystemExit(2)
     # The embedded server's handle (if any) must stay referenced while the work runs.
-    dsn, _embedded = _database(config, args.data_dir.resolve())
+    dsn, _embedded = database(config, args.data_dir.resolve())
 
     async def run() -> T:
         connection = await asyncpg.connect(dsn)

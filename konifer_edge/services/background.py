@@ -1,0 +1,64 @@
+"""Work off the request path: tasks spawned after an answer, and jobs that run on a period.
+
+Each worker has one set (``Runtime.upkeep``); shutdown cancels them all. What a job does is its
+owner's business (see ``variant_upkeep``); this module only runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from konifer_edge.domain.models import Variant
+
+log = logging.getLogger(__name__)
+
+
+class AccessTracker:
+    """Remembers which variants were served, for `idle` expiry, and writes them in batches."""
+
+    def __init__(self) -> None:
+        self._seen: set[uuid.UUID] = set()
+
+    def touch(self, variant: Variant) -> None:
+        if not variant.is_original:
+            self._seen.add(variant.id)
+
+    def drain(self) -> list[uuid.UUID]:
+        seen, self._seen = list(self._seen), set()
+        return seen
+
+
+class BackgroundTasks:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        """Run `job` every `seconds` until stop(); a failed round is logged and the next one tries again."""
+        self._loops.append(asyncio.create_task(_every(seconds, job), name=name))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        for task in [*self._loops, *self._tasks]:
+            task.cancel()
+        for task in [*self._loops, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:  # a dependency may be down; the next round tries again
+            log.exception("background variant job failed")
