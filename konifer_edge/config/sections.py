@@ -6,6 +6,7 @@ validates every key and finishes the section so that unknown keys fail loudly.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from datetime import timedelta
@@ -128,12 +129,22 @@ def _read_url_source(section: Section) -> UrlSourceSettings:
 def _host_names(section: Section, name: str) -> tuple[str, ...]:
     hosts = tuple(host.strip().lower() for host in section.string_list(name) or ())
     for host in hosts:
-        if not _HOST_NAME.fullmatch(host):
+        if not _HOST_NAME.fullmatch(host) and not _is_ip_literal(host):
             raise ConfigError(
                 section.key_of(name),
                 f"{host!r} is not a host name (write 'images.example.com', no scheme or path)",
             )
     return tuple(dict.fromkeys(hosts))
+
+
+def _is_ip_literal(host: str) -> bool:
+    """An IPv4 address, or an IPv6 one bare or in brackets ("[::1]", as a Konifer configuration has it)."""
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        address = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return False
+    return address.version == 6 or not bracketed
 
 
 def read_url_signing(section: Section) -> UrlSigningSettings:
