@@ -26,8 +26,10 @@ from konifer_edge.http.ranges import Unsatisfiable, requested_range
 from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
 from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
 from konifer_edge.services import cdn, delivery
+from konifer_edge.services.fetch import raise_if_deleted
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variants import ResolvedVariant, resolve_variant
+from konifer_edge.storage.object_store import ObjectNotFound
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -62,7 +64,13 @@ def _cdn_headers(runtime: Runtime, fetch: FetchRequest, *, immutable_body: bool)
 
 
 async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
-    return await _ANSWERS[fetch.selector.return_format](request, runtime, fetch)
+    try:
+        return await _ANSWERS[fetch.selector.return_format](request, runtime, fetch)
+    except ObjectNotFound:
+        # The entry was resolved, then deleted before its bytes were read (its objects go right
+        # after the delete commits): the 404 it now is, not a storage failure.
+        await raise_if_deleted(runtime, fetch.assets)
+        raise
 
 
 async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
