@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import typing
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,17 +13,21 @@ import redis.asyncio as redis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
+from prometheus_client.metrics import MetricWrapperBase
 
 from konifer_edge.cache.bodies import SmallBodyCache
 from konifer_edge.cache.generations import Generations, RedisGenerations, SharedMemoryGenerations
+from konifer_edge.cache.postgres_generations import PostgresGenerations
 from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
+from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.http.answers import STREAMED_ROUTES
 from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
-from konifer_edge.http.shares import SHARE_ROUTES
+from konifer_edge.http.shares import SHARE_ROUTES, SHARE_SERVE_OUTCOMES
 from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
@@ -33,7 +38,7 @@ from konifer_edge.observability.request_log import request_accounting
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
-from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
+from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy, UrlSourceReason
 from konifer_edge.storage.migrations import migrate
 from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
 from konifer_edge.storage.repository import AssetRepository, create_pool
@@ -96,9 +101,28 @@ def configured_buckets(config: Config) -> set[str]:
     return {s.object_store.bucket for s in settings if s is not None}
 
 
+def _known_label_values() -> dict[MetricWrapperBase, tuple[str, ...]]:
+    formats = tuple(image_format.short_name for image_format in ImageFormat)
+    return {
+        metrics.RENDERS: formats,
+        metrics.RENDER_DURATION: formats,
+        metrics.VARIANT_LOOKUPS: ("hit", "miss"),
+        metrics.OBJECT_STORE_DURATION: OBJECT_STORE_OPERATIONS,
+        metrics.DATABASE_DURATION: REPOSITORY_OPERATIONS,
+        metrics.IMAGING_IN_USE: ("render", "decode"),
+        metrics.DECODE_FAILURES: ("crash", "timeout"),
+        metrics.URL_DOWNLOADS: ("ok", *typing.get_args(UrlSourceReason)),
+        # Refusal reasons are open-ended; "other" gives the family its series from the start.
+        metrics.REJECTED_INPUTS: ("other",),
+        metrics.SHARE_SERVES: SHARE_SERVE_OUTCOMES,
+        metrics.RESPONSES_CUT: STREAMED_ROUTES,
+    }
+
+
 def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        metrics.export_at_zero(_known_label_values())
         pool = await create_pool(dsn)
         async with pool.acquire() as connection:
             applied = await migrate(connection)
@@ -135,9 +159,16 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             # Locks are held for a render: at most as many as renders can run, plus one.
             else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1))
         )
-        generations: Generations = (
-            RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
-        )
+        generations: Generations
+        postgres_generations: PostgresGenerations | None = None
+        if redis_client:
+            generations = RedisGenerations(redis_client)
+        else:
+            # Without Redis, other nodes on the same database hear of this node's writes through it.
+            local_generations = SharedMemoryGenerations(data_dir / "generations.bin")
+            postgres_generations = PostgresGenerations(pool, dsn, local_generations)
+            await postgres_generations.start()
+            generations = postgres_generations
         purge = PurgeHook(config.cache.purge_webhook_url)
         reaper = ObjectReaper(repository, objects)
         reaper.start()
@@ -162,6 +193,8 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             app.state.shutting_down = True
             await app.state.runtime.upkeep.stop(app.state.runtime)
             await reaper.stop()
+            if postgres_generations is not None:
+                await postgres_generations.close()
             await shared.close()
             await purge.aclose()
             if redis_client is not None:

@@ -18,7 +18,7 @@ import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from konifer_edge.cache.generations import Generations
+from konifer_edge.cache.generations import Generations, GenerationsUnavailable
 from konifer_edge.domain.models import Asset, Variant
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class ResolutionCache:
     async def generation(self, path: str) -> int | None:
         try:
             return await self._generations.current(path)
+        except GenerationsUnavailable:
+            return None  # said once where it became unavailable, not on every read
         except _REDIS_ERRORS as error:
             log.warning("generations unavailable, reading through: %r", error)
             return None

@@ -33,6 +33,9 @@ from konifer_edge.storage.object_store import ObjectNotFound
 
 AnyRequest = Request[Any, Any, Any]
 
+# The route kinds whose answers may stream a body from the object store.
+STREAMED_ROUTES: tuple[str, ...] = ("fetch_content", "fetch_download", "fetch_redirect", "share_serve")
+
 
 class FetchRequest(msgspec.Struct, frozen=True):
     """A fetch parsed, validated and resolved to its assets."""
