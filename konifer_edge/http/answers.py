@@ -23,8 +23,9 @@ from konifer_edge.domain.transformation import RequestedTransformation, query_pa
 from konifer_edge.http import headers as answer_headers
 from konifer_edge.http.fast_path import request_target
 from konifer_edge.http.ranges import Unsatisfiable, requested_range
+from konifer_edge.http.streaming import started_body
 from konifer_edge.http.wire import AssetLinkWire, lqip_wire, metadata_wire
-from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
+from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
 from konifer_edge.services import cdn, delivery
 from konifer_edge.services.fetch import raise_if_deleted
 from konifer_edge.services.runtime import Runtime
@@ -214,7 +215,9 @@ async def _serve_variant(
         part = body if byte_range is None else body[byte_range[0] : byte_range[1] + 1]
         return Response(content=part, status_code=status, media_type=variant.content_type, headers=headers)
     _, chunks = await runtime.objects.stream(variant.bucket, variant.store_key, byte_range)
-    return Stream(chunks, status_code=status, media_type=variant.content_type, headers=headers)
+    route = request.scope.get("state", {}).get(ROUTE_KIND, "fetch_content")
+    streamed = await started_body(chunks, request.scope, route)
+    return Stream(streamed, status_code=status, media_type=variant.content_type, headers=headers)
 
 
 def _record(
