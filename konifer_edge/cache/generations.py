@@ -36,7 +36,15 @@ def slot_of(path: str) -> int:
 
 
 class GenerationsUnavailable(Exception):
-    """Generations cannot be trusted right now; callers read through to the database."""
+    """Generations cannot be trusted right now; callers read through to the database.
+
+    `last_known` is the generation as this node last knew it: what was cached under it may still
+    answer when the database cannot (then nobody can write, so nothing newer exists).
+    """
+
+    def __init__(self, message: str, last_known: int | None = None) -> None:
+        super().__init__(message)
+        self.last_known = last_known
 
 
 class Generations(Protocol):

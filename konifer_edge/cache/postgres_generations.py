@@ -80,9 +80,10 @@ class PostgresGenerations:
             self._task = None
 
     async def current(self, path: str) -> int:
+        last_known = await self._local.current(path)
         if not self._listening.is_set():
-            raise GenerationsUnavailable("not listening for invalidations from other nodes")
-        return await self._local.current(path)
+            raise GenerationsUnavailable("not listening for invalidations from other nodes", last_known)
+        return last_known
 
     async def bump(self, paths: Iterable[str]) -> None:
         slots = sorted({slot_of(path) for path in paths})
@@ -138,11 +139,15 @@ class PostgresGenerations:
         self._local.raise_to(values)
 
     async def _listen_forever(self) -> None:
+        said = False  # one warning per outage, not one per attempt
         while True:
             try:
                 await self._listen_once()
+                said = False
             except _DATABASE_ERRORS as error:
-                log.warning("lost the cache invalidation channel, reading through until it is back: %r", error)
+                if not said:
+                    log.warning("cannot listen for cache invalidations, reading through until it can: %r", error)
+                    said = True
             finally:
                 self._listening.clear()
             await asyncio.sleep(_RECONNECT_DELAY_SECONDS)

@@ -137,3 +137,19 @@ def _wait_for_log(node: Deployment, text: str, count: int) -> None:
     while node.server.stderr_path.read_text(errors="replace").count(text) < count:
         assert time.monotonic() < deadline, f"{text!r} not logged {count} times"
         time.sleep(0.2)
+
+
+def test_what_a_node_resolved_still_answers_while_the_database_is_down(pair: Pair, path: str) -> None:
+    _store(pair.first, path, make_image("jpg", 40, 30))
+    metadata = f"/assets{path}/-/metadata"
+    known = _read_twice(pair.second, metadata)
+    pair.database.stop()
+    try:
+        # Nobody can write meanwhile, so what the node last knew is still the newest.
+        answer = pair.second.client.get(metadata)
+        assert (answer.status_code, answer.content) == known
+    finally:
+        pair.database.start()
+    _wait_until_ready(pair.first, pair.second)
+    _store(pair.first, path, make_image("png", 20, 10))
+    assert pair.second.client.get(metadata).json()["entryId"] == 1
