@@ -63,6 +63,7 @@ class PostgresGenerations:
         self._local = local
         self._listening = asyncio.Event()
         self._pending: set[int] = set()
+        self._resend = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -90,10 +91,14 @@ class PostgresGenerations:
         if not slots:
             return
         try:
-            values = await self._send(slots)
+            try:
+                values = await self._send(slots)
+            except _DATABASE_ERRORS:
+                # Most often a pooled connection the database ended (a restart): the pool replaces it.
+                values = await self._send(slots)
         except _DATABASE_ERRORS as error:
             self._missed(slots)
-            log.warning("could not send a cache invalidation, sending it again later: %r", error)
+            log.warning("could not send a cache invalidation, sending it again shortly: %r", error)
             return
         except BaseException:
             self._missed(slots)
@@ -102,6 +107,7 @@ class PostgresGenerations:
 
     def _missed(self, slots: Iterable[int]) -> None:
         self._pending.update(slots)
+        self._resend.set()
         # Nobody else heard of this write yet; at least this node stops serving what it replaced.
         self._local.retire_all()
 
@@ -167,11 +173,18 @@ class PostgresGenerations:
                 return
             log.info("listening for cache invalidations from other nodes")
             while not lost.is_set():
+                self._resend.clear()
+                waits = {asyncio.ensure_future(lost.wait()), asyncio.ensure_future(self._resend.wait())}
                 try:
-                    await asyncio.wait_for(lost.wait(), _PROBE_INTERVAL_SECONDS)
-                except TimeoutError:
+                    done, _ = await asyncio.wait(waits, timeout=_PROBE_INTERVAL_SECONDS)
+                finally:
+                    for waiting in waits:
+                        waiting.cancel()
+                if lost.is_set():
+                    break
+                if not done:
                     await asyncio.wait_for(connection.execute("SELECT 1"), _PROBE_TIMEOUT_SECONDS)
-                    await self._send_pending()
+                await self._send_pending()
             log.warning("the cache invalidation channel closed, reading through until it is back")
         finally:
             self._listening.clear()
