@@ -3,9 +3,12 @@
 A bump increments the slots' rows in `cache_generation` and, in the same transaction, sends
 the new values on a notification channel; PostgreSQL delivers it at commit to every
 listening worker of every node, which raises its node's shared-memory counters to those
-values. The table is what makes a missed notification harmless: a worker whose listening
-connection dropped answers "unavailable" (its callers read through to the database) until
-it is listening again, and then re-reads the whole table into a new epoch, which retires
+values. The writer answers once its own copy came back (at most half a second), so the other
+nodes' copies are on their way by then.
+
+The table is what makes a missed notification harmless: a worker whose listening connection
+dropped answers "unavailable" (its callers read through to the database) until it is
+listening again, and then re-reads the whole table into a new epoch, which retires
 everything its node cached while it could not hear.
 
 A bump that cannot reach the database (the write before it usually could not either)
@@ -15,7 +18,9 @@ retires this node's caches at once and is sent again once the database answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 from collections.abc import Iterable, Sequence
 
 import asyncpg
@@ -40,20 +45,26 @@ _RECONNECT_DELAY_SECONDS = 0.5
 _PROBE_INTERVAL_SECONDS = 2.0
 _PROBE_TIMEOUT_SECONDS = 5.0
 _FIRST_CONNECT_WAIT_SECONDS = 10.0
+_ECHO_WAIT_SECONDS = 0.5
 _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-def encode_values(values: Sequence[tuple[int, int]]) -> list[str]:
+def encode_values(sender: str, values: Sequence[tuple[int, int]]) -> list[str]:
+    """Payloads of "sender|slot:value,slot:value...", each small enough for one notification."""
     pairs = [f"{slot}:{value}" for slot, value in values]
-    return [",".join(pairs[i : i + _PAIRS_PER_NOTIFICATION]) for i in range(0, len(pairs), _PAIRS_PER_NOTIFICATION)]
+    return [
+        f"{sender}|" + ",".join(pairs[i : i + _PAIRS_PER_NOTIFICATION])
+        for i in range(0, len(pairs), _PAIRS_PER_NOTIFICATION)
+    ]
 
 
-def decode_values(payload: str) -> list[tuple[int, int]]:
+def decode_values(payload: str) -> tuple[str, list[tuple[int, int]]]:
+    sender, _, pairs = payload.partition("|")
     values = []
-    for pair in payload.split(","):
+    for pair in pairs.split(","):
         slot, _, value = pair.partition(":")
         values.append((int(slot), int(value)))
-    return values
+    return sender, values
 
 
 class PostgresGenerations:
@@ -64,6 +75,7 @@ class PostgresGenerations:
         self._listening = asyncio.Event()
         self._pending: set[int] = set()
         self._resend = asyncio.Event()
+        self._echoes: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -112,11 +124,24 @@ class PostgresGenerations:
         self._local.retire_all()
 
     async def _send(self, slots: list[int]) -> list[tuple[int, int]]:
-        async with self._pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(_BUMP, slots)
-            values = [(row["slot"], row["generation"]) for row in rows]
-            for payload in encode_values(values):
-                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        sender = secrets.token_hex(8)
+        echo = asyncio.get_running_loop().create_future()
+        self._echoes[sender] = echo
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                rows = await connection.fetch(_BUMP, slots)
+                values = [(row["slot"], row["generation"]) for row in rows]
+                for payload in encode_values(sender, values):
+                    await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            if self._listening.is_set():
+                # PostgreSQL signals every listener at commit, and each sends the notification when
+                # it next can. Answering the write only once this worker's own copy arrived means the
+                # other nodes' copies are on their way too: a client that reads on another node right
+                # after the write's answer finds it there, short of an overloaded machine.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(echo), _ECHO_WAIT_SECONDS)
+        finally:
+            del self._echoes[sender]
         return values
 
     async def _send_pending(self) -> None:
@@ -138,11 +163,14 @@ class PostgresGenerations:
         payload: object,
     ) -> None:
         try:
-            values = decode_values(str(payload))
+            sender, values = decode_values(str(payload))
         except ValueError:
             log.warning("ignoring a malformed cache invalidation: %r", str(payload)[:100])
             return
         self._local.raise_to(values)
+        echo = self._echoes.get(sender)
+        if echo is not None and not echo.done():
+            echo.set_result(None)
 
     async def _listen_forever(self) -> None:
         said = False  # one warning per outage, not one per attempt
