@@ -154,12 +154,17 @@ async def answer_content(
     read for a `GET` (200 or 206; never for `HEAD`, 304 or 416), and may still refuse.
     """
     asset = fetch.assets[0]
-    resolved = await resolve_variant(
-        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
-    )
-    return await _serve_variant(
-        request, runtime, fetch, asset, resolved, own_headers=own_headers, before_body=before_body
-    )
+    try:
+        resolved = await resolve_variant(
+            runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
+        )
+        return await _serve_variant(
+            request, runtime, fetch, asset, resolved, own_headers=own_headers, before_body=before_body
+        )
+    except ObjectNotFound:
+        # As in answer_fetch, for callers that come here directly (share links).
+        await raise_if_deleted(runtime, fetch.assets)
+        raise
 
 
 def _mark_outcome(request: AnyRequest, fetch: FetchRequest, resolved: ResolvedVariant) -> None:
