@@ -3,6 +3,7 @@ from pathlib import Path
 
 from konifer_edge.cache.bodies import SmallBodyCache
 from konifer_edge.cache.generations import SharedMemoryGenerations, slot_of
+from konifer_edge.cache.postgres_generations import decode_values, encode_values
 from konifer_edge.cache.resolution import LruCache
 
 
@@ -78,3 +79,13 @@ class TestSharedMemoryGenerationsFedByAnotherNode:
         generations = SharedMemoryGenerations(file)
         await generations.bump(["/a"])
         assert await generations.current("/a") == 1
+
+
+def test_invalidation_payloads_stay_under_the_notification_limit_and_read_back() -> None:
+    values = [(slot, (1 << 63) - 1 - slot) for slot in range(0, 65536, 100)]  # the widest numbers
+    payloads = encode_values("0123456789abcdef", values)
+    assert len(payloads) > 1
+    assert all(len(payload.encode()) < 8000 for payload in payloads)
+    decoded = [decode_values(payload) for payload in payloads]
+    assert {sender for sender, _ in decoded} == {"0123456789abcdef"}
+    assert [value for _, part in decoded for value in part] == values
