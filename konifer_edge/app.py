@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import typing
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -12,19 +13,23 @@ import redis.asyncio as redis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
+from prometheus_client.metrics import MetricWrapperBase
 
 from konifer_edge.cache.bodies import SmallBodyCache
 from konifer_edge.cache.generations import Generations, RedisGenerations, SharedMemoryGenerations
+from konifer_edge.cache.postgres_generations import PostgresGenerations
 from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
+from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.http.answers import STREAMED_ROUTES
 from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.cors import cors_for_paths
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
 from konifer_edge.http.fast_path import serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.http.rule_evaluations import RULE_EVALUATION_ROUTES
-from konifer_edge.http.shares import SHARE_ROUTES
+from konifer_edge.http.shares import SHARE_ROUTES, SHARE_SERVE_OUTCOMES
 from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
@@ -39,7 +44,7 @@ from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variant_upkeep import start_upkeep, stop_upkeep
 from konifer_edge.sources.s3_object import S3ObjectDownloader
-from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy
+from konifer_edge.sources.url import UrlDownloader, UrlFetchPolicy, UrlSourceReason
 from konifer_edge.storage.deletions import DeletionQueue
 from konifer_edge.storage.migrations import migrate
 from konifer_edge.storage.object_store import ObjectStore, S3Params, create_object_store
@@ -103,9 +108,28 @@ def configured_buckets(config: Config) -> set[str]:
     return {s.object_store.bucket for s in settings if s is not None}
 
 
+def _known_label_values() -> dict[MetricWrapperBase, tuple[str, ...]]:
+    formats = tuple(image_format.short_name for image_format in ImageFormat)
+    return {
+        metrics.RENDERS: formats,
+        metrics.RENDER_DURATION: formats,
+        metrics.VARIANT_LOOKUPS: ("hit", "miss"),
+        metrics.OBJECT_STORE_DURATION: OBJECT_STORE_OPERATIONS,
+        metrics.DATABASE_DURATION: REPOSITORY_OPERATIONS,
+        metrics.IMAGING_IN_USE: ("render", "decode"),
+        metrics.DECODE_FAILURES: ("crash", "timeout"),
+        metrics.URL_DOWNLOADS: ("ok", *typing.get_args(UrlSourceReason)),
+        # Refusal reasons are open-ended; "other" gives the family its series from the start.
+        metrics.REJECTED_INPUTS: ("other",),
+        metrics.SHARE_SERVES: SHARE_SERVE_OUTCOMES,
+        metrics.RESPONSES_CUT: STREAMED_ROUTES,
+    }
+
+
 def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
     async def start(app: Litestar, stack: AsyncExitStack) -> None:
         """Open everything a worker needs; each resource goes on `stack`, which releases it."""
+        metrics.export_at_zero(_known_label_values())
         pool = await create_pool(dsn, max_size=config.data_store.postgresql.pool_size)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as connection:
@@ -151,9 +175,17 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks"))
         )
         stack.push_async_callback(shared.close)
-        generations: Generations = (
-            RedisGenerations(redis_client) if redis_client else SharedMemoryGenerations(data_dir / "generations.bin")
-        )
+        generations: Generations
+        postgres_generations: PostgresGenerations | None = None
+        if redis_client:
+            generations = RedisGenerations(redis_client)
+        else:
+            # Without Redis, other nodes on the same database hear of this node's writes through it.
+            local_generations = SharedMemoryGenerations(data_dir / "generations.bin")
+            postgres_generations = PostgresGenerations(pool, dsn, local_generations)
+            await postgres_generations.start()
+            stack.push_async_callback(postgres_generations.close)
+            generations = postgres_generations
         rules = (
             await RuleEngine.start(config.rule_inference, config.rule_definitions, PromptEmbeddingStore(pool))
             if config.rules_required

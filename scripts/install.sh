@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 system_packages=(libvips42)
-# The end-to-end test drives Debian's Chromium with Playwright (never Playwright's own browser).
-if [ "${1:-}" = "test" ]; then system_packages+=(chromium); fi
+# The end-to-end test drives Debian's Chromium with Playwright (never Playwright's own browser);
+# Playwright's bundled node driver needs libatomic.so.1, which a fresh Debian 12 lacks.
+if [ "${1:-}" = "test" ]; then system_packages+=(chromium libatomic1); fi
 missing=()
 for package in "${system_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,21 +1,24 @@
 """Per-path generations: every write to a path bumps its number, and cached resolutions
 carry the number they were made under, so a bump retires them everywhere at once.
 
-One node: a small table of counters in shared memory (a file under the data directory,
+On a node, a small table of counters in shared memory (a file under the data directory,
 mapped by every worker), so a bump is seen by the next request of any worker with no
-round trip. Several nodes: the counters live in Redis. Paths hash into slots; two paths
+round trip. Between nodes, the counters are carried either by Redis (`RedisGenerations`)
+or, without Redis, by PostgreSQL (`cache/postgres_generations.py` keeps this node's shared
+memory in step with a table and its notifications). Paths hash into slots; two paths
 sharing a slot only retire each other's entries early, never serve anything stale.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import mmap
 import os
 import secrets
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -23,10 +26,25 @@ import redis.asyncio as redis
 
 _SLOTS = 1 << 16
 _SLOT = struct.Struct("<Q")
+# One more counter after the slots: the epoch, which retires every slot at once.
+_EPOCH_OFFSET = _SLOTS * _SLOT.size
+_MAP_SIZE = _EPOCH_OFFSET + _SLOT.size
 
 
-def _slot(path: str) -> int:
+def slot_of(path: str) -> int:
     return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=4).digest(), "little") % _SLOTS
+
+
+class GenerationsUnavailable(Exception):
+    """Generations cannot be trusted right now; callers read through to the database.
+
+    `last_known` is the generation as this node last knew it: what was cached under it may still
+    answer when the database cannot (then nobody can write, so nothing newer exists).
+    """
+
+    def __init__(self, message: str, last_known: int | None = None) -> None:
+        super().__init__(message)
+        self.last_known = last_known
 
 
 class Generations(Protocol):
@@ -36,28 +54,69 @@ class Generations(Protocol):
 
 
 class SharedMemoryGenerations:
+    """The counters of one node, shared by its workers.
+
+    A generation is the slot's counter under the node's epoch. Alone (one node), a bump
+    increments the slot. Fed by another node's bumps, `raise_to` and `resync` set slots to the
+    values the shared table holds, and the epoch moves whenever those values may have been missed.
+    """
+
     def __init__(self, file: Path) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if os.fstat(descriptor).st_size < _SLOTS * _SLOT.size:
-                os.ftruncate(descriptor, _SLOTS * _SLOT.size)
-            self._map = mmap.mmap(descriptor, _SLOTS * _SLOT.size)
+            if os.fstat(descriptor).st_size < _MAP_SIZE:
+                os.ftruncate(descriptor, _MAP_SIZE)
+            self._map = mmap.mmap(descriptor, _MAP_SIZE)
         finally:
             os.close(descriptor)
         self._lock_file = file.with_suffix(".lock")
 
     async def current(self, path: str) -> int:
-        value: int = _SLOT.unpack_from(self._map, _slot(path) * _SLOT.size)[0]
-        return value
+        # Readers need no lock: aligned 8-byte reads of counters that only writers under the lock change.
+        epoch: int = _SLOT.unpack_from(self._map, _EPOCH_OFFSET)[0]
+        value: int = _SLOT.unpack_from(self._map, slot_of(path) * _SLOT.size)[0]
+        return (epoch << 64) | value
 
     async def bump(self, paths: Iterable[str]) -> None:
-        # Workers increment under a file lock; readers need none (an aligned 8-byte read).
-        with self._lock_file.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            for slot in {_slot(path) for path in paths}:
+        with self._locked():
+            for slot in {slot_of(path) for path in paths}:
                 offset = slot * _SLOT.size
                 _SLOT.pack_into(self._map, offset, _SLOT.unpack_from(self._map, offset)[0] + 1)
+
+    def raise_to(self, values: Iterable[tuple[int, int]]) -> None:
+        """Move each (slot, value) slot up to value; a value already reached changes nothing."""
+        with self._locked():
+            for slot, value in values:
+                offset = slot * _SLOT.size
+                if value > _SLOT.unpack_from(self._map, offset)[0]:
+                    _SLOT.pack_into(self._map, offset, value)
+
+    def resync(self, values: Iterable[tuple[int, int]]) -> None:
+        """Start a new epoch with exactly these slot values (every other slot at 0).
+
+        The new epoch retires everything cached before, so it does not matter whether the
+        values moved up, stayed, or went down (a database restored from a backup).
+        """
+        with self._locked():
+            self._advance_epoch()
+            self._map[:_EPOCH_OFFSET] = bytes(_EPOCH_OFFSET)
+            for slot, value in values:
+                _SLOT.pack_into(self._map, slot * _SLOT.size, value)
+
+    def retire_all(self) -> None:
+        with self._locked():
+            self._advance_epoch()
+
+    def _advance_epoch(self) -> None:
+        _SLOT.pack_into(self._map, _EPOCH_OFFSET, _SLOT.unpack_from(self._map, _EPOCH_OFFSET)[0] + 1)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Workers of a node write under one file lock.
+        with self._lock_file.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
 
 class RedisGenerations:
@@ -77,7 +136,7 @@ class RedisGenerations:
 
     async def current(self, path: str) -> int:
         await self._retire_if_bump_lost()
-        keys = (_EPOCH_KEY, f"konifer:gen:{_slot(path)}")
+        keys = (_EPOCH_KEY, f"konifer:gen:{slot_of(path)}")
         epoch, value = await self._client.mget(keys)
         if epoch is None:
             await self._client.set(_EPOCH_KEY, _new_epoch(), nx=True)
@@ -88,7 +147,7 @@ class RedisGenerations:
         try:
             await self._retire_if_bump_lost()
             async with self._client.pipeline(transaction=False) as pipeline:
-                for slot in {_slot(path) for path in paths}:
+                for slot in {slot_of(path) for path in paths}:
                     pipeline.incr(f"konifer:gen:{slot}")
                 await pipeline.execute()
         except BaseException:

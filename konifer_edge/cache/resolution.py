@@ -14,11 +14,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
+import asyncpg
 import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from konifer_edge.cache.generations import Generations
+from konifer_edge.cache.generations import Generations, GenerationsUnavailable
 from konifer_edge.domain.models import Asset, Variant
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ENTRY_TTL_SECONDS = 300.0
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+# A database that cannot answer (down, restarting, unreachable), as opposed to one that refused a statement.
+DATABASE_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+    TimeoutError,
+)
 
 
 class _Assets(msgspec.Struct):
@@ -71,9 +81,15 @@ class ResolutionCache:
     ) -> tuple[list[Asset], str, int | None]:
         """The assets a selector names at a path, where the answer came from, and the path's
         generation it is valid for (None when generations are unavailable)."""
-        generation = await self.generation(path)
+        generation, last_known = await self._generation_or_last_known(path)
         if generation is None:
-            return await load(), "database", None
+            try:
+                return await load(), "database", None
+            except DATABASE_UNAVAILABLE:
+                kept = self._local.get(f"a:{last_known}:{path}:{selector_key}") if last_known is not None else None
+                if not isinstance(kept, _Assets):
+                    raise
+                return kept.assets, "memory", None
         key = f"a:{generation}:{path}:{selector_key}"
         local = self._local.get(key)
         if isinstance(local, _Assets):
@@ -90,9 +106,15 @@ class ResolutionCache:
     async def variant(
         self, path: str, asset: Asset, plan_key: str, load: Callable[[], Awaitable[Variant | None]]
     ) -> tuple[Variant | None, str]:
-        generation = await self.generation(path)
+        generation, last_known = await self._generation_or_last_known(path)
         if generation is None:
-            return await load(), "database"
+            try:
+                return await load(), "database"
+            except DATABASE_UNAVAILABLE:
+                kept = self._local.get(f"v:{last_known}:{asset.id}:{plan_key}") if last_known is not None else None
+                if not isinstance(kept, Variant):
+                    raise
+                return kept, "memory"
         key = f"v:{generation}:{asset.id}:{plan_key}"
         local = self._local.get(key)
         if isinstance(local, Variant):
@@ -115,11 +137,17 @@ class ResolutionCache:
                 log.warning("could not bump generations (entries age out within %ss): %r", ENTRY_TTL_SECONDS, error)
 
     async def generation(self, path: str) -> int | None:
+        return (await self._generation_or_last_known(path))[0]
+
+    async def _generation_or_last_known(self, path: str) -> tuple[int | None, int | None]:
+        """The path's generation, or None and the generation this node last knew (if any)."""
         try:
-            return await self._generations.current(path)
+            return await self._generations.current(path), None
+        except GenerationsUnavailable as unavailable:
+            return None, unavailable.last_known  # said once where it became unavailable, not on every read
         except _REDIS_ERRORS as error:
             log.warning("generations unavailable, reading through: %r", error)
-            return None
+            return None, None
 
     async def _store(self, key: str, value: Variant) -> None:
         self._local.put(key, value, ENTRY_TTL_SECONDS)

@@ -108,6 +108,11 @@ def serve(args: argparse.Namespace) -> int:
         os.environ[app_module.ENV_EMBEDDED_DSN] = dsn
     # One process per core: request handling holds the GIL, so more processes serve more.
     workers = args.workers or config.http.workers or os.cpu_count() or 1
+    if config.object_store.provider == "in-memory" and workers > 1:
+        # Each worker would hold a store of its own, and a variant one of them stored would be
+        # missing in the others.
+        log.warning("the in-memory object store lives in one process: serving with 1 worker instead of %d", workers)
+        workers = 1
     log.info("serving on http://%s:%d with %d worker(s), data in %s", args.host, args.port, workers, data_dir)
     Granian(
         target="konifer_edge.app:create_app_from_env",

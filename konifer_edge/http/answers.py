@@ -23,6 +23,7 @@ from konifer_edge.domain.transformation import RequestedTransformation, query_pa
 from konifer_edge.http import headers as answer_headers
 from konifer_edge.http.fast_path import request_target
 from konifer_edge.http.ranges import Unsatisfiable, requested_range
+from konifer_edge.http.streaming import started_body
 from konifer_edge.http.wire import (
     AssetEntriesWire,
     AssetLinkWire,
@@ -31,12 +32,17 @@ from konifer_edge.http.wire import (
     lqip_wire,
     metadata_wire,
 )
-from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
+from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
 from konifer_edge.services import cdn, delivery
+from konifer_edge.services.fetch import raise_if_deleted
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variants import ResolvedVariant, resolve_variant
+from konifer_edge.storage.object_store import ObjectNotFound
 
 AnyRequest = Request[Any, Any, Any]
+
+# The route kinds whose answers may stream a body from the object store.
+STREAMED_ROUTES: tuple[str, ...] = ("fetch_content", "fetch_download", "fetch_redirect", "share_serve")
 
 
 class FetchRequest(msgspec.Struct, frozen=True):
@@ -76,7 +82,13 @@ def _cdn_headers(runtime: Runtime, fetch: FetchRequest, *, immutable_body: bool)
 
 
 async def answer_fetch(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
-    return await _ANSWERS[fetch.selector.return_format](request, runtime, fetch)
+    try:
+        return await _ANSWERS[fetch.selector.return_format](request, runtime, fetch)
+    except ObjectNotFound:
+        # The entry was resolved, then deleted before its bytes were read (its objects go right
+        # after the delete commits): the 404 it now is, not a storage failure.
+        await raise_if_deleted(runtime, fetch.assets)
+        raise
 
 
 async def _metadata(request: AnyRequest, runtime: Runtime, fetch: FetchRequest) -> Response[Any]:
@@ -174,12 +186,17 @@ async def answer_content(
     read for a `GET` (200 or 206; never for `HEAD`, 304 or 416), and may still refuse.
     """
     asset = fetch.assets[0]
-    resolved = await resolve_variant(
-        runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
-    )
-    return await _serve_variant(
-        request, runtime, fetch, asset, resolved, own_headers=own_headers, before_body=before_body
-    )
+    try:
+        resolved = await resolve_variant(
+            runtime, fetch.settings, asset, fetch.requested, accept=request.headers.get("accept")
+        )
+        return await _serve_variant(
+            request, runtime, fetch, asset, resolved, own_headers=own_headers, before_body=before_body
+        )
+    except ObjectNotFound:
+        # As in answer_fetch, for callers that come here directly (share links).
+        await raise_if_deleted(runtime, fetch.assets)
+        raise
 
 
 def _mark_outcome(request: AnyRequest, fetch: FetchRequest, resolved: ResolvedVariant) -> None:
@@ -235,7 +252,9 @@ async def _serve_variant(
         part = body if byte_range is None else body[byte_range[0] : byte_range[1] + 1]
         return Response(content=part, status_code=status, media_type=variant.content_type, headers=headers)
     _, chunks = await runtime.objects.stream(variant.bucket, variant.store_key, byte_range)
-    return Stream(chunks, status_code=status, media_type=variant.content_type, headers=headers)
+    route = request.scope.get("state", {}).get(ROUTE_KIND, "fetch_content")
+    streamed = await started_body(chunks, request.scope, route)
+    return Stream(streamed, status_code=status, media_type=variant.content_type, headers=headers)
 
 
 def _record(

@@ -43,6 +43,7 @@ _SERVE_HEADERS: Final = {"Cache-Control": "private, no-store", "Referrer-Policy"
 # Records name paths, and a creation answer carries the token: nothing to keep in any cache.
 _RECORD_HEADERS: Final = {"Cache-Control": "no-store"}
 _GONE_OUTCOMES: Final = {"share_revoked": "revoked", "share_expired": "expired", "share_exhausted": "exhausted"}
+SHARE_SERVE_OUTCOMES: Final = ("served", "not_counted", "not_found", "refused", *_GONE_OUTCOMES.values())
 
 
 def _json(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:

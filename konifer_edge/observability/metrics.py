@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
 
 T = TypeVar("T")
 
@@ -71,6 +72,22 @@ for _tower in ("image", "text"):
     RULE_INFERENCE_DURATION.labels(_tower)
 for _outcome in ("accepted", "rejected"):
     RULE_DECISIONS.labels(_outcome, "(default)")
+RESPONSES_CUT = Counter(
+    "konifer_http_responses_cut_total",
+    "Answers whose body had started when the object store failed or stalled, so the connection was cut",
+    ["route"],
+)
+
+
+def export_at_zero(known: Mapping[MetricWrapperBase, Iterable[str]]) -> None:
+    """Give every known label value its series from start-up, at zero.
+
+    A series that appears only at its first use is missing from dashboards and alerts until
+    then, and `rate()` over it misses that first increment.
+    """
+    for metric, values in known.items():
+        for value in values:
+            metric.labels(value)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -27,11 +27,13 @@ _ALWAYS = ((b"x-content-type-options", b"nosniff"),)
 ROUTE_KIND = "konifer_route"
 CACHE_OUTCOME = "konifer_cache"
 REJECT_REASON = "konifer_reject_reason"
+# Why an answer whose status was already sent could not be finished (its connection was cut).
+RESPONSE_CUT = "konifer_response_cut"
 _REQUEST_ID_HEADER = b"x-request-id"
 _MAX_REQUEST_ID = 128
 
 
-class AccessLine(msgspec.Struct):
+class AccessLine(msgspec.Struct, omit_defaults=True):
     """The request's fields of its access line, after the common ones (observability/logs.py)."""
 
     method: str
@@ -42,6 +44,8 @@ class AccessLine(msgspec.Struct):
     cache: str
     bytes: int
     request_id: str
+    failed: str | None = None
+    """Set when the answer was cut after its status was sent: `status` is what the client got."""
 
 
 def _request_id(scope: Scope) -> str:
@@ -126,6 +130,7 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
                     cache=cache,
                     bytes=sent,
                     request_id=request_id,
+                    failed=state.get(RESPONSE_CUT),
                 )
                 log.info("%s %s %d", line.method, line.path, status, extra=fields(line))
 

@@ -36,3 +36,10 @@ async def resolve_assets(
 
 def _has_labels(asset: Asset, labels: dict[str, str]) -> bool:
     return all(asset.labels.get(key) == value for key, value in labels.items())
+
+
+async def raise_if_deleted(runtime: Runtime, assets: list[Asset]) -> None:
+    """NotFound if one of these resolved assets has been deleted since (asked of the database, past every cache)."""
+    for asset in assets:
+        if await runtime.repository.find_entry(asset.path, asset.entry_id) is None:
+            raise NotFound(f"The entry {asset.entry_id} at {asset.path} was deleted", reason="asset_not_found")

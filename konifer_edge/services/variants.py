@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from konifer_edge.config import PathSettings
-from konifer_edge.domain.errors import BadRequest
+from konifer_edge.domain.errors import BadRequest, NotFound
 from konifer_edge.domain.formats import ImageFormat, new_store_key
 from konifer_edge.domain.models import Asset, Variant
 from konifer_edge.domain.negotiation import choose_format
@@ -216,7 +216,7 @@ async def _render_and_store(
         await runtime.objects.delete(original.bucket, store_key)
     existing = await runtime.repository.find_variant(asset.id, plan.key)
     if existing is None:
-        raise BadRequest("The asset was deleted while its variant was rendered", reason="asset_gone")
+        raise NotFound(f"The entry {asset.entry_id} at {asset.path} was deleted", reason="asset_not_found")
     return existing
 
 

@@ -36,8 +36,85 @@ _CLOUD_METADATA: frozenset[IPAddress] = frozenset(
     }
 )
 
-# NAT64 gateways translate this prefix to the IPv4 address in its last 32 bits (RFC 6052).
-_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+# The ranges are written out rather than asked of `ipaddress.is_private` / `is_global`, whose answers
+# have changed between Python patch releases (3.11.2 calls 6to4 private, later 3.11s do not): the
+# guard must answer the same on every Python. The lists follow the IANA IPv4 and IPv6
+# Special-Purpose Address Registries: every block there that is not globally reachable is refused
+# (docs/security.md lists them), and the few globally reachable blocks inside a refused one are let
+# through explicitly.
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(reason: str, *cidrs: str) -> list[tuple[_Network, str]]:
+    return [(ipaddress.ip_network(cidr), reason) for cidr in cidrs]
+
+
+# Never a unicast HTTP server, whatever the policy: 0.0.0.0 and :: even reach local services.
+_ALWAYS_REFUSED: list[tuple[_Network, str]] = [
+    *_networks("an unspecified address", "0.0.0.0/32", "::/128"),
+    *_networks("a multicast address", "224.0.0.0/4", "ff00::/8"),
+]
+
+_REFUSED_IPV4: list[tuple[_Network, str]] = [
+    *_networks("a loopback address", "127.0.0.0/8"),
+    *_networks("a link-local address", "169.254.0.0/16"),
+    *_networks("a private network address", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
+    *_networks("a shared address space address", "100.64.0.0/10"),
+    *_networks(
+        "a reserved address",
+        "0.0.0.0/8",  # "this network"
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation (TEST-NET-1)
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation (TEST-NET-2)
+        "203.0.113.0/24",  # documentation (TEST-NET-3)
+        "240.0.0.0/4",  # reserved for future use, and the limited broadcast address in it
+    ),
+]
+
+_REFUSED_IPV6: list[tuple[_Network, str]] = [
+    *_networks("a loopback address", "::1/128"),
+    *_networks("a link-local address", "fe80::/10"),
+    *_networks("a private network address", "fc00::/7"),  # unique local
+    *_networks("a site-local address", "fec0::/10"),
+    *_networks(
+        "a reserved address",
+        "100::/64",  # discard-only
+        "100:0:0:1::/64",  # dummy prefix
+        "2001::/23",  # IETF protocol assignments (Teredo, benchmarking, ...), exceptions below
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing (SRv6) SIDs
+    ),
+]
+
+# Globally reachable blocks inside 2001::/23, as the IPv6 registry marks them.
+_GLOBAL_IN_REFUSED: list[_Network] = [
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "2001:1::1/128",  # port control protocol anycast
+        "2001:1::2/128",  # traversal using relays around NAT anycast
+        "2001:1::3/128",  # DNS-SD service registration protocol anycast
+        "2001:3::/32",  # automatic multicast tunneling
+        "2001:4:112::/48",  # AS112-v6
+        "2001:20::/28",  # ORCHIDv2
+        "2001:30::/28",  # drone remote ID protocol entity tags
+    )
+]
+
+# Everything outside 2000::/3 that the tables above do not name is unallocated or reserved by IETF.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits: a connection to them reaches that
+# IPv4 address (IPv4-mapped, RFC 4291; NAT64, RFC 6052 well-known prefix and RFC 8215 local-use).
+_EMBEDS_IPV4_LAST_32 = (
+    ipaddress.IPv6Network("::ffff:0:0/96"),
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+)
+# 6to4 (RFC 3056) carries the IPv4 address of its relay in bits 16-47.
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
 
 
 def _without_scope(address: IPAddress) -> IPAddress:
@@ -47,51 +124,48 @@ def _without_scope(address: IPAddress) -> IPAddress:
     return address
 
 
-def _addresses_reached(address: IPAddress) -> list[IPAddress]:
-    """The addresses a connection to `address` may actually end up at.
+def _address_reached(address: IPAddress) -> IPAddress:
+    """The address a connection to `address` actually ends up at.
 
-    IPv6 forms that carry an IPv4 address are judged by that IPv4 address too, or
-    ::ffff:127.0.0.1 would slip past a check that only looks at the IPv6 ranges.
+    IPv6 forms that carry an IPv4 address are judged by that IPv4 address alone, or
+    ::ffff:127.0.0.1 would slip past a check that only looks at the IPv6 ranges, and a 6to4 address
+    of a public IPv4 host would be refused for a range it only borrows.
     """
     address = _without_scope(address)
     if isinstance(address, ipaddress.IPv4Address):
-        return [address]
-    if address.ipv4_mapped is not None:
-        return [address.ipv4_mapped]
-    if address in _NAT64_WELL_KNOWN:
-        return [ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)]
-    reached: list[IPAddress] = [address]
-    if address.sixtofour is not None:
-        reached.append(address.sixtofour)
-    if address.teredo is not None:
-        reached.append(address.teredo[1])
-    return reached
+        return address
+    if any(address in network for network in _EMBEDS_IPV4_LAST_32):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    if address in _SIX_TO_FOUR:
+        return ipaddress.IPv4Address((int(address) >> 80) & 0xFFFF_FFFF)
+    return address
+
+
+def _matching_reason(address: IPAddress, table: list[tuple[_Network, str]]) -> str | None:
+    for network, reason in table:
+        if address.version == network.version and address in network:
+            return reason
+    return None
 
 
 def refusal_reason(address: IPAddress, *, allow_private_networks: bool) -> str | None:
     """Why a URL source may not connect to `address` (a few words for a message), or None if it may."""
-    for reached in _addresses_reached(address):
-        # Never a unicast HTTP server, whatever the policy: 0.0.0.0 and :: even reach local services.
-        if reached.is_unspecified:
-            return "an unspecified address"
-        if reached.is_multicast:
-            return "a multicast address"
-        if reached in _CLOUD_METADATA:
-            return "a cloud metadata address"
-        if allow_private_networks:
-            continue
-        if reached.is_loopback:
-            return "a loopback address"
-        if reached.is_link_local:
-            return "a link-local address"
-        if reached.is_private:
-            return "a private network address"
-        if isinstance(reached, ipaddress.IPv6Address) and reached.is_site_local:
-            return "a site-local address"
-        if reached.is_reserved or not reached.is_global:
-            # is_global also rules out shared address space (100.64.0.0/10) and other special ranges.
-            return "a reserved address"
-    return None
+    reached = _address_reached(address)
+    always = _matching_reason(reached, _ALWAYS_REFUSED)
+    if always is not None:
+        return always
+    if reached in _CLOUD_METADATA:
+        return "a cloud metadata address"
+    if allow_private_networks:
+        return None
+    if isinstance(reached, ipaddress.IPv4Address):
+        return _matching_reason(reached, _REFUSED_IPV4)
+    if any(reached in network for network in _GLOBAL_IN_REFUSED):
+        return None
+    reason = _matching_reason(reached, _REFUSED_IPV6)
+    if reason is None and reached not in _GLOBAL_UNICAST:
+        return "a reserved address"
+    return reason
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:

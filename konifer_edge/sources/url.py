@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
-import ipaddress
 from types import TracebackType
 
 import httpx
 import msgspec
 
 from konifer_edge.sources.errors import UrlSourceError, UrlSourceReason
-from konifer_edge.sources.ssrf import AddressGuard, GuardedNetworkBackend, Resolver, system_resolver
+from konifer_edge.sources.ssrf import (
+    AddressGuard,
+    GuardedNetworkBackend,
+    Resolver,
+    parse_ip_literal,
+    system_resolver,
+)
 from konifer_edge.sources.transport import PinnedNetworkTransport
 
 __all__ = ["Resolver", "UrlDownloader", "UrlFetchPolicy", "UrlSourceError", "UrlSourceReason"]
@@ -54,26 +59,25 @@ class UrlFetchPolicy(msgspec.Struct, frozen=True):
             raise ValueError("max_redirects must not be negative")
 
 
+def _canonical_host(host: str) -> str:
+    """One spelling per host: IP literals in their compressed form ("0:0::1", "[::1]" and "::1"
+    are one address), names as httpx gives them (lower case, IDNA)."""
+    literal = parse_ip_literal(host)
+    return literal.compressed if literal is not None else host
+
+
 def _normalized_host(domain: str) -> str:
-    """The form httpx gives a URL's host: lower case, IDNA (punycode), IPv6 without brackets."""
+    """An allowed domain in the form `_checked_url` compares: see `_canonical_host`."""
     candidate = domain.strip()
+    if parse_ip_literal(candidate) is not None:
+        return _canonical_host(candidate)
     try:
         raw_host = httpx.URL(scheme="http", host=candidate, path="/").raw_host
     except httpx.InvalidURL:
         raise ValueError(f"allowed domain {domain!r} is not a host name or IP address") from None
     if not raw_host:
         raise ValueError(f"allowed domain {domain!r} is empty")
-    return _comparable_host(raw_host.decode("ascii"))
-
-
-def _comparable_host(host: str) -> str:
-    """IPv6 literals in one spelling (``0:0::1`` is ``::1``), so the allowed list matches any of them."""
-    if ":" not in host:
-        return host
-    try:
-        return ipaddress.IPv6Address(host).compressed
-    except ValueError:
-        return host
+    return _canonical_host(raw_host.decode("ascii"))
 
 
 def _refuse_all_cookies() -> http.cookiejar.CookieJar:
@@ -218,10 +222,10 @@ class UrlDownloader:
             raise UrlSourceError(400, "invalid_url", f"{url!r} is not a valid URL.") from None
         if parsed.scheme not in _SCHEMES:
             raise UrlSourceError(400, "invalid_url", f"{str(url)!r} is not an http or https URL.")
-        host = _comparable_host(parsed.raw_host.decode("ascii"))
+        host = parsed.raw_host.decode("ascii")
         if not host:
             raise UrlSourceError(400, "invalid_url", f"{str(url)!r} has no host.")
-        if host not in self._allowed_hosts:
+        if _canonical_host(host) not in self._allowed_hosts:
             raise UrlSourceError(400, "domain_not_allowed", f"The host {host!r} is not in the allowed domains.")
         return parsed
 

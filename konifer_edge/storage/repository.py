@@ -7,8 +7,9 @@ crash after commit never forgets an object that must go.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -105,6 +106,19 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, purpos
     )
     assert pool is not None
     return pool
+
+
+async def _with_variants(connection: Connection, rows: Sequence[asyncpg.Record]) -> list[Asset]:
+    if not rows:
+        return []
+    variant_rows = await connection.fetch(
+        f"SELECT {_VARIANT_COLUMNS} FROM variant WHERE asset_id = ANY($1::uuid[]) ORDER BY created_at, id",
+        [row["id"] for row in rows],
+    )
+    by_asset: dict[uuid.UUID, list[Variant]] = {row["id"]: [] for row in rows}
+    for variant_row in variant_rows:
+        by_asset[variant_row["asset_id"]].append(_variant_from_row(variant_row))
+    return [_asset_from_row(row, by_asset[row["id"]]) for row in rows]
 
 
 def _escape_like(text: str) -> str:
@@ -252,12 +266,13 @@ class AssetRepository:
         return _variant_from_row(row)
 
     async def find_entry(self, path: str, entry_id: int) -> Asset | None:
-        row = await self._pool.fetchrow(
-            f"SELECT {_ASSET_COLUMNS} FROM asset WHERE path = $1 AND entry_id = $2", path, entry_id
-        )
-        if row is None:
-            return None
-        return (await self._with_variants([row]))[0]
+        async with self._snapshot() as connection:
+            row = await connection.fetchrow(
+                f"SELECT {_ASSET_COLUMNS} FROM asset WHERE path = $1 AND entry_id = $2", path, entry_id
+            )
+            if row is None:
+                return None
+            return (await _with_variants(connection, [row]))[0]
 
     async def find_newest(self, path: str, order: Order, limit: int, labels: dict[str, str]) -> list[Asset]:
         """The newest assets at one path (by creation or modification), narrowed by labels."""
@@ -270,20 +285,22 @@ class AssetRepository:
         if limit != ALL:
             args.append(limit)
             sql += f" LIMIT ${len(args)}"
-        rows = await self._pool.fetch(sql, *args)
-        return await self._with_variants(rows)
+        async with self._snapshot() as connection:
+            return await _with_variants(connection, await connection.fetch(sql, *args))
 
-    async def _with_variants(self, rows: Sequence[asyncpg.Record]) -> list[Asset]:
-        if not rows:
-            return []
-        variant_rows = await self._pool.fetch(
-            f"SELECT {_VARIANT_COLUMNS} FROM variant WHERE asset_id = ANY($1::uuid[]) ORDER BY created_at, id",
-            [row["id"] for row in rows],
-        )
-        by_asset: dict[uuid.UUID, list[Variant]] = {row["id"]: [] for row in rows}
-        for variant_row in variant_rows:
-            by_asset[variant_row["asset_id"]].append(_variant_from_row(variant_row))
-        return [_asset_from_row(row, by_asset[row["id"]]) for row in rows]
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[Connection]:
+        """One connection in one read-only snapshot.
+
+        Assets and their variants are two statements; each would otherwise see the database as
+        of its own start, and a delete committing between them would leave an asset without
+        variants (read as an asset with no original).
+        """
+        async with (
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield connection
 
     async def list_page(self, query: ListingQuery) -> tuple[list[Asset], ListingCursor | None]:
         """One page of a listing, and the cursor of the next page when there may be one.
@@ -300,15 +317,16 @@ class AssetRepository:
             where += f" AND ({column}, path, entry_id) {comparison} (${len(args) - 2}, ${len(args) - 1}, ${len(args)})"
         direction = "DESC" if descending else "ASC"
         args.append(query.limit + 1)
-        rows = await self._pool.fetch(
-            f"SELECT {_ASSET_COLUMNS} FROM asset WHERE {where}"
-            f" ORDER BY {column} {direction}, path {direction}, entry_id {direction} LIMIT ${len(args)}",
-            *args,
-        )
-        page = rows[: query.limit]
+        async with self._snapshot() as connection:
+            rows = await connection.fetch(
+                f"SELECT {_ASSET_COLUMNS} FROM asset WHERE {where}"
+                f" ORDER BY {column} {direction}, path {direction}, entry_id {direction} LIMIT ${len(args)}",
+                *args,
+            )
+            page = await _with_variants(connection, rows[: query.limit])
         following = None
         if len(rows) > query.limit:
-            last = page[-1]
+            last = rows[query.limit - 1]
             following = ListingCursor(
                 sort=query.sort,
                 order=query.order,
@@ -318,7 +336,7 @@ class AssetRepository:
                 row_path=last["path"],
                 entry_id=last["entry_id"],
             )
-        return await self._with_variants(page), following
+        return page, following
 
     async def count(self, path: str, recursive: bool, labels: dict[str, str]) -> int:
         where, args = _collection_filter(path, recursive, labels)
@@ -361,13 +379,14 @@ class AssetRepository:
         """The assets at these (path, entry id) pairs that exist, in no particular order."""
         if not entries:
             return []
-        rows = await self._pool.fetch(
-            f"SELECT {_ASSET_COLUMNS} FROM asset WHERE (path, entry_id) IN"
-            " (SELECT * FROM unnest($1::text[], $2::bigint[]))",
-            [path for path, _ in entries],
-            [entry_id for _, entry_id in entries],
-        )
-        return await self._with_variants(rows)
+        async with self._snapshot() as connection:
+            rows = await connection.fetch(
+                f"SELECT {_ASSET_COLUMNS} FROM asset WHERE (path, entry_id) IN"
+                " (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+                [path for path, _ in entries],
+                [entry_id for _, entry_id in entries],
+            )
+            return await _with_variants(connection, rows)
 
     async def find_variant(self, asset_id: uuid.UUID, transformation_key: str) -> Variant | None:
         row = await self._pool.fetchrow(
@@ -380,21 +399,24 @@ class AssetRepository:
     async def update_metadata(
         self, path: str, entry_id: int, alt: str | None, labels: dict[str, str], tags: list[str], now: datetime
     ) -> Asset | None:
-        row = await self._pool.fetchrow(
-            "UPDATE asset SET alt = $3, labels = $4, tags = $5,"
-            # modifiedAt must move forward even when two updates land within one clock tick.
-            " modified_at = GREATEST($6, modified_at + interval '1 microsecond')"
-            f" WHERE path = $1 AND entry_id = $2 RETURNING {_ASSET_COLUMNS}",
-            path,
-            entry_id,
-            alt,
-            labels,
-            tags,
-            now,
-        )
-        if row is None:
-            return None
-        return (await self._with_variants([row]))[0]
+        # One transaction: the updated row stays locked while its variants are read, so a delete
+        # cannot commit in between.
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                "UPDATE asset SET alt = $3, labels = $4, tags = $5,"
+                # modifiedAt must move forward even when two updates land within one clock tick.
+                " modified_at = GREATEST($6, modified_at + interval '1 microsecond')"
+                f" WHERE path = $1 AND entry_id = $2 RETURNING {_ASSET_COLUMNS}",
+                path,
+                entry_id,
+                alt,
+                labels,
+                tags,
+                now,
+            )
+            if row is None:
+                return None
+            return (await _with_variants(connection, [row]))[0]
 
     async def delete(self, path: str, selector: DeleteSelector, labels: dict[str, str]) -> DeletedAssets:
         """Delete the selected assets and queue their objects."""

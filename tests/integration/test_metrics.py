@@ -21,8 +21,10 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from konifer_edge.observability import metrics as metrics_module
+from tests.integration.conftest import STANDARD_CONFIG
 from tests.support.deployment import Deployment
 from tests.support.images import make_image
+from tests.support.services import PostgresService
 from tests.support.source_server import SourceServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -411,3 +413,57 @@ def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for panel in panels:
         yield panel
         yield from _panels(panel.get("panels", []))
+
+
+# -- a fresh server --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService) -> Iterator[Deployment]:
+    """A server that has answered nothing but the start-up health checks."""
+    deployment = Deployment(
+        tmp_path_factory.mktemp("metrics-fresh"), STANDARD_CONFIG, store="filesystem", postgres=postgres
+    ).start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+# What each labelled counter must show from start-up, at zero.
+KNOWN_AT_START = {
+    "konifer_url_source_downloads_total": (
+        "outcome",
+        {"ok", "invalid_url", "domain_not_allowed", "private_address", "too_large", "upstream_status"}
+        | {"upstream_unreachable", "timeout", "too_many_redirects"},
+    ),
+    "konifer_variant_lookups_total": ("outcome", {"hit", "miss"}),
+    "konifer_decode_failures_total": ("cause", {"crash", "timeout"}),
+    "konifer_renders_total": ("format", {"jpg", "png", "webp", "avif", "heic", "gif"}),
+    "konifer_share_serves_total": (
+        "outcome",
+        {"served", "not_counted", "not_found", "refused", "revoked", "expired", "exhausted"},
+    ),
+    "konifer_http_responses_cut_total": ("route", {"fetch_content", "fetch_download"}),
+}
+
+
+def test_a_fresh_server_exports_every_dashboard_metric(fresh_server: Deployment) -> None:
+    exposition = scrape(fresh_server)
+    exported = acceptable_sample_names(exposition)
+    for path in dashboards():
+        queried: set[str] = set()
+        for expression in dashboard_expressions(json.loads(path.read_text())):
+            queried |= promql_metric_names(expression)
+        assert not queried - exported, f"{path.name}: missing before any traffic: {queried - exported}"
+    # Every metric the service defines (and the operations guide documents), too.
+    defined = {name.removesuffix("_total") for name in exported_metric_names()}
+    assert not defined - set(exposition.families), defined - set(exposition.families)
+
+
+def test_a_fresh_server_exports_each_known_label_value_at_zero(fresh_server: Deployment) -> None:
+    exposition = scrape(fresh_server)
+    for name, (label, values) in KNOWN_AT_START.items():
+        found = {dict(labels)[label]: value for labels, value in exposition.where(name).items()}
+        assert values <= set(found), f"{name}: no series yet for {values - set(found)}"
+        assert all(found[value] == 0 for value in values), (name, found)

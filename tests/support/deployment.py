@@ -63,6 +63,7 @@ class Deployment:
         env: dict[str, str] | None = None,
         config_name: str = "konifer.toml",
         dsn: str | None = None,
+        server_args: tuple[str, ...] = (),
     ) -> None:
         self.store = store
         self.s3 = s3
@@ -78,7 +79,9 @@ class Deployment:
         if s3 is not None and store == "s3":
             for bucket in BUCKETS:
                 s3.create_bucket(bucket)
-        self.server = RunningServer(root / "data", config_path, env={"DATABASE_URL": self.dsn, **(env or {})})
+        self.server = RunningServer(
+            root / "data", config_path, env={"DATABASE_URL": self.dsn, **(env or {})}, extra_args=server_args
+        )
         self.client = httpx.Client(base_url="", timeout=30.0)
 
     def start(self) -> Deployment:

@@ -2,7 +2,8 @@ import asyncio
 from pathlib import Path
 
 from konifer_edge.cache.bodies import SmallBodyCache
-from konifer_edge.cache.generations import SharedMemoryGenerations
+from konifer_edge.cache.generations import SharedMemoryGenerations, slot_of
+from konifer_edge.cache.postgres_generations import decode_values, encode_values
 from konifer_edge.cache.resolution import LruCache
 
 
@@ -48,3 +49,43 @@ def test_generations_are_shared_between_mappings(tmp_path: Path) -> None:
         assert await second.current("/b") in (0, 1)  # only a slot collision could move it
 
     asyncio.run(run())
+
+
+class TestSharedMemoryGenerationsFedByAnotherNode:
+    async def test_raise_to_moves_up_only_and_resync_retires_everything(self, tmp_path: Path) -> None:
+        generations = SharedMemoryGenerations(tmp_path / "gen.bin")
+        worker = SharedMemoryGenerations(tmp_path / "gen.bin")
+        slot = slot_of("/a")
+        start = await generations.current("/a")
+
+        generations.raise_to([(slot, 5)])
+        raised = await worker.current("/a")
+        assert raised != start
+        generations.raise_to([(slot, 3)])  # an older value (a late or repeated notification)
+        assert await worker.current("/a") == raised
+
+        other = await worker.current("/b")
+        generations.resync([(slot, 5)])  # same value for /a, but a new epoch
+        assert await worker.current("/a") not in (start, raised)
+        assert await worker.current("/b") != other
+
+        before = await worker.current("/b")
+        generations.retire_all()
+        assert await worker.current("/b") != before
+
+    async def test_a_file_of_the_older_size_is_extended(self, tmp_path: Path) -> None:
+        file = tmp_path / "gen.bin"
+        file.write_bytes(bytes(8 * (1 << 16)))
+        generations = SharedMemoryGenerations(file)
+        await generations.bump(["/a"])
+        assert await generations.current("/a") == 1
+
+
+def test_invalidation_payloads_stay_under_the_notification_limit_and_read_back() -> None:
+    values = [(slot, (1 << 63) - 1 - slot) for slot in range(0, 65536, 100)]  # the widest numbers
+    payloads = encode_values("0123456789abcdef", values)
+    assert len(payloads) > 1
+    assert all(len(payload.encode()) < 8000 for payload in payloads)
+    decoded = [decode_values(payload) for payload in payloads]
+    assert {sender for sender, _ in decoded} == {"0123456789abcdef"}
+    assert [value for _, part in decoded for value in part] == values

@@ -612,6 +612,17 @@ async def test_control_downloader_reaches_the_canary_when_private_networks_are_a
     assert canary.state.hits == len(urls)
 
 
+@pytest.mark.parametrize("allowed", ["[::1]", "::1", "[0:0::1]"])
+async def test_ipv6_allowed_domains_match_in_any_spelling_and_stay_guarded(canary: Running, allowed: str) -> None:
+    url = f"http://[::1]:{canary.port}/"
+    async with _downloader(_policy((allowed,), private=True)) as downloader:
+        assert await downloader.download(url) == b"canary reached"
+    # Allowed by name, the loopback address is still refused unless private networks are allowed.
+    error = await _failure(_policy((allowed,), private=False), url)
+    assert (error.status, error.reason) == (400, "private_address")
+    assert canary.state.hits == 1
+
+
 async def test_redirect_from_a_public_host_to_loopback_is_refused(
     canary: Running, content_server: Running, route_public_address: list[str]
 ) -> None:
