@@ -133,24 +133,25 @@ def _read_url_source(section: Section) -> UrlSourceSettings:
 
 
 def _host_names(section: Section, name: str) -> tuple[str, ...]:
-    hosts = tuple(host.strip().lower() for host in section.string_list(name) or ())
-    for host in hosts:
-        if not _HOST_NAME.fullmatch(host) and not _is_ip_literal(host):
-            raise ConfigError(
-                section.key_of(name),
-                f"{host!r} is not a host name (write 'images.example.com', no scheme or path)",
-            )
+    hosts = tuple(_host_name(section, name, host.strip().lower()) for host in section.string_list(name) or ())
     return tuple(dict.fromkeys(hosts))
 
 
-def _is_ip_literal(host: str) -> bool:
-    """An IPv4 address, or an IPv6 one bare or in brackets ("[::1]", as a Konifer configuration has it)."""
-    bracketed = host.startswith("[") and host.endswith("]")
-    try:
-        address = ipaddress.ip_address(host[1:-1] if bracketed else host)
-    except ValueError:
-        return False
-    return address.version == 6 or not bracketed
+def _host_name(section: Section, name: str, host: str) -> str:
+    """A host name, or an IPv6 literal in the bracketed form a Konifer file carries (``"[::1]"``) or bare."""
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if ":" in literal:
+        try:
+            # One spelling per address (compressed, no brackets), the form URLs are compared in.
+            return ipaddress.IPv6Address(literal).compressed
+        except ValueError:
+            pass
+    elif _HOST_NAME.fullmatch(host):
+        return host
+    raise ConfigError(
+        section.key_of(name),
+        f"{host!r} is not a host name or IP address (write 'images.example.com' or '[::1]', no scheme or path)",
+    )
 
 
 def read_url_signing(section: Section) -> UrlSigningSettings:
