@@ -91,7 +91,7 @@ async def answer_fetch(
 
 
 def _json(value: object, headers: dict[str, str]) -> Response[bytes]:
-    return Response(content=msgspec.json.encode(value), media_type="application/json", headers=headers)
+    return Response(content=msgspec.json.encode(value), status_code=200, media_type="application/json", headers=headers)
 
 
 def _cdn_headers(config: Config, outcome: FetchOutcome, *, immutable_body: bool) -> dict[str, str]:

@@ -26,6 +26,7 @@ from typing import Any, Final
 import msgspec
 from litestar import Request, Response
 from litestar.enums import ScopeType
+from litestar.response import Stream
 from litestar.types import (
     ASGIApp,
     HTTPResponseBodyEvent,
@@ -162,7 +163,7 @@ def _recordable(method: str, outcome: FetchOutcome, response: Response[Any]) -> 
     fetch = outcome.request
     if method != "GET" or fetch.settings.access.read != "public" or outcome.generation is None:
         return False
-    if response.status_code != 200 or not isinstance(response.content, bytes):
+    if response.status_code != 200 or isinstance(response, Stream) or not isinstance(response.content, bytes):
         return False
     if fetch.selector.return_format.is_metadata:
         return True
