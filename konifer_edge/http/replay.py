@@ -39,7 +39,6 @@ from litestar.types import (
 
 from konifer_edge.cache.resolution import LruCache
 from konifer_edge.domain.models import Variant
-from konifer_edge.domain.selectors import ReturnFormat
 from konifer_edge.http.headers import etag_matches
 from konifer_edge.observability import metrics
 from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
@@ -151,7 +150,7 @@ class Replay:
             metrics.VARIANT_LOOKUPS.labels("hit").inc()
         if answer.variant is not None:
             runtime.access.touch(answer.variant)
-        if not_modified(header(scope, b"if-none-match"), answer.etag):
+        if answer.etag is not None and not_modified(header(scope, b"if-none-match"), answer.etag):
             await _send(send, 304, answer.headers, b"")
             return True
         await _send(send, 200, answer.length_and_type, b"" if scope["method"] == "HEAD" else body)
@@ -167,10 +166,10 @@ def _recordable(method: str, outcome: FetchOutcome, response: Response[Any]) -> 
         return False
     if fetch.selector.return_format.is_metadata:
         return True
-    # An entry's image, whole and in memory (a newest-at-path image is resolved afresh).
+    # An entry's image sent here (content, download, or a redirect we serve ourselves), whole and in
+    # memory; a newest-at-path image is resolved afresh.
     return (
-        fetch.selector.return_format in (ReturnFormat.CONTENT, ReturnFormat.DOWNLOAD)
-        and fetch.selector.entry_id is not None
+        fetch.selector.entry_id is not None
         and outcome.body is not None
         and outcome.body.in_memory
         and len(outcome.variants) == 1

@@ -33,7 +33,7 @@ from konifer_edge.http.uploads import (
 from konifer_edge.http.url_errors import url_source_api_error
 from konifer_edge.http.wire import metadata_wire
 from konifer_edge.observability import metrics
-from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
+from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
 from konifer_edge.security.access import enforce_access
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
@@ -63,8 +63,7 @@ async def fetch_asset(request: AnyRequest, asset_path: FromPath[str]) -> Respons
         return await collections.answer_collection_view(request, runtime, target)
     await enforce_access(request, target.path)  # signature and keys: security/access.py says why here
     fetch = fetch_request(request, runtime, target)
-    mark(request.scope, ROUTE_KIND, f"fetch_{fetch.selector.return_format.value}")
-    outcome = await resolve_fetch(runtime, fetch)
+    outcome = await resolve_fetch(runtime, fetch, lambda tier: mark(request.scope, CACHE_OUTCOME, tier))
     mark(request.scope, CACHE_OUTCOME, outcome.cache_outcome)
     response = await answer_fetch(outcome, conditions_of(request), runtime.config, request.scope)
     replay_of(request).record(request, outcome, response)

@@ -13,6 +13,7 @@ from konifer_edge.domain.paths import normalise_asset_path
 from konifer_edge.domain.query import QueryParts, split_query
 from konifer_edge.domain.selectors import parse_fetch_selector, split_asset_path
 from konifer_edge.domain.transformation import parse_transformation
+from konifer_edge.observability.request_log import ROUTE_KIND, mark
 from konifer_edge.services.fetch import FetchRequest
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variants import check_on_demand_mode
@@ -65,9 +66,10 @@ def fetch_request(request: AnyRequest, runtime: Runtime, target: ParsedTarget) -
     """The typed fetch a parsed target asks for: selector, transformation, labels and `Accept`.
 
     Bad selectors, and transformations on metadata or not allowed at the path, are 400 here,
-    before anything is resolved.
+    before anything is resolved (and counted under the fetch's route kind once it is known).
     """
     selector = parse_fetch_selector(target.tokens, target.query.limit)
+    mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
     raw_transformation = target.query.transformation
     if selector.return_format.is_metadata and raw_transformation:
         keys = ", ".join(sorted(raw_transformation))

@@ -8,7 +8,7 @@ the outcome to status, headers and body (`http/answers.py`); nothing here knows 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import msgspec
@@ -126,9 +126,17 @@ class FetchOutcome(msgspec.Struct, frozen=True, kw_only=True):
         return self.asset_outcome
 
 
-async def resolve_fetch(runtime: Runtime, fetch: FetchRequest) -> FetchOutcome:
-    """The outcome of a fetch: assets, and for link, content and redirect the variant."""
+async def resolve_fetch(
+    runtime: Runtime, fetch: FetchRequest, assets_found: Callable[[str], None] | None = None
+) -> FetchOutcome:
+    """The outcome of a fetch: assets, and for link, content and redirect the variant.
+
+    ``assets_found`` hears which tier knew the assets as soon as they are known, so that a
+    fetch that fails later (a render, a deleted entry) is still counted by it.
+    """
     assets, outcome, generation = await resolve_assets(runtime, fetch.path, fetch.selector, fetch.labels)
+    if assets_found is not None:
+        assets_found(outcome)
     return await resolve_variants(runtime, fetch, assets, outcome, generation)
 
 
