@@ -26,7 +26,7 @@ from konifer_edge.http.answers import STREAMED_ROUTES
 from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.cors import cors_for_paths
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
-from konifer_edge.http.fast_path import serve_recorded_answers
+from konifer_edge.http.replay import Replay, serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.http.rule_evaluations import RULE_EVALUATION_ROUTES
 from konifer_edge.http.shares import SHARE_ROUTES, SHARE_SERVE_OUTCOMES
@@ -215,6 +215,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             shares=ShareRepository(pool),
             rules=rules,
         )
+        app.state.replay = Replay(app.state.runtime)
         start_upkeep(app.state.runtime)
         stack.push_async_callback(stop_upkeep, app.state.runtime)
         # First at shutdown: /ready answers 503 while the rest is released.
@@ -264,5 +265,5 @@ def create_app_from_env() -> ASGIApp:
     app = create_app(config, data_dir, dsn)
     # CORS outside the fast path, so that replayed answers get headers for their own request's Origin.
     return request_accounting(
-        cors_for_paths(serve_recorded_answers(app, lambda: app.state.get("runtime")), config.paths)
+        cors_for_paths(serve_recorded_answers(app, lambda: app.state.get("replay")), config.paths)
     )

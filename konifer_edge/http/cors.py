@@ -23,7 +23,7 @@ from konifer_edge.config.paths import PathConfiguration
 from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.paths import normalise_asset_path
 from konifer_edge.domain.selectors import split_asset_path
-from konifer_edge.http.fast_path import header
+from konifer_edge.http.replay import header
 from konifer_edge.http.wire import ErrorWire
 from konifer_edge.observability.request_log import REJECT_REASON, ROUTE_KIND, mark
 

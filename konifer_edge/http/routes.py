@@ -11,15 +11,18 @@ from litestar.params import FromPath
 from konifer_edge.domain.errors import BadRequest, PayloadTooLarge
 from konifer_edge.domain.metadata_rules import validate_metadata
 from konifer_edge.domain.models import AssetMetadataInput, AssetSource
-from konifer_edge.domain.selectors import (
-    parse_delete_selector,
-    parse_fetch_selector,
-    parse_update_selector,
-)
-from konifer_edge.domain.transformation import parse_transformation
+from konifer_edge.domain.selectors import parse_delete_selector, parse_update_selector
 from konifer_edge.http import collections, openapi
-from konifer_edge.http.answers import FetchRequest, answer_fetch
-from konifer_edge.http.targets import AnyRequest, json_answer, parse_target, public_base_url, runtime_of
+from konifer_edge.http.answers import answer_fetch, conditions_of
+from konifer_edge.http.replay import replay_of
+from konifer_edge.http.targets import (
+    AnyRequest,
+    fetch_request,
+    json_answer,
+    parse_target,
+    public_base_url,
+    runtime_of,
+)
 from konifer_edge.http.uploads import (
     MAX_METADATA_BYTES,
     MULTIPART_FRAMING_BYTES,
@@ -30,15 +33,14 @@ from konifer_edge.http.uploads import (
 from konifer_edge.http.url_errors import url_source_api_error
 from konifer_edge.http.wire import metadata_wire
 from konifer_edge.observability import metrics
-from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
+from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
 from konifer_edge.security.access import enforce_access
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
-from konifer_edge.services.fetch import resolve_assets
+from konifer_edge.services.fetch import resolve_fetch
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.store import StoreRequest, store_asset
 from konifer_edge.services.update import update_asset
-from konifer_edge.services.variants import check_on_demand_mode
 from konifer_edge.sources.requested import UrlSource, choose_source
 from konifer_edge.sources.s3_object import S3ObjectSource
 from konifer_edge.sources.url import UrlSourceError
@@ -60,32 +62,12 @@ async def fetch_asset(request: AnyRequest, asset_path: FromPath[str]) -> Respons
     if target.tokens and target.tokens[0].lower() in collections.VIEWS:
         return await collections.answer_collection_view(request, runtime, target)
     await enforce_access(request, target.path)  # signature and keys: security/access.py says why here
-    selector = parse_fetch_selector(target.tokens, target.query.limit)
-    mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
-    raw_transformation = target.query.transformation
-    if selector.return_format.is_metadata and raw_transformation:
-        keys = ", ".join(sorted(raw_transformation))
-        raise BadRequest(
-            f"Transformation parameters ({keys}) are not allowed on {selector.return_format.value}",
-            reason="invalid_query",
-        )
-    settings = runtime.config.paths.resolve(target.path)
-    check_on_demand_mode(settings, raw_transformation)
-    requested = parse_transformation(raw_transformation, runtime.config.variant_profiles)
-    assets, outcome, generation = await resolve_assets(runtime, target.path, selector, target.query.labels)
-    mark(request.scope, CACHE_OUTCOME, outcome)
-    fetch = FetchRequest(
-        path=target.path,
-        raw_transformation=raw_transformation,
-        selector=selector,
-        settings=settings,
-        requested=requested,
-        base_url=public_base_url(request, runtime),
-        assets=assets,
-        asset_outcome=outcome,
-        generation=generation,
-    )
-    return await answer_fetch(request, runtime, fetch)
+    fetch = fetch_request(request, runtime, target)
+    outcome = await resolve_fetch(runtime, fetch, lambda tier: mark(request.scope, CACHE_OUTCOME, tier))
+    mark(request.scope, CACHE_OUTCOME, outcome.cache_outcome)
+    response = await answer_fetch(outcome, conditions_of(request), runtime.config, request.scope)
+    replay_of(request).record(request, outcome, response)
+    return response
 
 
 @post("/assets/{asset_path:path}", status_code=201, responses=openapi.STORE_RESPONSES)

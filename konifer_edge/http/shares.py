@@ -24,15 +24,16 @@ from konifer_edge.domain.query import transformation_from_json
 from konifer_edge.domain.selectors import FetchSelector, ReturnFormat, parse_entry_id, split_asset_path
 from konifer_edge.domain.shares import share_expiry
 from konifer_edge.http import openapi
-from konifer_edge.http.answers import FetchRequest, answer_content
+from konifer_edge.http.answers import answer_fetch, conditions_of
 from konifer_edge.http.targets import public_base_url, query_pairs, runtime_of
 from konifer_edge.http.uploads import decode_json, read_body, require_json_content_type
 from konifer_edge.http.wire import ShareCreateWire, share_wire
 from konifer_edge.observability import metrics
-from konifer_edge.observability.request_log import ROUTE_KIND, mark
+from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
 from konifer_edge.security.access import require_api_key
 from konifer_edge.security.api_keys import READ, WRITE, authorize
 from konifer_edge.services import shares
+from konifer_edge.services.fetch import FetchRequest, resolve_variants
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -216,16 +217,23 @@ async def _serve(request: AnyRequest, token: str, entry: str | None) -> Response
 
         fetch = FetchRequest(
             path=opened.share.path,
-            raw_transformation=opened.share.transformation,
             selector=FetchSelector(return_format=ReturnFormat.CONTENT, entry_id=opened.asset.entry_id),
             settings=opened.settings,
+            raw_transformation=opened.share.transformation,
             requested=opened.requested,
+            accept=request.headers.get("accept"),
             base_url=public_base_url(request, runtime),
-            assets=[opened.asset],
-            asset_outcome=opened.asset_outcome,
         )
-        response = await answer_content(
-            request, runtime, fetch, own_headers=dict(_SERVE_HEADERS), before_body=count_download
+        # The generation is left out: share answers are never recorded for the fast path (each serve counts).
+        outcome = await resolve_variants(runtime, fetch, [opened.asset], opened.asset_outcome)
+        mark(request.scope, CACHE_OUTCOME, outcome.cache_outcome)
+        response = await answer_fetch(
+            outcome,
+            conditions_of(request),
+            runtime.config,
+            request.scope,
+            own_headers=dict(_SERVE_HEADERS),
+            before_body=count_download,
         )
     except ApiError as error:
         metrics.SHARE_SERVES.labels(_refusal_outcome(error)).inc()

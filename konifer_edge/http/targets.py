@@ -11,8 +11,12 @@ from litestar import Request, Response
 from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.paths import normalise_asset_path
 from konifer_edge.domain.query import QueryParts, split_query
-from konifer_edge.domain.selectors import split_asset_path
+from konifer_edge.domain.selectors import parse_fetch_selector, split_asset_path
+from konifer_edge.domain.transformation import parse_transformation
+from konifer_edge.observability.request_log import ROUTE_KIND, mark
+from konifer_edge.services.fetch import FetchRequest
 from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.variants import check_on_demand_mode
 
 ASSETS_PREFIX = "/assets/"
 MAX_QUERY_BYTES = 4096
@@ -56,6 +60,35 @@ def parse_target(request: AnyRequest, prefix: str = ASSETS_PREFIX) -> ParsedTarg
         raise BadRequest("The asset path is not valid UTF-8 once percent-decoded", reason="invalid_path") from error
     pairs = query_pairs(request)
     return ParsedTarget(path=normalise_asset_path(decoded), tokens=tokens, pairs=pairs, query=split_query(pairs))
+
+
+def fetch_request(request: AnyRequest, runtime: Runtime, target: ParsedTarget) -> FetchRequest:
+    """The typed fetch a parsed target asks for: selector, transformation, labels and `Accept`.
+
+    Bad selectors, and transformations on metadata or not allowed at the path, are 400 here,
+    before anything is resolved (and counted under the fetch's route kind once it is known).
+    """
+    selector = parse_fetch_selector(target.tokens, target.query.limit)
+    mark(request.scope, ROUTE_KIND, f"fetch_{selector.return_format.value}")
+    raw_transformation = target.query.transformation
+    if selector.return_format.is_metadata and raw_transformation:
+        keys = ", ".join(sorted(raw_transformation))
+        raise BadRequest(
+            f"Transformation parameters ({keys}) are not allowed on {selector.return_format.value}",
+            reason="invalid_query",
+        )
+    settings = runtime.config.paths.resolve(target.path)
+    check_on_demand_mode(settings, raw_transformation)
+    return FetchRequest(
+        path=target.path,
+        selector=selector,
+        settings=settings,
+        raw_transformation=raw_transformation,
+        requested=parse_transformation(raw_transformation, runtime.config.variant_profiles),
+        labels=target.query.labels,
+        accept=request.headers.get("accept"),
+        base_url=public_base_url(request, runtime),
+    )
 
 
 def public_base_url(request: AnyRequest, runtime: Runtime) -> str:

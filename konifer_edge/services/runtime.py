@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from konifer_edge.cache.bodies import SmallBodyCache
-from konifer_edge.cache.recorded_answers import RecordedAnswers
 from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import SharedState
 from konifer_edge.cache.single_flight import SingleFlight
@@ -42,6 +41,5 @@ class Runtime:
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: BackgroundTasks = field(default_factory=BackgroundTasks)
-    recorded_answers: RecordedAnswers = field(default_factory=RecordedAnswers)
     rules: RuleEngine | None = None
     """Loaded only when rules are configured or the evaluation API is on (``Config.rules_required``)."""

@@ -1,4 +1,4 @@
-"""Repeated entry content and metadata fetches are answered from what the full route recorded (http/fast_path.py).
+"""Repeated entry content and metadata fetches are answered from what the full route recorded (http/replay.py).
 
 Each test first makes the full route answer (and record), then checks that the repeat is the
 same answer, and that nothing a repeat must not reuse is reused: a write in between, another

@@ -1,0 +1,252 @@
+"""Recorded answers: what the fetch route sent, recorded once and replayed without the framework.
+
+The hottest request an image origin sees is the same URL again: one entry of one path,
+usually transformed, small enough to be in the body cache; and the metadata of what is at
+a path. The first time, the full route answers and `record` keeps what it sent, keyed by
+the exact request target (and the `Accept` header when the answer was negotiated). The
+next time, `serve_recorded_answers`, an ASGI layer in front of the framework, checks that
+the path's generation has not moved (every store, update, delete and render bumps it, on
+every node) and sends the recorded headers and body: no routing, parsing, resolving or
+header building.
+
+What may be recorded is decided in one place, `_recordable`: only answers that no request
+detail but the target can change: `GET`s of a public path with a known generation; an
+image pinned to an entry, whole (200, no `Range`), with its body in memory; or metadata.
+Signed URLs qualify because the signature is part of the target. Anything else, any miss
+and any doubt goes to the full route, which stays the only place that decides what an
+answer is. The 304 and `Content-Length` rules below are the full route's too
+(`http/answers.py`), and a HEAD is the GET's headers without the body in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, Response
+from litestar.enums import ScopeType
+from litestar.response import Stream
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Receive,
+    Scope,
+    Send,
+)
+
+from konifer_edge.cache.resolution import LruCache
+from konifer_edge.domain.models import Variant
+from konifer_edge.http.headers import etag_matches
+from konifer_edge.observability import metrics
+from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
+from konifer_edge.services.fetch import FetchOutcome
+from konifer_edge.services.runtime import Runtime
+
+MAX_RECORDED_ANSWERS: Final = 20_000
+# Recorded answers are checked against the path's generation on every use; the TTL only bounds memory.
+_RECORD_TTL_SECONDS: Final = 3600.0
+_VARIES: Final = "varies by Accept"
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def not_modified(if_none_match: str | None, etag: str | None) -> bool:
+    """The client's copy is current: a 304 with the answer's headers and no body."""
+    return etag is not None and etag_matches(if_none_match, etag)
+
+
+def content_length(size: int) -> str:
+    return str(size)
+
+
+class RecordedAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    generation: int
+    route_kind: str
+    headers: list[tuple[bytes, bytes]]
+    """Every header of the 304 answer: the 200's but Content-Type and Content-Length."""
+    length_and_type: list[tuple[bytes, bytes]]
+    """All of the 200's headers: ``headers`` with Content-Length and Content-Type, built once."""
+    etag: str | None = None
+    body: bytes | None = None
+    """The body itself (metadata JSON), or None when it is read from the body cache."""
+    body_key: str | None = None
+    variant: Variant | None = None
+    """The variant an image answer sends, so that its use still counts for idle expiry."""
+    counts_as_variant_lookup: bool = False
+
+
+class Replay:
+    """This worker's recorded answers, keyed by the request target as sent, and by `Accept` where
+    the answer was negotiated; replayed against ``runtime``'s generations and body cache."""
+
+    def __init__(self, runtime: Runtime, max_entries: int = MAX_RECORDED_ANSWERS) -> None:
+        self.runtime = runtime
+        self._answers = LruCache(max_entries)
+
+    def record(self, request: AnyRequest, outcome: FetchOutcome, response: Response[Any]) -> None:
+        """Keep ``response`` for the fast path when `_recordable` allows it."""
+        if not _recordable(request.method, outcome, response):
+            return
+        scope = request.scope
+        assert outcome.generation is not None
+        content = response.content
+        assert isinstance(content, bytes)
+        kept = {name: value for name, value in response.headers.items() if name != "Content-Length"}
+        selector = outcome.request.selector
+        route_kind = f"fetch_{selector.return_format.value}"
+        if selector.return_format.is_metadata:
+            # Metadata is a function of the rows alone, and any write to the path moves its generation.
+            answer = _answer(outcome.request.path, outcome.generation, route_kind, kept, "application/json", content)
+            self._put(request_target(scope), "", answer, varies_by_accept=False)
+            return
+        resolved = outcome.variants[0]
+        assert outcome.body is not None
+        kept["K-Cache-Status"] = "hit"
+        answer = _answer(
+            outcome.request.path,
+            outcome.generation,
+            route_kind,
+            kept,
+            resolved.variant.content_type,
+            None,
+            size=len(content),
+            etag=kept["ETag"],
+            body_key=outcome.body.key,
+            variant=resolved.variant,
+            counts_as_variant_lookup=resolved.source is not None,
+        )
+        self._put(request_target(scope), header(scope, b"accept"), answer, varies_by_accept=resolved.negotiated)
+
+    def _put(self, target: str, accept: str, answer: RecordedAnswer, *, varies_by_accept: bool) -> None:
+        if varies_by_accept:
+            self._answers.put(target, _VARIES, _RECORD_TTL_SECONDS)
+            target = f"{target}\n{accept}"
+        self._answers.put(target, answer, _RECORD_TTL_SECONDS)
+
+    def find(self, target: str, accept: str) -> RecordedAnswer | None:
+        found = self._answers.get(target)
+        if found == _VARIES:
+            found = self._answers.get(f"{target}\n{accept}")
+        return found if isinstance(found, RecordedAnswer) else None
+
+    async def answer(self, scope: HTTPScope, send: Send) -> bool:
+        """Send the recorded answer to this request, if there is one still valid; False otherwise."""
+        if header(scope, b"range"):
+            return False
+        answer = self.find(request_target(scope), header(scope, b"accept"))
+        if answer is None:
+            return False
+        runtime = self.runtime
+        body = answer.body if answer.body_key is None else runtime.bodies.get(answer.body_key)
+        if body is None or await runtime.resolutions.generation(answer.path) != answer.generation:
+            return False
+        mark(scope, ROUTE_KIND, answer.route_kind)
+        mark(scope, CACHE_OUTCOME, "memory")
+        if answer.counts_as_variant_lookup:
+            metrics.VARIANT_LOOKUPS.labels("hit").inc()
+        if answer.variant is not None:
+            runtime.access.touch(answer.variant)
+        if answer.etag is not None and not_modified(header(scope, b"if-none-match"), answer.etag):
+            await _send(send, 304, answer.headers, b"")
+            return True
+        await _send(send, 200, answer.length_and_type, b"" if scope["method"] == "HEAD" else body)
+        return True
+
+
+def _recordable(method: str, outcome: FetchOutcome, response: Response[Any]) -> bool:
+    """The one rule for what may be replayed: only the target (and Accept) may decide the answer."""
+    fetch = outcome.request
+    if method != "GET" or fetch.settings.access.read != "public" or outcome.generation is None:
+        return False
+    if response.status_code != 200 or isinstance(response, Stream) or not isinstance(response.content, bytes):
+        return False
+    if fetch.selector.return_format.is_metadata:
+        return True
+    # An entry's image sent here (content, download, or a redirect we serve ourselves), whole and in
+    # memory; a newest-at-path image is resolved afresh.
+    return (
+        fetch.selector.entry_id is not None
+        and outcome.body is not None
+        and outcome.body.in_memory
+        and len(outcome.variants) == 1
+    )
+
+
+def _answer(
+    path: str,
+    generation: int,
+    route_kind: str,
+    headers: dict[str, str],
+    content_type: str,
+    body: bytes | None,
+    *,
+    size: int | None = None,
+    etag: str | None = None,
+    body_key: str | None = None,
+    variant: Variant | None = None,
+    counts_as_variant_lookup: bool = False,
+) -> RecordedAnswer:
+    listed = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    length = len(body) if body is not None else size
+    assert length is not None
+    return RecordedAnswer(
+        path=path,
+        generation=generation,
+        route_kind=route_kind,
+        headers=listed,
+        length_and_type=[
+            *listed,
+            (b"content-length", content_length(length).encode()),
+            (b"content-type", content_type.encode("latin-1")),
+        ],
+        etag=etag,
+        body=body,
+        body_key=body_key,
+        variant=variant,
+        counts_as_variant_lookup=counts_as_variant_lookup,
+    )
+
+
+def replay_of(request: AnyRequest) -> Replay:
+    """The worker's replay, made at start-up next to its `Runtime`."""
+    replay: Replay = request.app.state.replay
+    return replay
+
+
+def request_target(scope: Scope) -> str:
+    """The path and query exactly as sent: the key of a recorded answer."""
+    raw_path: bytes = scope.get("raw_path") or str(scope["path"]).encode()
+    query: bytes = scope.get("query_string", b"")
+    return (raw_path + b"?" + query).decode("latin-1")
+
+
+def header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def serve_recorded_answers(app: ASGIApp, replay_of: Callable[[], Replay | None]) -> ASGIApp:
+    """Wrap ``app`` so that recorded answers are sent directly; everything else reaches ``app``."""
+
+    async def fast_path(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and scope["path"].startswith("/assets/"):
+            replay = replay_of()
+            fetching = scope["method"] in ("GET", "HEAD")
+            if fetching and replay is not None and await replay.answer(scope, send):
+                return
+        await app(scope, receive, send)
+
+    return fast_path
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    content: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(content)
