@@ -47,8 +47,8 @@ sys.path.insert(0, str(BENCH))
 from photo import make_photo  # noqa: E402
 
 from konifer_edge.config.rules import RuleInferenceSettings  # noqa: E402
+from konifer_edge.imaging.model_pixels import model_pixels  # noqa: E402
 from konifer_edge.rules.model import SiglipModel, find_model_files  # noqa: E402
-from konifer_edge.rules.pixels import model_pixels  # noqa: E402
 
 CONFIG = """
 [rule-definitions.red]

@@ -15,10 +15,10 @@ from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.models import Attributes, Lqip
 from konifer_edge.domain.transformation import RequestedTransformation, is_identity, plan_transformation
 from konifer_edge.imaging.lqip import compute_lqips, decode_thumbnail
+from konifer_edge.imaging.model_pixels import model_pixels
 from konifer_edge.imaging.probe import ProbedImage, ProbeLimits, probe
 from konifer_edge.imaging.transform import render
 from konifer_edge.imaging.vips import VIPS_ERRORS
-from konifer_edge.rules.pixels import model_pixels
 
 
 class Preprocessing(msgspec.Struct, frozen=True):
@@ -45,7 +45,7 @@ class ExaminedOriginal(msgspec.Struct, frozen=True):
     processed: bytes | None = None
     """The preprocessed image; None when the upload is stored as it came."""
     rule_pixels: bytes | None = None
-    """The upload as the rules model sees it (rules/pixels.py), when the job asked for it."""
+    """The upload as the rules model sees it (imaging/model_pixels.py), when the job asked for it."""
 
 
 def examine_original(content: bytes, job: OriginalJob) -> ExaminedOriginal:

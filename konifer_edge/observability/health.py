@@ -12,20 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from konifer_edge.observability import metrics
-from konifer_edge.services.runtime import Runtime
 
 _CHECK_TIMEOUT_SECONDS = 2.0
 READY_CACHE_SECONDS = 5.0
 HEALTH_BODY = b'{"status":"okay"}'
 
 AnyRequest = Request[Any, Any, Any]
+
+
+class _Pingable(Protocol):
+    async def ping(self) -> None: ...
+
+
+class Dependencies(Protocol):
+    """What readiness checks, as the app's runtime holds it; named here so that this package imports no service."""
+
+    @property
+    def repository(self) -> _Pingable: ...
+    @property
+    def objects(self) -> _Pingable: ...
 
 
 class HealthWire(msgspec.Struct):
@@ -37,7 +49,7 @@ def _json(value: HealthWire, status: int) -> Response[bytes]:
     return Response(content=msgspec.json.encode(value), status_code=status, media_type="application/json")
 
 
-async def _probe(runtime: Runtime) -> dict[str, str]:
+async def _probe(runtime: Dependencies) -> dict[str, str]:
     """Each dependency's state, probed concurrently, none waiting longer than the check timeout."""
 
     async def check(probe: Any) -> str:
@@ -63,7 +75,7 @@ class _ReadyCache:
         self.checked_at: float | None = None
         self.lock = asyncio.Lock()
 
-    async def healthy_now(self, runtime: Runtime) -> bool:
+    async def healthy_now(self, runtime: Dependencies) -> bool:
         if self._fresh():
             return self.healthy
         async with self.lock:
@@ -106,7 +118,7 @@ def health_live() -> Response[bytes]:
     },
 )
 async def health_ready(request: AnyRequest) -> Response[bytes]:
-    runtime: Runtime | None = request.app.state.get("runtime")
+    runtime: Dependencies | None = request.app.state.get("runtime")
     healthy = (
         runtime is not None and not _shutting_down(request.app) and await _ready_cache(request.app).healthy_now(runtime)
     )

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from konifer_edge.config.rules import RuleInferenceSettings
-from konifer_edge.rules.pixels import CHANNELS, IMAGE_SIZE, PIXEL_BYTES
+from konifer_edge.imaging.model_pixels import CHANNELS, IMAGE_SIZE, PIXEL_BYTES
 from konifer_edge.rules.text import SEQUENCE_LENGTH, model_text
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class SiglipModel:
         return self._normalised(output)
 
     def pixel_tensor(self, pixels: bytes) -> Any:
-        """The model's input from ``rules.pixels.model_pixels``: [1, 3, 224, 224] float32, v / 127.5 - 1."""
+        """The model's input from ``imaging.model_pixels.model_pixels``: [1, 3, 224, 224] float32, v / 127.5 - 1."""
         np = self._np
         if len(pixels) != PIXEL_BYTES:
             raise ValueError(f"expected {PIXEL_BYTES} bytes of pixels, got {len(pixels)}")

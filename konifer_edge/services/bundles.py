@@ -13,17 +13,23 @@ from __future__ import annotations
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 
 from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.models import Asset, Variant
 from konifer_edge.domain.transformation import parse_transformation
-from konifer_edge.services.runtime import Runtime
-from konifer_edge.services.variants import check_on_demand_mode, resolve_variant
+from konifer_edge.services.ports import ObjectReads
+from konifer_edge.services.variants import ConfiguredVariantParts, check_on_demand_mode, resolve_variant
 
 # ZIP dates start in 1980; anything earlier cannot be written.
 _ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
+
+
+class BundleReads(Protocol):
+    @property
+    def objects(self) -> ObjectReads: ...
 
 
 class BundleEntry(msgspec.Struct, frozen=True):
@@ -39,22 +45,24 @@ def entry_name(asset: Asset, variant: Variant) -> str:
     return f"{folder}/{file_name}" if folder else file_name
 
 
-async def plan_bundle(runtime: Runtime, assets: list[Asset], raw_transformation: dict[str, str]) -> list[BundleEntry]:
+async def plan_bundle(
+    parts: ConfiguredVariantParts, assets: list[Asset], raw_transformation: dict[str, str]
+) -> list[BundleEntry]:
     """Resolve (rendering where needed) the image of every asset, and check the bundle's limits."""
-    limits = runtime.config.bundle
+    limits = parts.config.bundle
     if len(assets) > limits.max_entries:
         raise BadRequest(
             f"A bundle holds at most {limits.max_entries} images; this one would hold {len(assets)}",
             reason="bundle_too_large",
         )
-    requested = parse_transformation(raw_transformation, runtime.config.variant_profiles)
+    requested = parse_transformation(raw_transformation, parts.config.variant_profiles)
     entries: list[BundleEntry] = []
     total = 0
     for asset in assets:
-        settings = runtime.config.paths.resolve(asset.path)
+        settings = parts.config.paths.resolve(asset.path)
         check_on_demand_mode(settings, raw_transformation)
         # Renders one at a time: a bundle takes one slot of the render queue, not all of it.
-        resolved = await resolve_variant(runtime, settings, asset, requested, accept=None)
+        resolved = await resolve_variant(parts, settings, asset, requested, accept=None)
         total += resolved.variant.size
         if total > limits.max_bytes:
             raise BadRequest(
@@ -103,12 +111,12 @@ def _zip_info(entry: BundleEntry) -> zipfile.ZipInfo:
     return info
 
 
-async def stream_bundle(runtime: Runtime, entries: list[BundleEntry]) -> AsyncIterator[bytes]:
+async def stream_bundle(parts: BundleReads, entries: list[BundleEntry]) -> AsyncIterator[bytes]:
     """The ZIP archive of the entries, in the order given, a store chunk at a time."""
     outbox = _Outbox()
     with zipfile.ZipFile(outbox, mode="w", allowZip64=True) as archive:
         for entry in entries:
-            _, chunks = await runtime.objects.stream(entry.variant.bucket, entry.variant.store_key)
+            _, chunks = await parts.objects.stream(entry.variant.bucket, entry.variant.store_key)
             with archive.open(_zip_info(entry), mode="w") as member:
                 async for chunk in chunks:
                     member.write(chunk)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import msgspec
 
 from konifer_edge.domain.listing import ChildrenQuery, ListingCursor, ListingQuery
 from konifer_edge.domain.models import Asset
-from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.ports import AssetListing
 from konifer_edge.storage.repository import ChildPath
 
 MAX_LABEL_KEYS = 200
+
+
+class ListingParts(Protocol):
+    @property
+    def repository(self) -> AssetListing: ...
 
 
 class AssetPage(msgspec.Struct, frozen=True):
@@ -23,20 +30,20 @@ class PathChildren(msgspec.Struct, frozen=True):
     children: list[ChildPath]
 
 
-async def list_assets(runtime: Runtime, query: ListingQuery) -> AssetPage:
-    assets, following = await runtime.repository.list_page(query)
+async def list_assets(parts: ListingParts, query: ListingQuery) -> AssetPage:
+    assets, following = await parts.repository.list_page(query)
     total = None
     if query.include_total:
-        total = await runtime.repository.count(query.path, query.recursive, query.labels)
+        total = await parts.repository.count(query.path, query.recursive, query.labels)
     return AssetPage(assets=assets, following=following, total=total)
 
 
-async def browse_paths(runtime: Runtime, query: ChildrenQuery) -> PathChildren:
-    here, children = await runtime.repository.child_paths(query)
+async def browse_paths(parts: ListingParts, query: ChildrenQuery) -> PathChildren:
+    here, children = await parts.repository.child_paths(query)
     return PathChildren(assets_here=here, children=children)
 
 
-async def label_keys(runtime: Runtime, path: str | None) -> list[str]:
+async def label_keys(parts: ListingParts, path: str | None) -> list[str]:
     if path is None:
         return []
-    return await runtime.repository.label_keys(path, MAX_LABEL_KEYS)
+    return await parts.repository.label_keys(path, MAX_LABEL_KEYS)

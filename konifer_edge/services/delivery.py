@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import quote, urlencode
 
 import msgspec
 
-from konifer_edge.config import PathSettings
+from konifer_edge.config import Config, PathSettings
 from konifer_edge.domain.models import Asset, Variant
 from konifer_edge.security.signing import sign_url
-from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.ports import Presigning
+
+
+class SigningParts(Protocol):
+    """Our own URLs are signed with the keys the configuration names for their path."""
+
+    @property
+    def config(self) -> Config: ...
+
+
+class PresigningParts(Protocol):
+    @property
+    def objects(self) -> Presigning: ...
+
+
+class DeliveryParts(SigningParts, PresigningParts, Protocol):
+    pass
 
 
 def entry_url(base_url: str, asset: Asset) -> str:
@@ -24,29 +41,29 @@ def content_url(base_url: str, asset: Asset, transformation: dict[str, str] | No
     return url
 
 
-async def object_store_target(runtime: Runtime, settings: PathSettings, variant: Variant) -> str | None:
+async def object_store_target(parts: PresigningParts, settings: PathSettings, variant: Variant) -> str | None:
     """The object-store URL a `presigned` or `template` strategy sends clients to, if any."""
     redirect = settings.return_format.redirect
     if redirect.strategy == "presigned":
-        return await runtime.objects.presigned_get_url(variant.bucket, variant.store_key, redirect.presigned_ttl)
+        return await parts.objects.presigned_get_url(variant.bucket, variant.store_key, redirect.presigned_ttl)
     if redirect.strategy == "template" and redirect.template_string:
         # Plain replacement, not str.format: the template is operator text with braces of its own.
         return redirect.template_string.replace("{bucket}", variant.bucket).replace("{key}", variant.store_key)
     return None
 
 
-def signed_if_required(runtime: Runtime, settings: PathSettings, url: str) -> str:
+def signed_if_required(parts: SigningParts, settings: PathSettings, url: str) -> str:
     """Our own URLs must pass our own signature check where the path requires one."""
-    signing = runtime.config.signing_for(settings)
+    signing = parts.config.signing_for(settings)
     if not signing.enabled or not signing.signing_keys:
         return url
     return sign_url(url, signing.signing_keys[0], signing.algorithm)
 
 
 def own_content_url(
-    runtime: Runtime, settings: PathSettings, base_url: str, asset: Asset, transformation: dict[str, str] | None
+    parts: SigningParts, settings: PathSettings, base_url: str, asset: Asset, transformation: dict[str, str] | None
 ) -> str:
-    return signed_if_required(runtime, settings, content_url(base_url, asset, transformation))
+    return signed_if_required(parts, settings, content_url(base_url, asset, transformation))
 
 
 class LinkTarget(msgspec.Struct, frozen=True):
@@ -56,7 +73,7 @@ class LinkTarget(msgspec.Struct, frozen=True):
 
 
 async def link_target(
-    runtime: Runtime,
+    parts: DeliveryParts,
     settings: PathSettings,
     base_url: str,
     asset: Asset,
@@ -66,8 +83,8 @@ async def link_target(
     """Where a `link` answer points: the object store where the strategy says so, else our content URL."""
     redirect = settings.return_format.redirect
     issued = datetime.now(UTC)
-    target = await object_store_target(runtime, settings, variant)
+    target = await object_store_target(parts, settings, variant)
     if target is None:
-        return LinkTarget(url=own_content_url(runtime, settings, base_url, asset, transformation))
+        return LinkTarget(url=own_content_url(parts, settings, base_url, asset, transformation))
     presigned = redirect.strategy == "presigned"
     return LinkTarget(url=target, expires_at=issued + redirect.presigned_ttl if presigned else None)

@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import logging
 
+from konifer_edge.services.ports import ObjectRemoval
 from konifer_edge.storage.deletions import DeletionQueue
-from konifer_edge.storage.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ _IDLE_INTERVAL_SECONDS = 30.0
 
 
 class ObjectReaper:
-    def __init__(self, queue: DeletionQueue, objects: ObjectStore) -> None:
+    def __init__(self, queue: DeletionQueue, objects: ObjectRemoval) -> None:
         self._queue = queue
         self._objects = objects
         self._wake = asyncio.Event()

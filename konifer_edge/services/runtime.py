@@ -1,4 +1,9 @@
-"""Everything a request may need, built once at start-up and shared by all handlers."""
+"""The parts built once at start-up (app.py) and shared by all handlers: infrastructure, no behaviour.
+
+Services do not take this class: each states the parts it reaches as a Protocol of ports
+(services/ports.py), and a `Runtime` is handed to them because it has those parts. Only the
+fetch path (services/fetch.py, and services/shares.py's `open_share` through it) still takes it whole.
+"""
 
 from __future__ import annotations
 

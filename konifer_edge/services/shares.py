@@ -14,23 +14,33 @@ import re
 import secrets
 import uuid
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 import msgspec
 
-from konifer_edge.config import PathSettings
+from konifer_edge.config import Config, PathSettings
 from konifer_edge.domain.errors import BadRequest, Gone, NotFound
 from konifer_edge.domain.models import Asset
 from konifer_edge.domain.selectors import FetchSelector, Order, ReturnFormat
 from konifer_edge.domain.shares import Share, refuse_unless_active
 from konifer_edge.domain.transformation import RequestedTransformation, parse_transformation
 from konifer_edge.services.fetch import resolve_assets
+from konifer_edge.services.ports import AssetLookup, ShareRecords
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variants import check_on_demand_mode, check_transformation
 from konifer_edge.storage.shares import NewShare
 
 _TOKEN_BYTES: Final = 32
 _TOKEN_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class ShareParts(Protocol):
+    @property
+    def config(self) -> Config: ...
+    @property
+    def repository(self) -> AssetLookup: ...
+    @property
+    def shares(self) -> ShareRecords: ...
 
 
 class ShareRequest(msgspec.Struct, frozen=True):
@@ -67,29 +77,29 @@ def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def _requested(runtime: Runtime, settings: PathSettings, parameters: dict[str, str]) -> RequestedTransformation:
+def _requested(parts: ShareParts, settings: PathSettings, parameters: dict[str, str]) -> RequestedTransformation:
     # The path's on-demand mode holds for shares as for fetches: a share is no way around it.
     check_on_demand_mode(settings, parameters)
-    return parse_transformation(parameters, runtime.config.variant_profiles)
+    return parse_transformation(parameters, parts.config.variant_profiles)
 
 
-async def create_share(runtime: Runtime, request: ShareRequest, now: datetime) -> CreatedShare:
+async def create_share(parts: ShareParts, request: ShareRequest, now: datetime) -> CreatedShare:
     """Check the target exists and the transformation is one the path would render, then record the share."""
-    settings = runtime.config.paths.resolve(request.path)
-    requested = _requested(runtime, settings, request.transformation)
+    settings = parts.config.paths.resolve(request.path)
+    requested = _requested(parts, settings, request.transformation)
     if request.entry_id is not None:
-        asset = await runtime.repository.find_entry(request.path, request.entry_id)
+        asset = await parts.repository.find_entry(request.path, request.entry_id)
         if asset is None:
             raise NotFound(f"No asset with entry id {request.entry_id} at {request.path}", reason="asset_not_found")
     else:
-        newest = await runtime.repository.find_newest(request.path, Order.CREATED, 1, {})
+        newest = await parts.repository.find_newest(request.path, Order.CREATED, 1, {})
         if not newest:
             raise NotFound(f"No asset at {request.path}", reason="asset_not_found")
         asset = newest[0]
     # Against today's newest for a path share: a later asset may differ, but a bad size shows up now.
     check_transformation(settings, asset, requested)
     token = new_token()
-    share = await runtime.shares.create(
+    share = await parts.shares.create(
         NewShare(
             token_hash=token_digest(token),
             path=request.path,
@@ -106,28 +116,29 @@ async def create_share(runtime: Runtime, request: ShareRequest, now: datetime) -
     return CreatedShare(share=share, token=token)
 
 
-async def find_share(runtime: Runtime, share_id: uuid.UUID) -> Share:
-    share = await runtime.shares.find(share_id)
+async def find_share(parts: ShareParts, share_id: uuid.UUID) -> Share:
+    share = await parts.shares.find(share_id)
     if share is None:
         raise NotFound(f"No share with id {share_id}", reason="share_not_found")
     return share
 
 
-async def list_shares(runtime: Runtime, path: str, entry_id: int | None) -> list[Share]:
+async def list_shares(parts: ShareParts, path: str, entry_id: int | None) -> list[Share]:
     """The shares of one asset, or every share at a path (asset and path shares), newest first."""
     if entry_id is None:
-        return await runtime.shares.at_path(path)
-    asset = await runtime.repository.find_entry(path, entry_id)
+        return await parts.shares.at_path(path)
+    asset = await parts.repository.find_entry(path, entry_id)
     if asset is None:
         raise NotFound(f"No asset with entry id {entry_id} at {path}", reason="asset_not_found")
-    return await runtime.shares.for_asset(asset.id)
+    return await parts.shares.for_asset(asset.id)
 
 
-async def revoke_share(runtime: Runtime, share: Share, now: datetime) -> None:
-    if await runtime.shares.revoke(share.id, now) is None:
+async def revoke_share(parts: ShareParts, share: Share, now: datetime) -> None:
+    if await parts.shares.revoke(share.id, now) is None:
         raise NotFound(f"No share with id {share.id}", reason="share_not_found")
 
 
+# The Runtime, not ShareParts: the assets are resolved by services/fetch.py, which takes the whole Runtime.
 async def open_share(runtime: Runtime, token: str, entry_id: int | None, now: datetime) -> OpenedShare:
     """The share a token names and what it serves now: 404 unknown, 410 no longer usable."""
     # A token that cannot be one of ours is unknown without asking the database.
@@ -147,11 +158,11 @@ async def open_share(runtime: Runtime, token: str, entry_id: int | None, now: da
     return OpenedShare(share=share, asset=assets[0], settings=settings, requested=requested, asset_outcome=outcome)
 
 
-async def claim_download(runtime: Runtime, share: Share, now: datetime) -> None:
+async def claim_download(parts: ShareParts, share: Share, now: datetime) -> None:
     """Count one download, or refuse (410, or 404 once its asset is gone) if the share no longer allows it."""
-    if await runtime.shares.claim_download(share.id, now) is not None:
+    if await parts.shares.claim_download(share.id, now) is not None:
         return
-    current = await runtime.shares.find(share.id)
+    current = await parts.shares.find(share.id)
     if current is None:
         raise NotFound("No share link with this token", reason="share_not_found")
     refuse_unless_active(current, now)

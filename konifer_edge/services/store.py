@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 import msgspec
@@ -23,12 +24,29 @@ from konifer_edge.domain.transformation import parse_transformation
 from konifer_edge.imaging.original import OriginalJob, Preprocessing
 from konifer_edge.imaging.probe import ProbeLimits, sniff
 from konifer_edge.rules.decision import merge_labels
-from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.ports import AssetRecords, Decoding, RuleDecisions, Spawning, VariantRecords
 from konifer_edge.services.upload_rules import apply_upload_rules, needs_pixels
-from konifer_edge.services.variants import render_eager_variants
+from konifer_edge.services.variants import ConfiguredVariantParts, render_eager_variants
 from konifer_edge.storage.repository import NewAsset, NewVariant
 
 log = logging.getLogger(__name__)
+
+
+class StoreRecords(AssetRecords, VariantRecords, Protocol):
+    """Recording the original, and (for eager renders) its variants."""
+
+
+class StoreParts(ConfiguredVariantParts, Protocol):
+    """A store reaches what an eager render does, plus the decode processes, the rules and the row of the asset."""
+
+    @property
+    def repository(self) -> StoreRecords: ...
+    @property
+    def decoding(self) -> Decoding: ...
+    @property
+    def rules(self) -> RuleDecisions | None: ...
+    @property
+    def upkeep(self) -> Spawning: ...
 
 
 class StoreRequest(msgspec.Struct, frozen=True):
@@ -65,17 +83,17 @@ def _original_job(
     )
 
 
-async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
+async def store_asset(parts: StoreParts, request: StoreRequest) -> Asset:
     validate_metadata(request.metadata)
-    settings = runtime.config.paths.resolve(request.path)
+    settings = parts.config.paths.resolve(request.path)
     _check_allowed(settings, request.path, sniff(request.content).mime_type)
     ruleset = settings.upload_ruleset
-    job = _original_job(settings, runtime.config.variant_profiles, rule_pixels=needs_pixels(ruleset))
-    examined = await runtime.decoding.examine(request.content, job)
+    job = _original_job(settings, parts.config.variant_profiles, rule_pixels=needs_pixels(ruleset))
+    examined = await parts.decoding.examine(request.content, job)
     # Decided before anything is stored or counted: a rejected upload leaves no object, no row, no entry id.
     # The rules score the upload as sent (its pixels are taken from the original in the same decode
     # as preprocessing), so preprocessing never changes a decision; one decode serves both.
-    rule_labels = await apply_upload_rules(runtime, ruleset, examined.rule_pixels)
+    rule_labels = await apply_upload_rules(parts.rules, ruleset, examined.rule_pixels)
     metadata = request.metadata
     if rule_labels:
         metadata = validate_metadata(
@@ -86,10 +104,10 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
     mime_type = probed.format.mime_type
     bucket = settings.object_store.bucket
     store_key = new_store_key(probed.format)
-    await runtime.objects.put(bucket, store_key, content, mime_type)
+    await parts.objects.put(bucket, store_key, content, mime_type)
     now = datetime.now(UTC)
     try:
-        asset = await runtime.repository.create(
+        asset = await parts.repository.create(
             NewAsset(
                 path=request.path,
                 alt=metadata.alt,
@@ -114,11 +132,11 @@ async def store_asset(runtime: Runtime, request: StoreRequest) -> Asset:
     except BaseException as error:
         if not _may_have_committed(error):
             with contextlib.suppress(Exception):
-                await runtime.objects.delete(bucket, store_key)
+                await parts.objects.delete(bucket, store_key)
         raise
-    await runtime.resolutions.invalidate([request.path])
+    await parts.resolutions.invalidate([request.path])
     if settings.transform.eager_variants:
-        runtime.upkeep.spawn(render_eager_variants(runtime, asset))
+        parts.upkeep.spawn(render_eager_variants(parts, asset))
     return asset
 
 

@@ -6,7 +6,7 @@ from konifer_edge.config.rules import UploadRuleset
 from konifer_edge.domain.errors import BadRequest, ServiceUnavailable
 from konifer_edge.observability import metrics
 from konifer_edge.rules.decision import Decision, decide
-from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.ports import RuleDecisions
 
 
 def needs_pixels(ruleset: UploadRuleset) -> bool:
@@ -14,7 +14,9 @@ def needs_pixels(ruleset: UploadRuleset) -> bool:
     return bool(ruleset.evaluated_rules)
 
 
-async def apply_upload_rules(runtime: Runtime, ruleset: UploadRuleset, pixels: bytes | None) -> dict[str, str]:
+async def apply_upload_rules(
+    rules: RuleDecisions | None, ruleset: UploadRuleset, pixels: bytes | None
+) -> dict[str, str]:
     """The labels the matched modify rules add; raises 400 ``upload_rejected`` when the ruleset refuses.
 
     Konifer's documented default (``accept`` and no rules) decides nothing and counts nothing.
@@ -24,9 +26,9 @@ async def apply_upload_rules(runtime: Runtime, ruleset: UploadRuleset, pixels: b
             return {}
         decision = decide(ruleset, {})  # `reject` with no accept rule: the default alone decides
     else:
-        if runtime.rules is None or pixels is None:
+        if rules is None or pixels is None:
             raise ServiceUnavailable("Upload rules are not loaded on this node", reason="rules_unavailable")
-        decision = await runtime.rules.decide(ruleset, pixels)
+        decision = await rules.decide(ruleset, pixels)
     metrics.RULE_DECISIONS.labels(decision.outcome, decision.decided_by).inc()
     return _labels_or_rejection(decision)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from konifer_edge.services.runtime import Runtime
+from konifer_edge.config import Config
+from konifer_edge.services.background import AccessTracker, BackgroundTasks
+from konifer_edge.services.ports import Invalidation, ReaperSignal, VariantAging
 
 # Operators rarely need to change these; tests shorten them.
 PURGE_INTERVAL_SECONDS = float(os.environ.get("KONIFER_EDGE_PURGE_INTERVAL", "30"))
@@ -20,33 +21,48 @@ ACCESS_FLUSH_SECONDS = float(os.environ.get("KONIFER_EDGE_ACCESS_FLUSH_INTERVAL"
 _PURGE_BATCH = 500
 
 
-def start_upkeep(runtime: Runtime) -> None:
-    runtime.upkeep.every(ACCESS_FLUSH_SECONDS, lambda: flush_access(runtime), name="access-flush")
-    runtime.upkeep.every(PURGE_INTERVAL_SECONDS, lambda: purge_expired(runtime), name="expiry")
+class UpkeepParts(Protocol):
+    @property
+    def config(self) -> Config: ...
+    @property
+    def repository(self) -> VariantAging: ...
+    @property
+    def resolutions(self) -> Invalidation: ...
+    @property
+    def reaper(self) -> ReaperSignal: ...
+    @property
+    def access(self) -> AccessTracker: ...
+    @property
+    def upkeep(self) -> BackgroundTasks: ...
 
 
-async def stop_upkeep(runtime: Runtime) -> None:
+def start_upkeep(parts: UpkeepParts) -> None:
+    parts.upkeep.every(ACCESS_FLUSH_SECONDS, lambda: flush_access(parts), name="access-flush")
+    parts.upkeep.every(PURGE_INTERVAL_SECONDS, lambda: purge_expired(parts), name="expiry")
+
+
+async def stop_upkeep(parts: UpkeepParts) -> None:
     """Stop every background task, then write the access times gathered since the last flush."""
-    await runtime.upkeep.stop()
+    await parts.upkeep.stop()
     with contextlib.suppress(Exception):
-        await flush_access(runtime)
+        await flush_access(parts)
 
 
-async def flush_access(runtime: Runtime) -> None:
-    seen = runtime.access.drain()
+async def flush_access(parts: UpkeepParts) -> None:
+    seen = parts.access.drain()
     if seen:
-        await runtime.repository.touch_variants(seen, datetime.now(UTC))
+        await parts.repository.touch_variants(seen, datetime.now(UTC))
 
 
-async def purge_expired(runtime: Runtime, now: datetime | None = None) -> int:
+async def purge_expired(parts: UpkeepParts, now: datetime | None = None) -> int:
     """Delete variants past their path's `transform.expire`; they render again on next request."""
     now = now or datetime.now(UTC)
-    await flush_access(runtime)
-    candidates = await runtime.repository.aging_variants(now - _shortest_ttl(runtime), _PURGE_BATCH)
+    await flush_access(parts)
+    candidates = await parts.repository.aging_variants(now - _shortest_ttl(parts), _PURGE_BATCH)
     expired = []
     paths = set()
     for candidate in candidates:
-        transform = runtime.config.paths.resolve(candidate.path).transform
+        transform = parts.config.paths.resolve(candidate.path).transform
         if transform.expire_strategy == "never" or transform.expire_ttl is None:
             continue
         since = candidate.created_at if transform.expire_strategy == "ttl" else candidate.last_accessed_at
@@ -54,14 +70,14 @@ async def purge_expired(runtime: Runtime, now: datetime | None = None) -> int:
             expired.append(candidate.id)
             paths.add(candidate.path)
     if expired:
-        await runtime.repository.delete_variants(expired)
-        await runtime.resolutions.invalidate(paths)
-        runtime.reaper.wake()
+        await parts.repository.delete_variants(expired)
+        await parts.resolutions.invalidate(paths)
+        parts.reaper.wake()
     return len(expired)
 
 
-def _shortest_ttl(runtime: Runtime) -> timedelta:
-    paths = runtime.config.paths
+def _shortest_ttl(parts: UpkeepParts) -> timedelta:
+    paths = parts.config.paths
     ttls = [
         settings.transform.expire_ttl
         for settings in [paths.root, *(paths.for_pattern(p) for p in paths.patterns)]

@@ -12,10 +12,11 @@ import contextlib
 import hashlib
 import logging
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 
-from konifer_edge.config import PathSettings
+from konifer_edge.config import Config, PathSettings
 from konifer_edge.domain.errors import BadRequest, NotFound
 from konifer_edge.domain.formats import ImageFormat, new_store_key
 from konifer_edge.domain.models import Asset, Variant
@@ -31,7 +32,15 @@ from konifer_edge.domain.transformation import (
 from konifer_edge.imaging.pool import EAGER, SYNCHRONOUS, Lane
 from konifer_edge.imaging.transform import render
 from konifer_edge.observability import metrics
-from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.ports import (
+    AccessNotes,
+    RenderFlights,
+    RenderLocks,
+    RenderObjects,
+    RenderPool,
+    VariantCache,
+    VariantRecords,
+)
 from konifer_edge.storage.repository import NewVariant
 
 log = logging.getLogger(__name__)
@@ -39,6 +48,32 @@ log = logging.getLogger(__name__)
 # A render holding the lock longer than this is presumed dead and others render themselves.
 RENDER_LOCK_SECONDS = 30.0
 _POLL_SECONDS = 0.05
+
+
+class VariantParts(Protocol):
+    """What resolving a variant reaches: where variants are known, and what renders and stores one."""
+
+    @property
+    def repository(self) -> VariantRecords: ...
+    @property
+    def resolutions(self) -> VariantCache: ...
+    @property
+    def objects(self) -> RenderObjects: ...
+    @property
+    def imaging(self) -> RenderPool: ...
+    @property
+    def renders(self) -> RenderFlights: ...
+    @property
+    def shared(self) -> RenderLocks: ...
+    @property
+    def access(self) -> AccessNotes: ...
+
+
+class ConfiguredVariantParts(VariantParts, Protocol):
+    """Resolving variants together with the configuration that says which (paths' settings, profiles)."""
+
+    @property
+    def config(self) -> Config: ...
 
 
 class ResolvedVariant(msgspec.Struct, frozen=True):
@@ -69,7 +104,7 @@ def check_on_demand_mode(settings: PathSettings, raw_params: dict[str, str]) -> 
 
 
 async def resolve_variant(
-    runtime: Runtime,
+    parts: VariantParts,
     settings: PathSettings,
     asset: Asset,
     requested: RequestedTransformation,
@@ -96,10 +131,10 @@ async def resolve_variant(
     _check_output_limits(settings, plan)
     if is_identity(plan, original.attributes, requested):
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated, plan=plan)
-    variant, source = await _stored_or_rendered(runtime, settings, asset, plan, lane)
+    variant, source = await _stored_or_rendered(parts, settings, asset, plan, lane)
     rendered_here = source == "rendered"
     metrics.VARIANT_LOOKUPS.labels("miss" if rendered_here else "hit").inc()
-    runtime.access.touch(variant)
+    parts.access.touch(variant)
     return ResolvedVariant(
         variant=variant,
         cache_status="miss" if rendered_here else "hit",
@@ -134,67 +169,67 @@ def _check_output_limits(settings: PathSettings, plan: Plan) -> None:
 
 
 async def _stored_or_rendered(
-    runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane
+    parts: VariantParts, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane
 ) -> tuple[Variant, str]:
     """The stored variant and where it came from: "rendered" only for the request that rendered it."""
-    existing, tier = await runtime.resolutions.variant(
-        asset.path, asset, plan.key, lambda: runtime.repository.find_variant(asset.id, plan.key)
+    existing, tier = await parts.resolutions.variant(
+        asset.path, asset, plan.key, lambda: parts.repository.find_variant(asset.id, plan.key)
     )
     if existing is not None:
         return existing, tier
 
     async def render_unless_stored() -> tuple[Variant, bool]:
-        again = await runtime.repository.find_variant(asset.id, plan.key)
+        again = await parts.repository.find_variant(asset.id, plan.key)
         if again is not None:
             return again, False
         # Across nodes: one holds the render lock, the others wait for its row to appear.
         lock_name = f"render:{asset.id}:{plan.key}"
-        token = await runtime.shared.try_lock(lock_name, RENDER_LOCK_SECONDS)
+        token = await parts.shared.try_lock(lock_name, RENDER_LOCK_SECONDS)
         if token is None:
-            rendered_elsewhere = await _wait_for_variant(runtime, asset, plan.key)
+            rendered_elsewhere = await _wait_for_variant(parts, asset, plan.key)
             if rendered_elsewhere is not None:
                 return rendered_elsewhere, False
         try:
             # Without the lock here, its holder vanished: render anyway; the row insert settles ties.
-            return await _render_and_store(runtime, settings, asset, plan, lane, flight), True
+            return await _render_and_store(parts, settings, asset, plan, lane, flight), True
         finally:
             if token is not None:
-                await runtime.shared.unlock(lock_name, token)
+                await parts.shared.unlock(lock_name, token)
 
     flight = f"{asset.id}:{plan.key}"
     if lane == EAGER:
-        with runtime.imaging.eager_flight(flight):
-            (variant, rendered), leader = await runtime.renders.run(flight, render_unless_stored)
+        with parts.imaging.eager_flight(flight):
+            (variant, rendered), leader = await parts.renders.run(flight, render_unless_stored)
     else:
         # Waiting for an eager render still queued would put this request behind background work.
-        runtime.imaging.promote(flight)
-        (variant, rendered), leader = await runtime.renders.run(flight, render_unless_stored)
+        parts.imaging.promote(flight)
+        (variant, rendered), leader = await parts.renders.run(flight, render_unless_stored)
     return variant, "rendered" if rendered and leader else "database"
 
 
-async def _wait_for_variant(runtime: Runtime, asset: Asset, key: str) -> Variant | None:
+async def _wait_for_variant(parts: VariantParts, asset: Asset, key: str) -> Variant | None:
     deadline = asyncio.get_running_loop().time() + RENDER_LOCK_SECONDS
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(_POLL_SECONDS)
-        variant = await runtime.repository.find_variant(asset.id, key)
+        variant = await parts.repository.find_variant(asset.id, key)
         if variant is not None:
             return variant
     return None
 
 
 async def _render_and_store(
-    runtime: Runtime, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane, flight: str
+    parts: VariantParts, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane, flight: str
 ) -> Variant:
     original = asset.original
-    source = await runtime.objects.read(original.bucket, original.store_key)
+    source = await parts.objects.read(original.bucket, original.store_key)
     async with metrics.timed(metrics.RENDER_DURATION, plan.format.short_name):
-        rendered = await runtime.imaging.run_in(
+        rendered = await parts.imaging.run_in(
             lane, flight, render, source, original.attributes.page_count, plan, settings.image.lqip
         )
     metrics.RENDERS.labels(plan.format.short_name).inc()
     del source
     store_key = new_store_key(plan.format)
-    await runtime.objects.put(original.bucket, store_key, rendered.data, plan.format.mime_type)
+    await parts.objects.put(original.bucket, store_key, rendered.data, plan.format.mime_type)
     record = NewVariant(
         transformation_key=plan.key,
         transformation=plan.spelled_out(rendered.source_color_space),
@@ -206,15 +241,15 @@ async def _render_and_store(
         content_hash=_hash(rendered.data),
         lqip=rendered.lqip,
     )
-    variant = await runtime.repository.add_variant(asset.id, record, datetime.now(UTC))
+    variant = await parts.repository.add_variant(asset.id, record, datetime.now(UTC))
     if variant is not None:
         # The asset's cached metadata lists its variants; it must list this one now.
-        await runtime.resolutions.invalidate([asset.path])
+        await parts.resolutions.invalidate([asset.path])
         return variant
     # Another node stored it first (or the asset was deleted meanwhile): keep theirs.
     with contextlib.suppress(Exception):
-        await runtime.objects.delete(original.bucket, store_key)
-    existing = await runtime.repository.find_variant(asset.id, plan.key)
+        await parts.objects.delete(original.bucket, store_key)
+    existing = await parts.repository.find_variant(asset.id, plan.key)
     if existing is None:
         raise NotFound(f"The entry {asset.entry_id} at {asset.path} was deleted", reason="asset_not_found")
     return existing
@@ -224,12 +259,12 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def render_eager_variants(runtime: Runtime, asset: Asset) -> None:
+async def render_eager_variants(parts: ConfiguredVariantParts, asset: Asset) -> None:
     """Best effort: a failed eager render is simply rendered on demand later."""
-    settings = runtime.config.paths.resolve(asset.path)
+    settings = parts.config.paths.resolve(asset.path)
     for profile in settings.transform.eager_variants:
         try:
-            requested = parse_transformation({"profile": profile}, runtime.config.variant_profiles)
-            await resolve_variant(runtime, settings, asset, requested, accept=None, lane=EAGER)
+            requested = parse_transformation({"profile": profile}, parts.config.variant_profiles)
+            await resolve_variant(parts, settings, asset, requested, accept=None, lane=EAGER)
         except Exception:
             log.warning("eager variant %r of %s#%d failed", profile, asset.path, asset.entry_id, exc_info=True)

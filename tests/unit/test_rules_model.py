@@ -11,8 +11,8 @@ import pytest
 import pyvips
 
 from konifer_edge.config.rules import RuleDefinition, RuleInferenceSettings
+from konifer_edge.imaging.model_pixels import model_pixels
 from konifer_edge.rules.model import ModelFiles, ModelUnavailable, SiglipModel, check_model_available, find_model_files
-from konifer_edge.rules.pixels import model_pixels
 from konifer_edge.rules.scoring import LOGIT_BIAS, LOGIT_SCALE, prompt_score, score_rule
 from konifer_edge.rules.text import model_text
 from tests.support.tiny_siglip import (
