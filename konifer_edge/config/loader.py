@@ -246,7 +246,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
     )
     paths = build_path_configuration(raw[PATHS_KEY], context)
     return Config(
-        http=read_http(Section.of(raw["http"], "http")),
+        http=read_http(raw["http"]),
         data_store=read_data_store(Section.of(raw["data-store"], "data-store")),
         object_store=read_object_store(Section.of(raw["object-store"], "object-store")),
         source=read_source(Section.of(raw["source"], "source")),
@@ -254,10 +254,10 @@ def build_config(tree: Mapping[str, object]) -> Config:
         variant_generation=read_variant_generation(Section.of(raw["variant-generation"], "variant-generation")),
         variant_profiles=profiles,
         cache=read_cache(Section.of(raw["cache"], "cache")),
-        bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
-        logging=read_logging(Section.of(raw["logging"], "logging")),
-        metrics=read_metrics(Section.of(raw["metrics"], "metrics")),
-        compat=read_compat(Section.of(raw["compat"], "compat")),
+        bundle=read_bundle(raw["bundle"]),
+        logging=read_logging(raw["logging"]),
+        metrics=read_metrics(raw["metrics"]),
+        compat=read_compat(raw["compat"]),
         paths=paths,
         warnings=tuple(dict.fromkeys(context.warnings)),
         rule_definitions=rule_definitions,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from konifer_edge.config.decode import SIZE, NonBlank
 from konifer_edge.config.paths import PathConfiguration
 from konifer_edge.config.rules import ApiSettings, RuleDefinition, RuleInferenceSettings, UploadRuleset
 
@@ -65,10 +66,17 @@ DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
 # --- top level ---------------------------------------------------------------
 
 
-class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
-    public_url: str | None = None
+class Section(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+    """A section decoded straight from the tree (config/decode.py): its names, bounds and known keys are its types'."""
+
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class HttpSettings(Section, frozen=True, kw_only=True):
+    public_url: NonBlank | None = None
     """Base of Location and link URLs, without a trailing slash; ``None`` derives it from the request."""
-    workers: int | None = None
+    workers: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
     """Server worker processes; ``None`` means one per CPU core."""
 
 
@@ -215,28 +223,28 @@ class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Called with the purge tags of every update and delete, for a CDN purge."""
 
 
-class BundleSettings(msgspec.Struct, frozen=True, kw_only=True):
+class BundleSettings(Section, frozen=True, kw_only=True):
     """Limits of ZIP bundles (``/-/zip`` and ``POST /bundles``), konifer-edge's own."""
 
-    max_entries: int = 1000
+    max_entries: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
     """Images one bundle may hold."""
-    max_bytes: int = 2 * 1024 * 1024 * 1024
+    max_bytes: Annotated[int, msgspec.Meta(ge=1, extra=SIZE)] = 2 * 1024 * 1024 * 1024
     """Sum of the image sizes one bundle may hold, checked before the first byte is sent."""
 
 
-class LoggingSettings(msgspec.Struct, frozen=True, kw_only=True):
+class LoggingSettings(Section, frozen=True, kw_only=True):
     """konifer-edge's own: what reaches stderr (every line JSON, observability/logs.py)."""
 
     level: LogLevel = "info"
     """The least severe level written; ``warning`` and ``error`` also leave out the access lines."""
 
 
-class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True):
+class MetricsSettings(Section, frozen=True, kw_only=True):
     """konifer-edge's own: where Prometheus scrapes ``/metrics``."""
 
-    port: int | None = None
+    port: Port | None = None
     """``None`` serves ``/metrics`` on the main port; a port serves it there only, so it need not be public."""
-    host: str | None = None
+    host: NonBlank | None = None
     """Address the metrics port listens on; ``None`` means the address ``serve --host`` listens on."""
 
 
@@ -244,7 +252,7 @@ WireSpelling = Literal["current", "v0.2"]
 WIRE_SPELLINGS: Final[tuple[WireSpelling, ...]] = ("current", "v0.2")
 
 
-class CompatSettings(msgspec.Struct, frozen=True, kw_only=True):
+class CompatSettings(Section, frozen=True, kw_only=True):
     """Choices that keep older Konifer clients working."""
 
     wire: WireSpelling = "current"

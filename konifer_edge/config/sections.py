@@ -13,15 +13,16 @@ from datetime import timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
+import msgspec
+
+from konifer_edge.config.decode import decode_section
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
     DATA_STORE_PROVIDERS,
     DEFAULT_MAX_BYTES,
-    LOG_LEVELS,
     OBJECT_STORE_PROVIDERS,
     POSTGRES_SSL_MODES,
     SIGNING_ALGORITHMS,
-    WIRE_SPELLINGS,
     BundleSettings,
     CacheSettings,
     CompatSettings,
@@ -45,15 +46,16 @@ from konifer_edge.config.reader import Section, describe
 _HOST_NAME: Final = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
-def read_http(section: Section) -> HttpSettings:
-    public_url = _url(section, "public-url", ("http", "https"))
-    workers = section.optional_integer("workers", minimum=1, maximum=256)
-    section.finish()
-    parts = urlsplit(public_url or "")
+def read_http(raw: object) -> HttpSettings:
+    settings = decode_section(raw, HttpSettings, "http")
+    if settings.public_url is None:
+        return settings
+    public_url = _checked_url(settings.public_url, "http.public-url", ("http", "https"))
+    parts = urlsplit(public_url)
     if parts.query or parts.fragment:
-        raise ConfigError(section.key_of("public-url"), "must be a base URL, without a query or fragment")
+        raise ConfigError("http.public-url", "must be a base URL, without a query or fragment")
     # Stored without a trailing slash so that callers can append "/assets/...".
-    return HttpSettings(public_url=public_url.rstrip("/") if public_url else None, workers=workers)
+    return msgspec.structs.replace(settings, public_url=public_url.rstrip("/"))
 
 
 def read_data_store(section: Section) -> DataStoreSettings:
@@ -208,36 +210,22 @@ def read_cache(section: Section) -> CacheSettings:
     return settings
 
 
-def read_bundle(section: Section) -> BundleSettings:
-    defaults = BundleSettings()
-    settings = BundleSettings(
-        max_entries=section.integer("max-entries", defaults.max_entries, minimum=1, maximum=100_000),
-        max_bytes=section.byte_size("max-bytes", defaults.max_bytes, minimum=1),
-    )
-    section.finish()
-    return settings
+def read_bundle(raw: object) -> BundleSettings:
+    return decode_section(raw, BundleSettings, "bundle")
 
 
-def read_logging(section: Section) -> LoggingSettings:
-    settings = LoggingSettings(level=section.choice("level", LOG_LEVELS, "info"))
-    section.finish()
-    return settings
+def read_logging(raw: object) -> LoggingSettings:
+    return decode_section(raw, LoggingSettings, "logging")
 
 
-def read_compat(section: Section) -> CompatSettings:
-    settings = CompatSettings(wire=section.choice("wire", WIRE_SPELLINGS, CompatSettings().wire))
-    section.finish()
-    return settings
+def read_compat(raw: object) -> CompatSettings:
+    return decode_section(raw, CompatSettings, "compat")
 
 
-def read_metrics(section: Section) -> MetricsSettings:
-    settings = MetricsSettings(
-        port=section.optional_integer("port", minimum=1, maximum=65535),
-        host=_non_blank(section, "host"),
-    )
-    section.finish()
+def read_metrics(raw: object) -> MetricsSettings:
+    settings = decode_section(raw, MetricsSettings, "metrics")
     if settings.host is not None and settings.port is None:
-        raise ConfigError(section.key_of("host"), "needs metrics.port: /metrics has no port of its own without it")
+        raise ConfigError("metrics.host", "needs metrics.port: /metrics has no port of its own without it")
     return settings
 
 
@@ -254,12 +242,14 @@ def _non_blank(section: Section, name: str) -> str | None:
 
 def _url(section: Section, name: str, schemes: Sequence[str]) -> str | None:
     value = _non_blank(section, name)
-    if value is None:
-        return None
+    return None if value is None else _checked_url(value, section.key_of(name), schemes)
+
+
+def _checked_url(value: str, key: str, schemes: Sequence[str]) -> str:
     parts = urlsplit(value)
     if parts.scheme.lower() not in schemes or not (parts.netloc or parts.path):
         allowed = " or ".join(f"{scheme}://" for scheme in schemes)
-        raise ConfigError(section.key_of(name), f"expected a URL starting with {allowed}, got {describe(value)}")
+        raise ConfigError(key, f"expected a URL starting with {allowed}, got {describe(value)}")
     if parts.scheme.lower() in ("http", "https") and not parts.hostname:
-        raise ConfigError(section.key_of(name), f"the URL has no host: {describe(value)}")
+        raise ConfigError(key, f"the URL has no host: {describe(value)}")
     return value
