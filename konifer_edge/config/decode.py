@@ -17,6 +17,7 @@ import difflib
 import re
 import typing
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Annotated, Final, Literal, TypeVar
 
 import msgspec
@@ -35,8 +36,11 @@ _FALSE_WORDS: Final = frozenset({"false", "no", "off"})
 _UNITS: Final[Mapping[str, Callable[[object], object]]] = {
     "size": parse_byte_size,
     "pixels": parse_pixel_count,
+    "duration": parse_duration,
     "seconds": lambda value: parse_duration(value).total_seconds(),
+    "whole-seconds": lambda value: int(parse_duration(value).total_seconds()),
 }
+_DURATIONS: Final = frozenset({"duration", "seconds", "whole-seconds"})
 
 # Text that must say something: surrounding blanks are dropped, and nothing left is refused.
 NonBlank = Annotated[str, msgspec.Meta(min_length=1, extra={"trim": True})]
@@ -44,7 +48,11 @@ _BLANK: Final = "must not be blank; leave the key out to use the default"
 
 SIZE: Final = {"unit": "size"}
 PIXELS: Final = {"unit": "pixels"}
-SECONDS: Final = {"unit": "seconds"}
+
+# Durations longer than zero, written as Konifer writes them (`30s`, `PT5M`, a number of seconds).
+Duration = Annotated[timedelta, msgspec.Meta(extra={"unit": "duration"})]
+Seconds = Annotated[float, msgspec.Meta(extra={"unit": "seconds"})]
+WholeSeconds = Annotated[int, msgspec.Meta(extra={"unit": "whole-seconds"})]
 
 _AT: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
@@ -70,10 +78,13 @@ def _loosened(value: object, info: mi.Type, key: str) -> object:
             value = value.strip()
         unit = (info.extra or {}).get("unit")
         if isinstance(unit, str) and unit in _UNITS and value is not None:
+            written = value
             try:
                 value = _UNITS[unit](value)
             except ValueError as error:
                 raise ConfigError(key, str(error)) from None
+            if unit in _DURATIONS and parse_duration(written) <= timedelta(0):
+                raise ConfigError(key, f"must be longer than zero, got {describe(written)}")
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
         return _loosened(value, info.type, key)

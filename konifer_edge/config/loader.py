@@ -235,7 +235,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
     # Unknown top-level keys first: a misspelt section would otherwise surface
     # only as a puzzling default somewhere else.
     root.finish()
-    url_signing = read_url_signing(Section.of(raw["url-signing"], "url-signing"))
+    url_signing = read_url_signing(raw["url-signing"])
     profiles = read_variant_profiles(raw["variant-profiles"])
     signing_tree = raw["url-signing"]
     rule_definitions = read_rule_definitions(Section.of(raw[RULE_DEFINITIONS_KEY], RULE_DEFINITIONS_KEY))
@@ -247,13 +247,13 @@ def build_config(tree: Mapping[str, object]) -> Config:
     paths = build_path_configuration(raw[PATHS_KEY], context)
     return Config(
         http=read_http(raw["http"]),
-        data_store=read_data_store(Section.of(raw["data-store"], "data-store")),
-        object_store=read_object_store(Section.of(raw["object-store"], "object-store")),
-        source=read_source(Section.of(raw["source"], "source")),
+        data_store=read_data_store(raw["data-store"]),
+        object_store=read_object_store(raw["object-store"]),
+        source=read_source(raw["source"]),
         url_signing=url_signing,
-        variant_generation=read_variant_generation(Section.of(raw["variant-generation"], "variant-generation")),
+        variant_generation=read_variant_generation(raw["variant-generation"]),
         variant_profiles=profiles,
-        cache=read_cache(Section.of(raw["cache"], "cache")),
+        cache=read_cache(raw["cache"]),
         bundle=read_bundle(raw["bundle"]),
         logging=read_logging(raw["logging"]),
         metrics=read_metrics(raw["metrics"]),

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from konifer_edge.config.decode import SIZE, NonBlank
+from konifer_edge.config.decode import SIZE, Duration, NonBlank, Seconds, WholeSeconds
 from konifer_edge.config.paths import PathConfiguration
 from konifer_edge.config.rules import ApiSettings, RuleDefinition, RuleInferenceSettings, UploadRuleset
 
@@ -71,6 +71,7 @@ class Section(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_
 
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Bytes = Annotated[int, msgspec.Meta(ge=1, extra=SIZE)]
 
 
 class HttpSettings(Section, frozen=True, kw_only=True):
@@ -80,17 +81,17 @@ class HttpSettings(Section, frozen=True, kw_only=True):
     """Server worker processes; ``None`` means one per CPU core."""
 
 
-class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
-    host: str | None = None
-    port: int = 5432
-    database: str = "konifer"
-    user: str = "postgres"
+class PostgresSettings(Section, frozen=True, kw_only=True):
+    host: NonBlank | None = None
+    port: Port = 5432
+    database: NonBlank = "konifer"
+    user: NonBlank = "postgres"
     password: str = ""
     ssl_mode: PostgresSslMode | None = None
     """``None``: not configured; the connection then uses libpq's default, ``prefer`` (as Konifer does),
     and a ``url`` keeps whatever ``sslmode`` it carries."""
-    url: str | None = None
-    pool_size: int = 10
+    url: NonBlank | None = None
+    pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     """Most connections each server worker process holds for requests (ours); docs/deployment.md
     multiplies it out against the server's ``max_connections``."""
 
@@ -117,60 +118,60 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
         return urlunsplit(parts._replace(query=query))
 
 
-class DataStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+class DataStoreSettings(Section, frozen=True, kw_only=True):
     provider: DataStoreProvider = "postgresql"
     postgresql: PostgresSettings = msgspec.field(default_factory=PostgresSettings)
 
 
-class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key: str | None = None
-    secret_key: str | None = None
+class S3Settings(Section, frozen=True, kw_only=True):
+    endpoint_url: NonBlank | None = None
+    region: NonBlank = "us-east-1"
+    access_key: NonBlank | None = None
+    secret_key: NonBlank | None = None
     force_path_style: bool = False
     allow_http: bool = False
     """Whether plain-HTTP endpoints may be used; the loader sets it for ``http://`` endpoints."""
-    connect_timeout: timedelta = timedelta(seconds=5)
-    read_timeout: timedelta = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=5)
+    read_timeout: Duration = timedelta(seconds=30)
     """Longest wait for the next bytes of an answer."""
-    request_timeout: timedelta = timedelta(minutes=5)
+    request_timeout: Duration = timedelta(minutes=5)
     """Longest one request may take, its body included (a streamed download is paced by its client)."""
-    retry_timeout: timedelta = timedelta(seconds=30)
+    retry_timeout: Duration = timedelta(seconds=30)
     """Time after which a failing call is not retried again."""
-    max_retries: int = 3
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 3
 
 
-class FilesystemSettings(msgspec.Struct, frozen=True, kw_only=True):
-    mount_path: str | None = None
+class FilesystemSettings(Section, frozen=True, kw_only=True):
+    mount_path: NonBlank | None = None
     """Root directory of stored objects; ``None`` means ``<data-dir>/objects``."""
 
 
-class ObjectStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ObjectStoreSettings(Section, frozen=True, kw_only=True):
     provider: ObjectStoreProvider = "filesystem"
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     filesystem: FilesystemSettings = msgspec.field(default_factory=FilesystemSettings)
 
 
-class UrlSourceSettings(msgspec.Struct, frozen=True, kw_only=True):
+class UrlSourceSettings(Section, frozen=True, kw_only=True):
     allowed_domains: tuple[str, ...] = ()
     """Host names (lower case) that URL sources may be fetched from; empty refuses every URL source."""
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: Bytes = DEFAULT_MAX_BYTES
     allow_private_networks: bool = False
-    timeout: float = 30.0
+    timeout: Seconds = 30.0
     """Seconds for the whole download."""
-    max_redirects: int = 5
+    max_redirects: Annotated[int, msgspec.Meta(ge=0)] = 5
 
 
-class MultipartSettings(msgspec.Struct, frozen=True, kw_only=True):
-    max_bytes: int = DEFAULT_MAX_BYTES
+class MultipartSettings(Section, frozen=True, kw_only=True):
+    max_bytes: Bytes = DEFAULT_MAX_BYTES
 
 
-class SourceSettings(msgspec.Struct, frozen=True, kw_only=True):
+class SourceSettings(Section, frozen=True, kw_only=True):
     url: UrlSourceSettings = msgspec.field(default_factory=UrlSourceSettings)
     multipart: MultipartSettings = msgspec.field(default_factory=MultipartSettings)
 
 
-class UrlSigningSettings(msgspec.Struct, frozen=True, kw_only=True):
+class UrlSigningSettings(Section, frozen=True, kw_only=True):
     enabled: bool = False
     algorithm: SigningAlgorithm = "hmac_sha256"
     secret_key: str | None = None
@@ -188,38 +189,38 @@ def default_worker_count() -> int:
     return os.cpu_count() or 1
 
 
-class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
-    workers: int = msgspec.field(default_factory=default_worker_count)
-    queue_size: int = 1000
-    synchronous_priority: int = 80
+class VariantGenerationSettings(Section, frozen=True, kw_only=True):
+    workers: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(default_factory=default_worker_count)
+    queue_size: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    synchronous_priority: Annotated[int, msgspec.Meta(ge=1, le=99)] = 80
     """Share (percent) of render-worker picks given to synchronous work (on-demand renders) over
     eager renders while both are waiting; with only one kind waiting, it gets every pick."""
-    render_timeout: float = 30.0
+    render_timeout: Seconds = 30.0
     """Seconds a request waits for one render before answering 503 (ours)."""
-    vips_concurrency: int = 1
+    vips_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """Threads libvips itself uses inside one render (ours). Renders already run in parallel
     in the pool, so 1 avoids oversubscribing the cores; raise it for few, large images."""
-    decode_workers: int = 2
+    decode_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """Processes per server worker that make the first full decode of uploads (ours): a decoder
     crash there costs one upload, not the worker. Stores are rarer than renders, and each process
     keeps libvips in memory, so a few suffice."""
 
 
-class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+class CacheSettings(Section, frozen=True, kw_only=True):
     """konifer-edge's own caching and CDN settings (not in Konifer)."""
 
-    redis_url: str | None = None
+    redis_url: NonBlank | None = None
     """``None`` keeps the resolution cache in-process only."""
-    resolution_entries: int = 50_000
+    resolution_entries: Annotated[int, msgspec.Meta(ge=0)] = 50_000
     """Selector and variant resolutions kept in each worker's memory."""
-    memory_size: int = 64 * 1024 * 1024
+    memory_size: Annotated[int, msgspec.Meta(ge=0, extra=SIZE)] = 64 * 1024 * 1024
     """Byte budget of each worker's cache of small variant bodies."""
-    small_object_max_size: int = 256 * 1024
+    small_object_max_size: Annotated[int, msgspec.Meta(ge=0, extra=SIZE)] = 256 * 1024
     """Variant bodies up to this size are kept in memory; larger ones always stream."""
-    newest_max_age: int = 60
+    newest_max_age: WholeSeconds = 60
     """Seconds a CDN may keep a newest-at-path answer when the path configures no cache-control."""
-    newest_stale_while_revalidate: int = 600
-    purge_webhook_url: str | None = None
+    newest_stale_while_revalidate: WholeSeconds = 600
+    purge_webhook_url: NonBlank | None = None
     """Called with the purge tags of every update and delete, for a CDN purge."""
 
 

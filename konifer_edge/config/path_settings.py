@@ -285,7 +285,7 @@ def _read_url_signing_override(section: Section, top_level: Mapping[str, object]
     # that names its own secret(s) replaces the top level's, never adds to them.
     if any(name in override.data for name in _SECRET_NAMES):
         top_level = {name: value for name, value in top_level.items() if name not in _SECRET_NAMES}
-    return read_url_signing(Section(deep_merge(top_level, override.data), override.key))
+    return read_url_signing(deep_merge(top_level, override.data), override.key)
 
 
 def _read_access(section: Section) -> AccessSettings:
