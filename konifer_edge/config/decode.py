@@ -134,9 +134,10 @@ def _config_error(message: str, raw: object, tree: object, info: mi.Type, key: s
     declared: object = None
     for step in steps:
         value, written = _item(value, step), _item(written, step)
-        declared = _declared(where, step)
+        declared = _declared(where, step) if isinstance(step, str) else declared
         where = _inner(where, step)
-        full_key = join_key(full_key, step) if isinstance(step, str) else f"{full_key}[{step}]"
+        # A list is named as a whole, as the operator wrote it: `image.lqip`, not `image.lqip[1]`.
+        full_key = join_key(full_key, step) if isinstance(step, str) else full_key
     unknown = _UNKNOWN.match(message)
     if unknown:
         name = unknown.group("name")

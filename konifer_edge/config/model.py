@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from konifer_edge.config.decode import SIZE, Duration, NonBlank, Seconds, WholeSeconds
+from konifer_edge.config.decode import PIXELS, SIZE, Duration, NonBlank, Seconds, WholeSeconds
 from konifer_edge.config.paths import PathConfiguration
 from konifer_edge.config.rules import ApiSettings, RuleDefinition, RuleInferenceSettings, UploadRuleset
 
@@ -72,6 +72,8 @@ class Section(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Bytes = Annotated[int, msgspec.Meta(ge=1, extra=SIZE)]
+Pixels = Annotated[int, msgspec.Meta(ge=1, extra=PIXELS)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class HttpSettings(Section, frozen=True, kw_only=True):
@@ -268,7 +270,7 @@ class PathObjectStore(msgspec.Struct, frozen=True, kw_only=True):
     bucket: str = "assets"
 
 
-class ImageSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ImageSettings(Section, frozen=True, kw_only=True):
     lqip: tuple[LqipKind, ...] = ()
 
 
@@ -327,19 +329,19 @@ class PreprocessingSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_height: int | None = None
 
 
-class TransformLimits(msgspec.Struct, frozen=True, kw_only=True):
+class TransformLimits(Section, frozen=True, kw_only=True):
     """Largest output a render may produce (Konifer's ``transform.limits``)."""
 
-    max_width: int = 8192
-    max_height: int = 8192
-    max_pixels: int = 20_000_000
+    max_width: Positive = 8192
+    max_height: Positive = 8192
+    max_pixels: Pixels = 20_000_000
 
 
-class VariantCacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+class VariantCacheSettings(Section, frozen=True, kw_only=True):
     """Konifer's ``transform.retention.cache``: how many variants an asset keeps."""
 
-    max_variants: int = 16
-    access_score_half_life: timedelta = timedelta(hours=1)
+    max_variants: Positive = 16
+    access_score_half_life: Duration = timedelta(hours=1)
 
 
 class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -353,19 +355,19 @@ class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
     variant_cache: VariantCacheSettings = msgspec.field(default_factory=VariantCacheSettings)
 
 
-class AssetLimits(msgspec.Struct, frozen=True, kw_only=True):
+class AssetLimits(Section, frozen=True, kw_only=True):
     """Largest original accepted at store time (Konifer's per-path ``limits``)."""
 
-    max_width: int = 16384
-    max_height: int = 16384
-    max_pixels: int = 100_000_000
+    max_width: Positive = 16384
+    max_height: Positive = 16384
+    max_pixels: Pixels = 100_000_000
     """Width x height x frames: what decoding the whole image costs."""
-    max_pages: int = 1000
-    max_pixels_per_page: int = 100_000_000
+    max_pages: Positive = 1000
+    max_pixels_per_page: Pixels = 100_000_000
     """Width x height of one frame, for paths that want animations smaller than stills."""
 
 
-class AccessSettings(msgspec.Struct, frozen=True, kw_only=True):
+class AccessSettings(Section, frozen=True, kw_only=True):
     """Who may read a path (konifer-edge's addition): anyone, or holders of an API key with ``assets:read``."""
 
     read: ReadAccess = "public"

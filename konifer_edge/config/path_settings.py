@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
+import msgspec
+
+from konifer_edge.config.decode import decode_section
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
     CACHE_REVALIDATES,
     CACHE_VISIBILITIES,
     DELIVERY_STRATEGIES,
     EXPIRE_STRATEGIES,
-    LQIP_KINDS,
     ON_DEMAND_MODES,
-    READ_ACCESS,
     SUPPORTED_CONTENT_TYPES,
     AccessSettings,
     AssetLimits,
@@ -72,13 +73,13 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
     settings = PathSettings(
         object_store=_read_object_store(section.section("object-store")),
         allowed_content_types=_read_content_types(section, "allowed-content-types"),
-        image=_read_image(section.section("image")),
+        image=_read_image(section),
         return_format=_read_return_format(section.section("return-format")),
         cache_control=_read_cache_control(section.section("cache-control")),
         transform=_read_transform(section.section("transform"), context),
-        limits=_read_asset_limits(section.section("limits")),
+        limits=_read_asset_limits(section),
         url_signing=_read_url_signing_override(section, context.url_signing),
-        access=_read_access(section.section("access")),
+        access=decode_section(section.raw("access"), AccessSettings, section.key_of("access")),
         upload_ruleset=read_upload_ruleset(section.section(UPLOAD_RULESET_KEY), context.rule_names),
         cors=_read_cors(section.section("cors")),
     )
@@ -120,9 +121,8 @@ def _read_content_types(section: Section, name: str) -> tuple[str, ...] | None:
 
 
 def _read_image(section: Section) -> ImageSettings:
-    settings = ImageSettings(lqip=section.choice_list("lqip", LQIP_KINDS) or ())
-    section.finish()
-    return settings
+    settings = decode_section(section.raw("image"), ImageSettings, section.key_of("image"))
+    return msgspec.structs.replace(settings, lqip=tuple(dict.fromkeys(settings.lqip)))
 
 
 def _read_return_format(section: Section) -> ReturnFormatSettings:
@@ -196,8 +196,8 @@ def _read_transform(section: Section, context: PathContext) -> TransformSettings
         expire_ttl=expire.optional_duration("ttl"),
         preprocessing_enabled=preprocessing.boolean("enabled", False),
         preprocessing=_read_preprocessing_image(preprocessing.section("image")),
-        limits=_read_transform_limits(section.section("limits")),
-        variant_cache=_read_variant_cache(retention.section("cache")),
+        limits=_read_transform_limits(section),
+        variant_cache=_read_variant_cache(retention),
     )
     _ignore_misplaced_maxima(preprocessing, context.warnings)
     for finished in (on_demand, expire, preprocessing, retention, section):
@@ -244,37 +244,15 @@ def _read_preprocessing_image(section: Section) -> PreprocessingSettings:
 
 
 def _read_transform_limits(section: Section) -> TransformLimits:
-    defaults = TransformLimits()
-    settings = TransformLimits(
-        max_width=section.integer("max-width", defaults.max_width, minimum=1),
-        max_height=section.integer("max-height", defaults.max_height, minimum=1),
-        max_pixels=section.pixel_count("max-pixels", defaults.max_pixels, minimum=1),
-    )
-    section.finish()
-    return settings
+    return decode_section(section.raw("limits"), TransformLimits, section.key_of("limits"))
 
 
 def _read_variant_cache(section: Section) -> VariantCacheSettings:
-    defaults = VariantCacheSettings()
-    settings = VariantCacheSettings(
-        max_variants=section.integer("max-variants", defaults.max_variants, minimum=1),
-        access_score_half_life=section.duration("access-score-half-life", defaults.access_score_half_life),
-    )
-    section.finish()
-    return settings
+    return decode_section(section.raw("cache"), VariantCacheSettings, section.key_of("cache"))
 
 
 def _read_asset_limits(section: Section) -> AssetLimits:
-    defaults = AssetLimits()
-    settings = AssetLimits(
-        max_width=section.integer("max-width", defaults.max_width, minimum=1),
-        max_height=section.integer("max-height", defaults.max_height, minimum=1),
-        max_pixels=section.pixel_count("max-pixels", defaults.max_pixels, minimum=1),
-        max_pages=section.integer("max-pages", defaults.max_pages, minimum=1),
-        max_pixels_per_page=section.pixel_count("max-pixels-per-page", defaults.max_pixels_per_page, minimum=1),
-    )
-    section.finish()
-    return settings
+    return decode_section(section.raw("limits"), AssetLimits, section.key_of("limits"))
 
 
 def _read_url_signing_override(section: Section, top_level: Mapping[str, object]) -> UrlSigningSettings | None:
@@ -286,12 +264,6 @@ def _read_url_signing_override(section: Section, top_level: Mapping[str, object]
     if any(name in override.data for name in _SECRET_NAMES):
         top_level = {name: value for name, value in top_level.items() if name not in _SECRET_NAMES}
     return read_url_signing(deep_merge(top_level, override.data), override.key)
-
-
-def _read_access(section: Section) -> AccessSettings:
-    settings = AccessSettings(read=section.choice("read", READ_ACCESS, "public"))
-    section.finish()
-    return settings
 
 
 _ORIGIN: Final = re.compile(
