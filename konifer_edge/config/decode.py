@@ -23,7 +23,7 @@ from typing import Annotated, Final, Literal, TypeVar
 import msgspec
 import msgspec.inspect as mi
 
-from konifer_edge.config.durations import parse_byte_size, parse_duration, parse_pixel_count
+from konifer_edge.config.durations import format_duration, parse_byte_size, parse_duration, parse_pixel_count
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.reader import describe, join_key
 
@@ -83,8 +83,8 @@ def _loosened(value: object, info: mi.Type, key: str) -> object:
                 value = _UNITS[unit](value)
             except ValueError as error:
                 raise ConfigError(key, str(error)) from None
-            if unit in _DURATIONS and parse_duration(written) <= timedelta(0):
-                raise ConfigError(key, f"must be longer than zero, got {describe(written)}")
+            if unit in _DURATIONS:
+                _check_duration(parse_duration(written), written, info.extra or {}, key)
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
         return _loosened(value, info.type, key)
@@ -118,6 +118,14 @@ def _loosened(value: object, info: mi.Type, key: str) -> object:
     if isinstance(info, mi.ListType | mi.VarTupleType) and isinstance(value, list | tuple):
         return [_loosened(item, info.item_type, f"{key}[{index}]") for index, item in enumerate(value)]
     return value
+
+
+def _check_duration(duration: timedelta, written: object, extra: Mapping[str, object], key: str) -> None:
+    if duration <= timedelta(0):
+        raise ConfigError(key, f"must be longer than zero, got {describe(written)}")
+    longest = extra.get("at-most")
+    if isinstance(longest, timedelta) and duration > longest:
+        raise ConfigError(key, f"must be at most {format_duration(longest)}, got {describe(written)}")
 
 
 # ---------------------------------------------------------------- msgspec's errors, our words

@@ -380,7 +380,10 @@ CORS_DEFAULT_EXPOSED: Final = (
 )  # fmt: skip
 
 
-class CorsSettings(msgspec.Struct, frozen=True, kw_only=True):
+MAX_CORS_MAX_AGE: Final = timedelta(days=1)
+
+
+class CorsSettings(Section, frozen=True, kw_only=True):
     """Which web origins a browser lets read this path's answers (konifer-edge's addition)."""
 
     allowed_origins: tuple[str, ...] = ()
@@ -388,7 +391,7 @@ class CorsSettings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_methods: tuple[str, ...] = CORS_DEFAULT_METHODS
     allowed_headers: tuple[str, ...] = CORS_DEFAULT_HEADERS
     exposed_headers: tuple[str, ...] = CORS_DEFAULT_EXPOSED
-    max_age: int = 600
+    max_age: Annotated[int, msgspec.Meta(extra={"unit": "whole-seconds", "at-most": MAX_CORS_MAX_AGE})] = 600
     """Seconds a browser may reuse a preflight answer."""
     allow_credentials: bool = False
 

@@ -81,7 +81,7 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
         url_signing=_read_url_signing_override(section, context.url_signing),
         access=decode_section(section.raw("access"), AccessSettings, section.key_of("access")),
         upload_ruleset=read_upload_ruleset(section.section(UPLOAD_RULESET_KEY), context.rule_names),
-        cors=_read_cors(section.section("cors")),
+        cors=_read_cors(section),
     )
     section.finish()
     cache_control = settings.cache_control
@@ -270,47 +270,39 @@ _ORIGIN: Final = re.compile(
     r"https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?"
 )
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-MAX_CORS_MAX_AGE: Final = timedelta(days=1)
 
 
 def _read_cors(section: Section) -> CorsSettings:
-    defaults = CorsSettings()
-    origins = _cors_origins(section, "allowed-origins")
-    settings = CorsSettings(
-        allowed_origins=origins,
-        allowed_methods=_cors_tokens(section, "allowed-methods", defaults.allowed_methods, upper=True),
-        allowed_headers=_cors_tokens(section, "allowed-headers", defaults.allowed_headers),
-        exposed_headers=_cors_tokens(section, "exposed-headers", defaults.exposed_headers),
-        max_age=int(
-            section.duration("max-age", timedelta(seconds=defaults.max_age), maximum=MAX_CORS_MAX_AGE).total_seconds()
-        ),
-        allow_credentials=section.boolean("allow-credentials", defaults.allow_credentials),
+    key = section.key_of("cors")
+    settings = decode_section(section.raw("cors"), CorsSettings, key)
+    settings = msgspec.structs.replace(
+        settings,
+        allowed_origins=_cors_origins(settings.allowed_origins, f"{key}.allowed-origins"),
+        allowed_methods=_cors_tokens(settings.allowed_methods, f"{key}.allowed-methods", upper=True),
+        allowed_headers=_cors_tokens(settings.allowed_headers, f"{key}.allowed-headers"),
+        exposed_headers=_cors_tokens(settings.exposed_headers, f"{key}.exposed-headers"),
     )
-    section.finish()
     if settings.allow_credentials and settings.any_origin:
         # Browsers refuse `*` on a credentialed answer, and echoing every origin would hand any
         # site the user's credentials.
-        raise ConfigError(section.key_of("allowed-origins"), "'*' cannot be used with allow-credentials = true")
+        raise ConfigError(f"{key}.allowed-origins", "'*' cannot be used with allow-credentials = true")
     return settings
 
 
-def _cors_origins(section: Section, name: str) -> tuple[str, ...]:
-    origins = tuple(dict.fromkeys(origin.strip().lower().rstrip("/") for origin in section.string_list(name) or ()))
+def _cors_origins(written: tuple[str, ...], key: str) -> tuple[str, ...]:
+    origins = tuple(dict.fromkeys(origin.strip().lower().rstrip("/") for origin in written))
     for origin in origins:
         if origin != "*" and not _ORIGIN.fullmatch(origin):
             raise ConfigError(
-                section.key_of(name),
+                key,
                 f"{origin!r} is not an origin: write scheme://host[:port], such as 'https://app.example.com', or '*'",
             )
     return origins
 
 
-def _cors_tokens(section: Section, name: str, default: tuple[str, ...], *, upper: bool = False) -> tuple[str, ...]:
-    written = section.string_list(name)
-    if written is None:
-        return default
+def _cors_tokens(written: tuple[str, ...], key: str, *, upper: bool = False) -> tuple[str, ...]:
     tokens = tuple(dict.fromkeys(token.strip().upper() if upper else token.strip() for token in written))
     for token in tokens:
         if not _TOKEN.fullmatch(token):
-            raise ConfigError(section.key_of(name), f"{token!r} is not an HTTP method or header name")
+            raise ConfigError(key, f"{token!r} is not an HTTP method or header name")
     return tokens
