@@ -266,7 +266,7 @@ class CompatSettings(Section, frozen=True, kw_only=True):
 # --- per path ------------------------------------------------------------------
 
 
-class PathObjectStore(msgspec.Struct, frozen=True, kw_only=True):
+class PathObjectStore(Section, frozen=True, kw_only=True):
     bucket: str = "assets"
 
 

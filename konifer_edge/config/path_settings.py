@@ -71,7 +71,7 @@ class PathContext:
 
 def read_path_settings(section: Section, context: PathContext) -> PathSettings:
     settings = PathSettings(
-        object_store=_read_object_store(section.section("object-store")),
+        object_store=_read_object_store(section),
         allowed_content_types=_read_content_types(section, "allowed-content-types"),
         image=_read_image(section),
         return_format=_read_return_format(section.section("return-format")),
@@ -95,14 +95,14 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
 
 
 def _read_object_store(section: Section) -> PathObjectStore:
-    bucket = section.string("bucket", PathObjectStore().bucket)
-    if not _BUCKET_NAME.fullmatch(bucket):
+    key = section.key_of("object-store")
+    settings = decode_section(section.raw("object-store"), PathObjectStore, key)
+    if not _BUCKET_NAME.fullmatch(settings.bucket):
         raise ConfigError(
-            section.key_of("bucket"),
-            f"{bucket!r} is not a valid bucket name (3-63 characters: lower-case letters, digits and '-')",
+            f"{key}.bucket",
+            f"{settings.bucket!r} is not a valid bucket name (3-63 characters: lower-case letters, digits and '-')",
         )
-    section.finish()
-    return PathObjectStore(bucket=bucket)
+    return settings
 
 
 def _read_content_types(section: Section, name: str) -> tuple[str, ...] | None:
