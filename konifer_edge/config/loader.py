@@ -261,6 +261,6 @@ def build_config(tree: Mapping[str, object]) -> Config:
         paths=paths,
         warnings=tuple(dict.fromkeys(context.warnings)),
         rule_definitions=rule_definitions,
-        api=read_api(Section.of(raw[API_KEY], API_KEY)),
-        rule_inference=read_rule_inference(Section.of(raw[RULE_INFERENCE_KEY], RULE_INFERENCE_KEY)),
+        api=read_api(raw[API_KEY]),
+        rule_inference=read_rule_inference(raw[RULE_INFERENCE_KEY]),
     )
