@@ -8,12 +8,13 @@ so the parameters, bodies and answers are described here rather than inferred fr
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
-from konifer_edge.domain.parameters import PARAMETERS, Choice, FormatName, Kind, Number, WholeNumber
+from konifer_edge.domain import parameters as transformation
 from konifer_edge.domain.selectors import MAX_ENTRY_ID
 from konifer_edge.domain.shares import MAX_DOWNLOADS, MAX_LIFETIME_SECONDS
 from konifer_edge.http.collection_wire import AssetPageWire, FilterMetadataWire, PathChildrenWire
@@ -23,18 +24,26 @@ _STRING = Schema(type=OpenAPIType.STRING)
 _INTEGER = Schema(type=OpenAPIType.INTEGER)
 
 
-def _schema_of(kind: Kind) -> Schema:
+# Sizes are stated as plain integers, their limit only in the description: a client that generates
+# requests from the schema then also sends sizes past the limit, which must be refused with a 400.
+_OPEN_ENDED: Final = frozenset({"w", "h"})
+
+
+def _schema_of(parameter: transformation.Parameter) -> Schema:
     """A parameter's value, as OpenAPI can state it: bounds of numbers, spellings of choices."""
-    if isinstance(kind, WholeNumber):
+    kind = parameter.kind
+    if isinstance(kind, transformation.WholeNumber):
+        if parameter.key in _OPEN_ENDED:
+            return Schema(type=OpenAPIType.INTEGER)
         return Schema(type=OpenAPIType.INTEGER, minimum=kind.minimum, maximum=kind.maximum)
-    if isinstance(kind, Number):
+    if isinstance(kind, transformation.Number):
         return Schema(type=OpenAPIType.NUMBER, minimum=kind.minimum, maximum=kind.maximum)
-    if isinstance(kind, Choice | FormatName):
+    if isinstance(kind, transformation.Choice | transformation.FormatName):
         return Schema(type=OpenAPIType.STRING, enum=list(kind.choices))
     return _STRING
 
 
-_TRANSFORMATION_PARAMETERS = [(p.key, _schema_of(p.kind), p.description) for p in PARAMETERS]
+_TRANSFORMATION_PARAMETERS = [(p.key, _schema_of(p), p.description) for p in transformation.PARAMETERS]
 
 _PATH_DESCRIPTION = (
     "The asset path, optionally followed by `/-/` and modifiers in any order: a return format (link, content,"
