@@ -211,7 +211,7 @@ def _choices(declared: object) -> tuple[object, ...]:
 def _expected(info: mi.Type, value: object, written: object, declared: object) -> str | None:
     info = _bare(info)
     if isinstance(info, mi.IntType | mi.FloatType):
-        number = isinstance(value, int | float) and not isinstance(value, bool)
+        number = isinstance(value, int if isinstance(info, mi.IntType) else int | float) and not isinstance(value, bool)
         if not number:
             return f"expected a {'whole ' if isinstance(info, mi.IntType) else ''}number, got {describe(written)}"
         low = info.ge if info.ge is not None else info.gt
