@@ -66,7 +66,7 @@ DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
 # --- top level ---------------------------------------------------------------
 
 
-class Section(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+class Decoded(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
     """A section decoded straight from the tree (config/decode.py): its names, bounds and known keys are its types'."""
 
 
@@ -76,14 +76,14 @@ Pixels = Annotated[int, msgspec.Meta(ge=1, extra=PIXELS)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class HttpSettings(Section, frozen=True, kw_only=True):
+class HttpSettings(Decoded, frozen=True, kw_only=True):
     public_url: NonBlank | None = None
     """Base of Location and link URLs, without a trailing slash; ``None`` derives it from the request."""
     workers: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
     """Server worker processes; ``None`` means one per CPU core."""
 
 
-class PostgresSettings(Section, frozen=True, kw_only=True):
+class PostgresSettings(Decoded, frozen=True, kw_only=True):
     host: NonBlank | None = None
     port: Port = 5432
     database: NonBlank = "konifer"
@@ -120,12 +120,12 @@ class PostgresSettings(Section, frozen=True, kw_only=True):
         return urlunsplit(parts._replace(query=query))
 
 
-class DataStoreSettings(Section, frozen=True, kw_only=True):
+class DataStoreSettings(Decoded, frozen=True, kw_only=True):
     provider: DataStoreProvider = "postgresql"
     postgresql: PostgresSettings = msgspec.field(default_factory=PostgresSettings)
 
 
-class S3Settings(Section, frozen=True, kw_only=True):
+class S3Settings(Decoded, frozen=True, kw_only=True):
     endpoint_url: NonBlank | None = None
     region: NonBlank = "us-east-1"
     access_key: NonBlank | None = None
@@ -143,18 +143,18 @@ class S3Settings(Section, frozen=True, kw_only=True):
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 3
 
 
-class FilesystemSettings(Section, frozen=True, kw_only=True):
+class FilesystemSettings(Decoded, frozen=True, kw_only=True):
     mount_path: NonBlank | None = None
     """Root directory of stored objects; ``None`` means ``<data-dir>/objects``."""
 
 
-class ObjectStoreSettings(Section, frozen=True, kw_only=True):
+class ObjectStoreSettings(Decoded, frozen=True, kw_only=True):
     provider: ObjectStoreProvider = "filesystem"
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     filesystem: FilesystemSettings = msgspec.field(default_factory=FilesystemSettings)
 
 
-class UrlSourceSettings(Section, frozen=True, kw_only=True):
+class UrlSourceSettings(Decoded, frozen=True, kw_only=True):
     allowed_domains: tuple[str, ...] = ()
     """Host names (lower case) that URL sources may be fetched from; empty refuses every URL source."""
     max_bytes: Bytes = DEFAULT_MAX_BYTES
@@ -164,16 +164,16 @@ class UrlSourceSettings(Section, frozen=True, kw_only=True):
     max_redirects: Annotated[int, msgspec.Meta(ge=0)] = 5
 
 
-class MultipartSettings(Section, frozen=True, kw_only=True):
+class MultipartSettings(Decoded, frozen=True, kw_only=True):
     max_bytes: Bytes = DEFAULT_MAX_BYTES
 
 
-class SourceSettings(Section, frozen=True, kw_only=True):
+class SourceSettings(Decoded, frozen=True, kw_only=True):
     url: UrlSourceSettings = msgspec.field(default_factory=UrlSourceSettings)
     multipart: MultipartSettings = msgspec.field(default_factory=MultipartSettings)
 
 
-class UrlSigningSettings(Section, frozen=True, kw_only=True):
+class UrlSigningSettings(Decoded, frozen=True, kw_only=True):
     enabled: bool = False
     algorithm: SigningAlgorithm = "hmac_sha256"
     secret_key: str | None = None
@@ -191,7 +191,7 @@ def default_worker_count() -> int:
     return os.cpu_count() or 1
 
 
-class VariantGenerationSettings(Section, frozen=True, kw_only=True):
+class VariantGenerationSettings(Decoded, frozen=True, kw_only=True):
     workers: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(default_factory=default_worker_count)
     queue_size: Annotated[int, msgspec.Meta(ge=0)] = 1000
     synchronous_priority: Annotated[int, msgspec.Meta(ge=1, le=99)] = 80
@@ -208,7 +208,7 @@ class VariantGenerationSettings(Section, frozen=True, kw_only=True):
     keeps libvips in memory, so a few suffice."""
 
 
-class CacheSettings(Section, frozen=True, kw_only=True):
+class CacheSettings(Decoded, frozen=True, kw_only=True):
     """konifer-edge's own caching and CDN settings (not in Konifer)."""
 
     redis_url: NonBlank | None = None
@@ -226,7 +226,7 @@ class CacheSettings(Section, frozen=True, kw_only=True):
     """Called with the purge tags of every update and delete, for a CDN purge."""
 
 
-class BundleSettings(Section, frozen=True, kw_only=True):
+class BundleSettings(Decoded, frozen=True, kw_only=True):
     """Limits of ZIP bundles (``/-/zip`` and ``POST /bundles``), konifer-edge's own."""
 
     max_entries: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
@@ -235,14 +235,14 @@ class BundleSettings(Section, frozen=True, kw_only=True):
     """Sum of the image sizes one bundle may hold, checked before the first byte is sent."""
 
 
-class LoggingSettings(Section, frozen=True, kw_only=True):
+class LoggingSettings(Decoded, frozen=True, kw_only=True):
     """konifer-edge's own: what reaches stderr (every line JSON, observability/logs.py)."""
 
     level: LogLevel = "info"
     """The least severe level written; ``warning`` and ``error`` also leave out the access lines."""
 
 
-class MetricsSettings(Section, frozen=True, kw_only=True):
+class MetricsSettings(Decoded, frozen=True, kw_only=True):
     """konifer-edge's own: where Prometheus scrapes ``/metrics``."""
 
     port: Port | None = None
@@ -255,7 +255,7 @@ WireSpelling = Literal["current", "v0.2"]
 WIRE_SPELLINGS: Final[tuple[WireSpelling, ...]] = ("current", "v0.2")
 
 
-class CompatSettings(Section, frozen=True, kw_only=True):
+class CompatSettings(Decoded, frozen=True, kw_only=True):
     """Choices that keep older Konifer clients working."""
 
     wire: WireSpelling = "current"
@@ -266,11 +266,11 @@ class CompatSettings(Section, frozen=True, kw_only=True):
 # --- per path ------------------------------------------------------------------
 
 
-class PathObjectStore(Section, frozen=True, kw_only=True):
+class PathObjectStore(Decoded, frozen=True, kw_only=True):
     bucket: str = "assets"
 
 
-class ImageSettings(Section, frozen=True, kw_only=True):
+class ImageSettings(Decoded, frozen=True, kw_only=True):
     lqip: tuple[LqipKind, ...] = ()
 
 
@@ -329,7 +329,7 @@ class PreprocessingSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_height: int | None = None
 
 
-class TransformLimits(Section, frozen=True, kw_only=True):
+class TransformLimits(Decoded, frozen=True, kw_only=True):
     """Largest output a render may produce (Konifer's ``transform.limits``)."""
 
     max_width: Positive = 8192
@@ -337,7 +337,7 @@ class TransformLimits(Section, frozen=True, kw_only=True):
     max_pixels: Pixels = 20_000_000
 
 
-class VariantCacheSettings(Section, frozen=True, kw_only=True):
+class VariantCacheSettings(Decoded, frozen=True, kw_only=True):
     """Konifer's ``transform.retention.cache``: how many variants an asset keeps."""
 
     max_variants: Positive = 16
@@ -355,7 +355,7 @@ class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
     variant_cache: VariantCacheSettings = msgspec.field(default_factory=VariantCacheSettings)
 
 
-class AssetLimits(Section, frozen=True, kw_only=True):
+class AssetLimits(Decoded, frozen=True, kw_only=True):
     """Largest original accepted at store time (Konifer's per-path ``limits``)."""
 
     max_width: Positive = 16384
@@ -367,7 +367,7 @@ class AssetLimits(Section, frozen=True, kw_only=True):
     """Width x height of one frame, for paths that want animations smaller than stills."""
 
 
-class AccessSettings(Section, frozen=True, kw_only=True):
+class AccessSettings(Decoded, frozen=True, kw_only=True):
     """Who may read a path (konifer-edge's addition): anyone, or holders of an API key with ``assets:read``."""
 
     read: ReadAccess = "public"
@@ -383,7 +383,7 @@ CORS_DEFAULT_EXPOSED: Final = (
 MAX_CORS_MAX_AGE: Final = timedelta(days=1)
 
 
-class CorsSettings(Section, frozen=True, kw_only=True):
+class CorsSettings(Decoded, frozen=True, kw_only=True):
     """Which web origins a browser lets read this path's answers (konifer-edge's addition)."""
 
     allowed_origins: tuple[str, ...] = ()
