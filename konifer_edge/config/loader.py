@@ -22,8 +22,7 @@ from pyparsing import ParseBaseException
 from konifer_edge.config.durations import format_duration
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import Config, PostgresSettings
-from konifer_edge.config.path_builder import PATHS_KEY, build_path_configuration
-from konifer_edge.config.path_settings import PathContext
+from konifer_edge.config.path_settings import PATHS_KEY, PathContext, build_path_configuration
 from konifer_edge.config.reader import Section
 from konifer_edge.config.rules import (
     API_KEY,
