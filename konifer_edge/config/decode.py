@@ -39,6 +39,7 @@ _UNITS: Final[Mapping[str, Callable[[object], object]]] = {
     "duration": parse_duration,
     "seconds": lambda value: parse_duration(value).total_seconds(),
     "whole-seconds": lambda value: int(parse_duration(value).total_seconds()),
+    "age": lambda value: _age(value),
 }
 _DURATIONS: Final = frozenset({"duration", "seconds", "whole-seconds"})
 
@@ -118,6 +119,16 @@ def _loosened(value: object, info: mi.Type, key: str) -> object:
     if isinstance(info, mi.ListType | mi.VarTupleType) and isinstance(value, list | tuple):
         return [_loosened(item, info.item_type, f"{key}[{index}]") for index, item in enumerate(value)]
     return value
+
+
+def _age(value: object) -> int:
+    """A number is taken as it is (its bound is checked later); a duration must come to whole seconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    seconds = parse_duration(value).total_seconds()
+    if not seconds.is_integer():
+        raise ValueError(f"expected whole seconds, got {describe(value)}")
+    return int(seconds)
 
 
 def _check_duration(duration: timedelta, written: object, extra: Mapping[str, object], key: str) -> None:

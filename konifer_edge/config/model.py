@@ -285,6 +285,23 @@ class ReturnFormatSettings(msgspec.Struct, frozen=True, kw_only=True):
     redirect: RedirectSettings = msgspec.field(default_factory=RedirectSettings)
 
 
+# Whole seconds, written as a number (0 and up) or as a duration such as '365d'.
+Age = Annotated[int, msgspec.Meta(ge=0, extra={"unit": "age"})]
+
+
+class CacheControlDirectives(Decoded, frozen=True, kw_only=True):
+    """A path's ``cache-control`` as the file writes it."""
+
+    enabled: bool = False
+    max_age: Age | None = None
+    s_maxage: Age | None = None
+    visibility: CacheVisibility | None = None
+    revalidate: CacheRevalidate | None = None
+    stale_while_revalidate: Age | None = None
+    stale_if_error: Age | None = None
+    immutable: bool = False
+
+
 class CacheControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     enabled: bool = False
     max_age: int | None = None

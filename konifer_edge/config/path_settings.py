@@ -20,14 +20,13 @@ import msgspec
 from konifer_edge.config.decode import decode_section
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
-    CACHE_REVALIDATES,
-    CACHE_VISIBILITIES,
     DELIVERY_STRATEGIES,
     EXPIRE_STRATEGIES,
     ON_DEMAND_MODES,
     SUPPORTED_CONTENT_TYPES,
     AccessSettings,
     AssetLimits,
+    CacheControlDirectives,
     CacheControlSettings,
     CorsSettings,
     ImageSettings,
@@ -90,7 +89,7 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
         allowed_content_types=_read_content_types(section, "allowed-content-types"),
         image=_read_image(section),
         return_format=_read_return_format(section.section("return-format")),
-        cache_control=_read_cache_control(section.section("cache-control")),
+        cache_control=_read_cache_control(section),
         transform=_read_transform(section.section("transform"), context),
         limits=_read_asset_limits(section),
         url_signing=_read_url_signing_override(section, context.url_signing),
@@ -183,19 +182,10 @@ def _read_template(section: Section, name: str) -> str | None:
 
 
 def _read_cache_control(section: Section) -> CacheControlSettings:
-    settings = CacheControlSettings(
-        explicit=section.has("enabled"),
-        enabled=section.boolean("enabled", False),
-        max_age=section.seconds("max-age", minimum=0),
-        s_maxage=section.seconds("s-maxage", minimum=0),
-        visibility=section.optional_choice("visibility", CACHE_VISIBILITIES),
-        revalidate=section.optional_choice("revalidate", CACHE_REVALIDATES),
-        stale_while_revalidate=section.seconds("stale-while-revalidate", minimum=0),
-        stale_if_error=section.seconds("stale-if-error", minimum=0),
-        immutable=section.boolean("immutable", False),
-    )
-    section.finish()
-    return settings
+    written = section.raw("cache-control")
+    directives = decode_section(written, CacheControlDirectives, section.key_of("cache-control"))
+    explicit = isinstance(written, Mapping) and written.get("enabled") is not None
+    return CacheControlSettings(**msgspec.structs.asdict(directives), explicit=explicit)
 
 
 def _read_transform(section: Section, context: PathContext) -> TransformSettings:
