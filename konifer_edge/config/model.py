@@ -281,6 +281,33 @@ class RedirectSettings(msgspec.Struct, frozen=True, kw_only=True):
     template_string: str | None = None
 
 
+MAX_PRESIGNED_TTL: Final = timedelta(days=7)
+
+
+class PresignedFile(Decoded, frozen=True, kw_only=True):
+    ttl: Annotated[timedelta, msgspec.Meta(extra={"unit": "duration", "at-most": MAX_PRESIGNED_TTL})] = timedelta(
+        minutes=30
+    )
+    enabled: bool = False
+    """In Konifer's documented defaults, read by nothing."""
+
+
+class TemplateFile(Decoded, frozen=True, kw_only=True):
+    string: str | None = None
+
+
+class RedirectFile(Decoded, frozen=True, kw_only=True):
+    strategy: DeliveryStrategy | None = None
+    presigned: PresignedFile = msgspec.field(default_factory=PresignedFile)
+    template: TemplateFile = msgspec.field(default_factory=TemplateFile)
+
+
+class ReturnFormatFile(Decoded, frozen=True, kw_only=True):
+    """A path's ``return-format`` as the file writes it; read into the flatter ``ReturnFormatSettings``."""
+
+    redirect: RedirectFile = msgspec.field(default_factory=RedirectFile)
+
+
 class ReturnFormatSettings(msgspec.Struct, frozen=True, kw_only=True):
     redirect: RedirectSettings = msgspec.field(default_factory=RedirectSettings)
 

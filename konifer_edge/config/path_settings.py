@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Final
 
 import msgspec
@@ -20,7 +19,6 @@ import msgspec
 from konifer_edge.config.decode import decode_section
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
-    DELIVERY_STRATEGIES,
     EXPIRE_STRATEGIES,
     ON_DEMAND_MODES,
     SUPPORTED_CONTENT_TYPES,
@@ -34,6 +32,7 @@ from konifer_edge.config.model import (
     PathSettings,
     PreprocessingSettings,
     RedirectSettings,
+    ReturnFormatFile,
     ReturnFormatSettings,
     TransformLimits,
     TransformSettings,
@@ -53,8 +52,6 @@ from konifer_edge.config.rules import UPLOAD_RULESET_KEY, read_upload_ruleset
 from konifer_edge.config.sections import read_url_signing
 from konifer_edge.config.transformations import read_transformation_params
 from konifer_edge.config.tree import RawObject, apply_path_aliases, deep_merge, plain_copy
-
-MAX_PRESIGNED_TTL: Final = timedelta(days=7)
 
 # Konifer's reading of the S3 bucket naming rules, so a bucket that loads here
 # also exists in S3 (and is a safe directory name for the filesystem store).
@@ -88,7 +85,7 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
         object_store=_read_object_store(section),
         allowed_content_types=_read_content_types(section, "allowed-content-types"),
         image=_read_image(section),
-        return_format=_read_return_format(section.section("return-format")),
+        return_format=_read_return_format(section),
         cache_control=_read_cache_control(section),
         transform=_read_transform(section.section("transform"), context),
         limits=_read_asset_limits(section),
@@ -140,33 +137,24 @@ def _read_image(section: Section) -> ImageSettings:
 
 
 def _read_return_format(section: Section) -> ReturnFormatSettings:
-    settings = ReturnFormatSettings(redirect=_read_redirect(section.section("redirect")))
-    section.finish()
-    return settings
+    key = section.key_of("return-format")
+    redirect = decode_section(section.raw("return-format"), ReturnFormatFile, key).redirect
+    template_key = f"{key}.redirect.template.string"
+    template_string = _checked_template(redirect.template.string, template_key)
+    if redirect.strategy == "template" and template_string is None:
+        raise ConfigError(template_key, "required when the redirect strategy is 'template'")
+    strategy = None if redirect.strategy == "service" else redirect.strategy
+    return ReturnFormatSettings(
+        redirect=RedirectSettings(
+            strategy=strategy, presigned_ttl=redirect.presigned.ttl, template_string=template_string
+        )
+    )
 
 
-def _read_redirect(section: Section) -> RedirectSettings:
-    written_strategy = section.optional_choice("strategy", DELIVERY_STRATEGIES)
-    strategy = None if written_strategy == "service" else written_strategy
-    presigned = section.section("presigned")
-    presigned_ttl = presigned.duration("ttl", RedirectSettings().presigned_ttl, maximum=MAX_PRESIGNED_TTL)
-    presigned.boolean("enabled", False)  # in Konifer's documented defaults, read by nothing
-    presigned.finish()
-    template = section.section("template")
-    template_string = _read_template(template, "string")
-    template.finish()
-    section.finish()
-    if strategy == "template" and template_string is None:
-        raise ConfigError(template.key_of("string"), "required when the redirect strategy is 'template'")
-    return RedirectSettings(strategy=strategy, presigned_ttl=presigned_ttl, template_string=template_string)
-
-
-def _read_template(section: Section, name: str) -> str | None:
-    written = section.optional_string(name)
+def _checked_template(written: str | None, key: str) -> str | None:
     if written is None:
         return None
     template = written.strip()
-    key = section.key_of(name)
     if not template:
         raise ConfigError(key, "must not be blank")
     if any(character in template for character in "\r\n\x00"):
