@@ -22,8 +22,7 @@ from pyparsing import ParseBaseException
 from konifer_edge.config.durations import format_duration
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import Config, PostgresSettings
-from konifer_edge.config.path_builder import PATHS_KEY, build_path_configuration
-from konifer_edge.config.path_settings import PathContext
+from konifer_edge.config.path_settings import PATHS_KEY, PathContext, build_path_configuration
 from konifer_edge.config.reader import Section
 from konifer_edge.config.rules import (
     API_KEY,
@@ -235,7 +234,7 @@ def build_config(tree: Mapping[str, object]) -> Config:
     # Unknown top-level keys first: a misspelt section would otherwise surface
     # only as a puzzling default somewhere else.
     root.finish()
-    url_signing = read_url_signing(Section.of(raw["url-signing"], "url-signing"))
+    url_signing = read_url_signing(raw["url-signing"])
     profiles = read_variant_profiles(raw["variant-profiles"])
     signing_tree = raw["url-signing"]
     rule_definitions = read_rule_definitions(Section.of(raw[RULE_DEFINITIONS_KEY], RULE_DEFINITIONS_KEY))
@@ -246,21 +245,21 @@ def build_config(tree: Mapping[str, object]) -> Config:
     )
     paths = build_path_configuration(raw[PATHS_KEY], context)
     return Config(
-        http=read_http(Section.of(raw["http"], "http")),
-        data_store=read_data_store(Section.of(raw["data-store"], "data-store")),
-        object_store=read_object_store(Section.of(raw["object-store"], "object-store")),
-        source=read_source(Section.of(raw["source"], "source")),
+        http=read_http(raw["http"]),
+        data_store=read_data_store(raw["data-store"]),
+        object_store=read_object_store(raw["object-store"]),
+        source=read_source(raw["source"]),
         url_signing=url_signing,
-        variant_generation=read_variant_generation(Section.of(raw["variant-generation"], "variant-generation")),
+        variant_generation=read_variant_generation(raw["variant-generation"]),
         variant_profiles=profiles,
-        cache=read_cache(Section.of(raw["cache"], "cache")),
-        bundle=read_bundle(Section.of(raw["bundle"], "bundle")),
-        logging=read_logging(Section.of(raw["logging"], "logging")),
-        metrics=read_metrics(Section.of(raw["metrics"], "metrics")),
-        compat=read_compat(Section.of(raw["compat"], "compat")),
+        cache=read_cache(raw["cache"]),
+        bundle=read_bundle(raw["bundle"]),
+        logging=read_logging(raw["logging"]),
+        metrics=read_metrics(raw["metrics"]),
+        compat=read_compat(raw["compat"]),
         paths=paths,
         warnings=tuple(dict.fromkeys(context.warnings)),
         rule_definitions=rule_definitions,
-        api=read_api(Section.of(raw[API_KEY], API_KEY)),
-        rule_inference=read_rule_inference(Section.of(raw[RULE_INFERENCE_KEY], RULE_INFERENCE_KEY)),
+        api=read_api(raw[API_KEY]),
+        rule_inference=read_rule_inference(raw[RULE_INFERENCE_KEY]),
     )

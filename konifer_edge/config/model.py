@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from konifer_edge.config.decode import PIXELS, SIZE, Duration, NonBlank, Seconds, WholeSeconds
 from konifer_edge.config.paths import PathConfiguration
 from konifer_edge.config.rules import ApiSettings, RuleDefinition, RuleInferenceSettings, UploadRuleset
 
@@ -65,24 +66,34 @@ DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
 # --- top level ---------------------------------------------------------------
 
 
-class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
-    public_url: str | None = None
+class Decoded(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+    """A section decoded straight from the tree (config/decode.py): its names, bounds and known keys are its types'."""
+
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Bytes = Annotated[int, msgspec.Meta(ge=1, extra=SIZE)]
+Pixels = Annotated[int, msgspec.Meta(ge=1, extra=PIXELS)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class HttpSettings(Decoded, frozen=True, kw_only=True):
+    public_url: NonBlank | None = None
     """Base of Location and link URLs, without a trailing slash; ``None`` derives it from the request."""
-    workers: int | None = None
+    workers: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
     """Server worker processes; ``None`` means one per CPU core."""
 
 
-class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
-    host: str | None = None
-    port: int = 5432
-    database: str = "konifer"
-    user: str = "postgres"
+class PostgresSettings(Decoded, frozen=True, kw_only=True):
+    host: NonBlank | None = None
+    port: Port = 5432
+    database: NonBlank = "konifer"
+    user: NonBlank = "postgres"
     password: str = ""
     ssl_mode: PostgresSslMode | None = None
     """``None``: not configured; the connection then uses libpq's default, ``prefer`` (as Konifer does),
     and a ``url`` keeps whatever ``sslmode`` it carries."""
-    url: str | None = None
-    pool_size: int = 10
+    url: NonBlank | None = None
+    pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     """Most connections each server worker process holds for requests (ours); docs/deployment.md
     multiplies it out against the server's ``max_connections``."""
 
@@ -109,60 +120,60 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
         return urlunsplit(parts._replace(query=query))
 
 
-class DataStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+class DataStoreSettings(Decoded, frozen=True, kw_only=True):
     provider: DataStoreProvider = "postgresql"
     postgresql: PostgresSettings = msgspec.field(default_factory=PostgresSettings)
 
 
-class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key: str | None = None
-    secret_key: str | None = None
+class S3Settings(Decoded, frozen=True, kw_only=True):
+    endpoint_url: NonBlank | None = None
+    region: NonBlank = "us-east-1"
+    access_key: NonBlank | None = None
+    secret_key: NonBlank | None = None
     force_path_style: bool = False
     allow_http: bool = False
     """Whether plain-HTTP endpoints may be used; the loader sets it for ``http://`` endpoints."""
-    connect_timeout: timedelta = timedelta(seconds=5)
-    read_timeout: timedelta = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=5)
+    read_timeout: Duration = timedelta(seconds=30)
     """Longest wait for the next bytes of an answer."""
-    request_timeout: timedelta = timedelta(minutes=5)
+    request_timeout: Duration = timedelta(minutes=5)
     """Longest one request may take, its body included (a streamed download is paced by its client)."""
-    retry_timeout: timedelta = timedelta(seconds=30)
+    retry_timeout: Duration = timedelta(seconds=30)
     """Time after which a failing call is not retried again."""
-    max_retries: int = 3
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 3
 
 
-class FilesystemSettings(msgspec.Struct, frozen=True, kw_only=True):
-    mount_path: str | None = None
+class FilesystemSettings(Decoded, frozen=True, kw_only=True):
+    mount_path: NonBlank | None = None
     """Root directory of stored objects; ``None`` means ``<data-dir>/objects``."""
 
 
-class ObjectStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ObjectStoreSettings(Decoded, frozen=True, kw_only=True):
     provider: ObjectStoreProvider = "filesystem"
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     filesystem: FilesystemSettings = msgspec.field(default_factory=FilesystemSettings)
 
 
-class UrlSourceSettings(msgspec.Struct, frozen=True, kw_only=True):
+class UrlSourceSettings(Decoded, frozen=True, kw_only=True):
     allowed_domains: tuple[str, ...] = ()
     """Host names (lower case) that URL sources may be fetched from; empty refuses every URL source."""
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: Bytes = DEFAULT_MAX_BYTES
     allow_private_networks: bool = False
-    timeout: float = 30.0
+    timeout: Seconds = 30.0
     """Seconds for the whole download."""
-    max_redirects: int = 5
+    max_redirects: Annotated[int, msgspec.Meta(ge=0)] = 5
 
 
-class MultipartSettings(msgspec.Struct, frozen=True, kw_only=True):
-    max_bytes: int = DEFAULT_MAX_BYTES
+class MultipartSettings(Decoded, frozen=True, kw_only=True):
+    max_bytes: Bytes = DEFAULT_MAX_BYTES
 
 
-class SourceSettings(msgspec.Struct, frozen=True, kw_only=True):
+class SourceSettings(Decoded, frozen=True, kw_only=True):
     url: UrlSourceSettings = msgspec.field(default_factory=UrlSourceSettings)
     multipart: MultipartSettings = msgspec.field(default_factory=MultipartSettings)
 
 
-class UrlSigningSettings(msgspec.Struct, frozen=True, kw_only=True):
+class UrlSigningSettings(Decoded, frozen=True, kw_only=True):
     enabled: bool = False
     algorithm: SigningAlgorithm = "hmac_sha256"
     secret_key: str | None = None
@@ -180,63 +191,63 @@ def default_worker_count() -> int:
     return os.cpu_count() or 1
 
 
-class VariantGenerationSettings(msgspec.Struct, frozen=True, kw_only=True):
-    workers: int = msgspec.field(default_factory=default_worker_count)
-    queue_size: int = 1000
-    synchronous_priority: int = 80
+class VariantGenerationSettings(Decoded, frozen=True, kw_only=True):
+    workers: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(default_factory=default_worker_count)
+    queue_size: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    synchronous_priority: Annotated[int, msgspec.Meta(ge=1, le=99)] = 80
     """Share (percent) of render-worker picks given to synchronous work (on-demand renders) over
     eager renders while both are waiting; with only one kind waiting, it gets every pick."""
-    render_timeout: float = 30.0
+    render_timeout: Seconds = 30.0
     """Seconds a request waits for one render before answering 503 (ours)."""
-    vips_concurrency: int = 1
+    vips_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """Threads libvips itself uses inside one render (ours). Renders already run in parallel
     in the pool, so 1 avoids oversubscribing the cores; raise it for few, large images."""
-    decode_workers: int = 2
+    decode_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """Processes per server worker that make the first full decode of uploads (ours): a decoder
     crash there costs one upload, not the worker. Stores are rarer than renders, and each process
     keeps libvips in memory, so a few suffice."""
 
 
-class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+class CacheSettings(Decoded, frozen=True, kw_only=True):
     """konifer-edge's own caching and CDN settings (not in Konifer)."""
 
-    redis_url: str | None = None
+    redis_url: NonBlank | None = None
     """``None`` keeps the resolution cache in-process only."""
-    resolution_entries: int = 50_000
+    resolution_entries: Annotated[int, msgspec.Meta(ge=0)] = 50_000
     """Selector and variant resolutions kept in each worker's memory."""
-    memory_size: int = 64 * 1024 * 1024
+    memory_size: Annotated[int, msgspec.Meta(ge=0, extra=SIZE)] = 64 * 1024 * 1024
     """Byte budget of each worker's cache of small variant bodies."""
-    small_object_max_size: int = 256 * 1024
+    small_object_max_size: Annotated[int, msgspec.Meta(ge=0, extra=SIZE)] = 256 * 1024
     """Variant bodies up to this size are kept in memory; larger ones always stream."""
-    newest_max_age: int = 60
+    newest_max_age: WholeSeconds = 60
     """Seconds a CDN may keep a newest-at-path answer when the path configures no cache-control."""
-    newest_stale_while_revalidate: int = 600
-    purge_webhook_url: str | None = None
+    newest_stale_while_revalidate: WholeSeconds = 600
+    purge_webhook_url: NonBlank | None = None
     """Called with the purge tags of every update and delete, for a CDN purge."""
 
 
-class BundleSettings(msgspec.Struct, frozen=True, kw_only=True):
+class BundleSettings(Decoded, frozen=True, kw_only=True):
     """Limits of ZIP bundles (``/-/zip`` and ``POST /bundles``), konifer-edge's own."""
 
-    max_entries: int = 1000
+    max_entries: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
     """Images one bundle may hold."""
-    max_bytes: int = 2 * 1024 * 1024 * 1024
+    max_bytes: Annotated[int, msgspec.Meta(ge=1, extra=SIZE)] = 2 * 1024 * 1024 * 1024
     """Sum of the image sizes one bundle may hold, checked before the first byte is sent."""
 
 
-class LoggingSettings(msgspec.Struct, frozen=True, kw_only=True):
+class LoggingSettings(Decoded, frozen=True, kw_only=True):
     """konifer-edge's own: what reaches stderr (every line JSON, observability/logs.py)."""
 
     level: LogLevel = "info"
     """The least severe level written; ``warning`` and ``error`` also leave out the access lines."""
 
 
-class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True):
+class MetricsSettings(Decoded, frozen=True, kw_only=True):
     """konifer-edge's own: where Prometheus scrapes ``/metrics``."""
 
-    port: int | None = None
+    port: Port | None = None
     """``None`` serves ``/metrics`` on the main port; a port serves it there only, so it need not be public."""
-    host: str | None = None
+    host: NonBlank | None = None
     """Address the metrics port listens on; ``None`` means the address ``serve --host`` listens on."""
 
 
@@ -244,7 +255,7 @@ WireSpelling = Literal["current", "v0.2"]
 WIRE_SPELLINGS: Final[tuple[WireSpelling, ...]] = ("current", "v0.2")
 
 
-class CompatSettings(msgspec.Struct, frozen=True, kw_only=True):
+class CompatSettings(Decoded, frozen=True, kw_only=True):
     """Choices that keep older Konifer clients working."""
 
     wire: WireSpelling = "current"
@@ -255,11 +266,11 @@ class CompatSettings(msgspec.Struct, frozen=True, kw_only=True):
 # --- per path ------------------------------------------------------------------
 
 
-class PathObjectStore(msgspec.Struct, frozen=True, kw_only=True):
+class PathObjectStore(Decoded, frozen=True, kw_only=True):
     bucket: str = "assets"
 
 
-class ImageSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ImageSettings(Decoded, frozen=True, kw_only=True):
     lqip: tuple[LqipKind, ...] = ()
 
 
@@ -270,8 +281,52 @@ class RedirectSettings(msgspec.Struct, frozen=True, kw_only=True):
     template_string: str | None = None
 
 
+MAX_PRESIGNED_TTL: Final = timedelta(days=7)
+
+
+class PresignedFile(Decoded, frozen=True, kw_only=True):
+    ttl: Annotated[timedelta, msgspec.Meta(extra={"unit": "duration", "at-most": MAX_PRESIGNED_TTL})] = timedelta(
+        minutes=30
+    )
+    enabled: bool = False
+    """In Konifer's documented defaults, read by nothing."""
+
+
+class TemplateFile(Decoded, frozen=True, kw_only=True):
+    string: str | None = None
+
+
+class RedirectFile(Decoded, frozen=True, kw_only=True):
+    strategy: DeliveryStrategy | None = None
+    presigned: PresignedFile = msgspec.field(default_factory=PresignedFile)
+    template: TemplateFile = msgspec.field(default_factory=TemplateFile)
+
+
+class ReturnFormatFile(Decoded, frozen=True, kw_only=True):
+    """A path's ``return-format`` as the file writes it; read into the flatter ``ReturnFormatSettings``."""
+
+    redirect: RedirectFile = msgspec.field(default_factory=RedirectFile)
+
+
 class ReturnFormatSettings(msgspec.Struct, frozen=True, kw_only=True):
     redirect: RedirectSettings = msgspec.field(default_factory=RedirectSettings)
+
+
+# Whole seconds, written as a number (0 and up) or as a duration such as '365d'.
+Age = Annotated[int, msgspec.Meta(ge=0, extra={"unit": "age"})]
+
+
+class CacheControlDirectives(Decoded, frozen=True, kw_only=True):
+    """A path's ``cache-control`` as the file writes it."""
+
+    enabled: bool = False
+    max_age: Age | None = None
+    s_maxage: Age | None = None
+    visibility: CacheVisibility | None = None
+    revalidate: CacheRevalidate | None = None
+    stale_while_revalidate: Age | None = None
+    stale_if_error: Age | None = None
+    immutable: bool = False
 
 
 class CacheControlSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -318,19 +373,19 @@ class PreprocessingSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_height: int | None = None
 
 
-class TransformLimits(msgspec.Struct, frozen=True, kw_only=True):
+class TransformLimits(Decoded, frozen=True, kw_only=True):
     """Largest output a render may produce (Konifer's ``transform.limits``)."""
 
-    max_width: int = 8192
-    max_height: int = 8192
-    max_pixels: int = 20_000_000
+    max_width: Positive = 8192
+    max_height: Positive = 8192
+    max_pixels: Pixels = 20_000_000
 
 
-class VariantCacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+class VariantCacheSettings(Decoded, frozen=True, kw_only=True):
     """Konifer's ``transform.retention.cache``: how many variants an asset keeps."""
 
-    max_variants: int = 16
-    access_score_half_life: timedelta = timedelta(hours=1)
+    max_variants: Positive = 16
+    access_score_half_life: Duration = timedelta(hours=1)
 
 
 class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -344,19 +399,19 @@ class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
     variant_cache: VariantCacheSettings = msgspec.field(default_factory=VariantCacheSettings)
 
 
-class AssetLimits(msgspec.Struct, frozen=True, kw_only=True):
+class AssetLimits(Decoded, frozen=True, kw_only=True):
     """Largest original accepted at store time (Konifer's per-path ``limits``)."""
 
-    max_width: int = 16384
-    max_height: int = 16384
-    max_pixels: int = 100_000_000
+    max_width: Positive = 16384
+    max_height: Positive = 16384
+    max_pixels: Pixels = 100_000_000
     """Width x height x frames: what decoding the whole image costs."""
-    max_pages: int = 1000
-    max_pixels_per_page: int = 100_000_000
+    max_pages: Positive = 1000
+    max_pixels_per_page: Pixels = 100_000_000
     """Width x height of one frame, for paths that want animations smaller than stills."""
 
 
-class AccessSettings(msgspec.Struct, frozen=True, kw_only=True):
+class AccessSettings(Decoded, frozen=True, kw_only=True):
     """Who may read a path (konifer-edge's addition): anyone, or holders of an API key with ``assets:read``."""
 
     read: ReadAccess = "public"
@@ -369,7 +424,10 @@ CORS_DEFAULT_EXPOSED: Final = (
 )  # fmt: skip
 
 
-class CorsSettings(msgspec.Struct, frozen=True, kw_only=True):
+MAX_CORS_MAX_AGE: Final = timedelta(days=1)
+
+
+class CorsSettings(Decoded, frozen=True, kw_only=True):
     """Which web origins a browser lets read this path's answers (konifer-edge's addition)."""
 
     allowed_origins: tuple[str, ...] = ()
@@ -377,7 +435,7 @@ class CorsSettings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_methods: tuple[str, ...] = CORS_DEFAULT_METHODS
     allowed_headers: tuple[str, ...] = CORS_DEFAULT_HEADERS
     exposed_headers: tuple[str, ...] = CORS_DEFAULT_EXPOSED
-    max_age: int = 600
+    max_age: Annotated[int, msgspec.Meta(extra={"unit": "whole-seconds", "at-most": MAX_CORS_MAX_AGE})] = 600
     """Seconds a browser may reuse a preflight answer."""
     allow_credentials: bool = False
 

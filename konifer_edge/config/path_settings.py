@@ -1,25 +1,30 @@
-"""Reading one pattern's merged settings into a validated :class:`PathSettings`."""
+"""The ``paths`` section: every pattern's settings, inherited and validated into a :class:`PathConfiguration`.
+
+Steps, all at start-up: collect each pattern's own settings (map form or
+Konifer's older list form), move aliased keys to their canonical place, merge
+each pattern over its nearest configured ancestor in the pattern trie (parents
+first), then validate every merged result once into a frozen ``PathSettings``.
+Errors name the pattern as written, e.g. ``paths./users/**.cache-control.max-age``.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Final
 
+import msgspec
+
+from konifer_edge.config.decode import decode_section
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
-    CACHE_REVALIDATES,
-    CACHE_VISIBILITIES,
-    DELIVERY_STRATEGIES,
     EXPIRE_STRATEGIES,
-    LQIP_KINDS,
     ON_DEMAND_MODES,
-    READ_ACCESS,
     SUPPORTED_CONTENT_TYPES,
     AccessSettings,
     AssetLimits,
+    CacheControlDirectives,
     CacheControlSettings,
     CorsSettings,
     ImageSettings,
@@ -27,19 +32,26 @@ from konifer_edge.config.model import (
     PathSettings,
     PreprocessingSettings,
     RedirectSettings,
+    ReturnFormatFile,
     ReturnFormatSettings,
     TransformLimits,
     TransformSettings,
     UrlSigningSettings,
     VariantCacheSettings,
 )
-from konifer_edge.config.reader import Section
+from konifer_edge.config.paths import (
+    ROOT_PATTERN,
+    PathConfiguration,
+    Segments,
+    ancestors,
+    parse_pattern,
+    pattern_text,
+)
+from konifer_edge.config.reader import Section, describe
 from konifer_edge.config.rules import UPLOAD_RULESET_KEY, read_upload_ruleset
 from konifer_edge.config.sections import read_url_signing
 from konifer_edge.config.transformations import read_transformation_params
-from konifer_edge.config.tree import deep_merge
-
-MAX_PRESIGNED_TTL: Final = timedelta(days=7)
+from konifer_edge.config.tree import RawObject, apply_path_aliases, deep_merge, plain_copy
 
 # Konifer's reading of the S3 bucket naming rules, so a bucket that loads here
 # also exists in S3 (and is a safe directory name for the filesystem store).
@@ -70,17 +82,17 @@ class PathContext:
 
 def read_path_settings(section: Section, context: PathContext) -> PathSettings:
     settings = PathSettings(
-        object_store=_read_object_store(section.section("object-store")),
+        object_store=_read_object_store(section),
         allowed_content_types=_read_content_types(section, "allowed-content-types"),
-        image=_read_image(section.section("image")),
-        return_format=_read_return_format(section.section("return-format")),
-        cache_control=_read_cache_control(section.section("cache-control")),
+        image=_read_image(section),
+        return_format=_read_return_format(section),
+        cache_control=_read_cache_control(section),
         transform=_read_transform(section.section("transform"), context),
-        limits=_read_asset_limits(section.section("limits")),
+        limits=_read_asset_limits(section),
         url_signing=_read_url_signing_override(section, context.url_signing),
-        access=_read_access(section.section("access")),
+        access=decode_section(section.raw("access"), AccessSettings, section.key_of("access")),
         upload_ruleset=read_upload_ruleset(section.section(UPLOAD_RULESET_KEY), context.rule_names),
-        cors=_read_cors(section.section("cors")),
+        cors=_read_cors(section),
     )
     section.finish()
     cache_control = settings.cache_control
@@ -94,14 +106,14 @@ def read_path_settings(section: Section, context: PathContext) -> PathSettings:
 
 
 def _read_object_store(section: Section) -> PathObjectStore:
-    bucket = section.string("bucket", PathObjectStore().bucket)
-    if not _BUCKET_NAME.fullmatch(bucket):
+    key = section.key_of("object-store")
+    settings = decode_section(section.raw("object-store"), PathObjectStore, key)
+    if not _BUCKET_NAME.fullmatch(settings.bucket):
         raise ConfigError(
-            section.key_of("bucket"),
-            f"{bucket!r} is not a valid bucket name (3-63 characters: lower-case letters, digits and '-')",
+            f"{key}.bucket",
+            f"{settings.bucket!r} is not a valid bucket name (3-63 characters: lower-case letters, digits and '-')",
         )
-    section.finish()
-    return PathObjectStore(bucket=bucket)
+    return settings
 
 
 def _read_content_types(section: Section, name: str) -> tuple[str, ...] | None:
@@ -120,39 +132,29 @@ def _read_content_types(section: Section, name: str) -> tuple[str, ...] | None:
 
 
 def _read_image(section: Section) -> ImageSettings:
-    settings = ImageSettings(lqip=section.choice_list("lqip", LQIP_KINDS) or ())
-    section.finish()
-    return settings
+    settings = decode_section(section.raw("image"), ImageSettings, section.key_of("image"))
+    return msgspec.structs.replace(settings, lqip=tuple(dict.fromkeys(settings.lqip)))
 
 
 def _read_return_format(section: Section) -> ReturnFormatSettings:
-    settings = ReturnFormatSettings(redirect=_read_redirect(section.section("redirect")))
-    section.finish()
-    return settings
+    key = section.key_of("return-format")
+    redirect = decode_section(section.raw("return-format"), ReturnFormatFile, key).redirect
+    template_key = f"{key}.redirect.template.string"
+    template_string = _checked_template(redirect.template.string, template_key)
+    if redirect.strategy == "template" and template_string is None:
+        raise ConfigError(template_key, "required when the redirect strategy is 'template'")
+    strategy = None if redirect.strategy == "service" else redirect.strategy
+    return ReturnFormatSettings(
+        redirect=RedirectSettings(
+            strategy=strategy, presigned_ttl=redirect.presigned.ttl, template_string=template_string
+        )
+    )
 
 
-def _read_redirect(section: Section) -> RedirectSettings:
-    written_strategy = section.optional_choice("strategy", DELIVERY_STRATEGIES)
-    strategy = None if written_strategy == "service" else written_strategy
-    presigned = section.section("presigned")
-    presigned_ttl = presigned.duration("ttl", RedirectSettings().presigned_ttl, maximum=MAX_PRESIGNED_TTL)
-    presigned.boolean("enabled", False)  # in Konifer's documented defaults, read by nothing
-    presigned.finish()
-    template = section.section("template")
-    template_string = _read_template(template, "string")
-    template.finish()
-    section.finish()
-    if strategy == "template" and template_string is None:
-        raise ConfigError(template.key_of("string"), "required when the redirect strategy is 'template'")
-    return RedirectSettings(strategy=strategy, presigned_ttl=presigned_ttl, template_string=template_string)
-
-
-def _read_template(section: Section, name: str) -> str | None:
-    written = section.optional_string(name)
+def _checked_template(written: str | None, key: str) -> str | None:
     if written is None:
         return None
     template = written.strip()
-    key = section.key_of(name)
     if not template:
         raise ConfigError(key, "must not be blank")
     if any(character in template for character in "\r\n\x00"):
@@ -168,19 +170,10 @@ def _read_template(section: Section, name: str) -> str | None:
 
 
 def _read_cache_control(section: Section) -> CacheControlSettings:
-    settings = CacheControlSettings(
-        explicit=section.has("enabled"),
-        enabled=section.boolean("enabled", False),
-        max_age=section.seconds("max-age", minimum=0),
-        s_maxage=section.seconds("s-maxage", minimum=0),
-        visibility=section.optional_choice("visibility", CACHE_VISIBILITIES),
-        revalidate=section.optional_choice("revalidate", CACHE_REVALIDATES),
-        stale_while_revalidate=section.seconds("stale-while-revalidate", minimum=0),
-        stale_if_error=section.seconds("stale-if-error", minimum=0),
-        immutable=section.boolean("immutable", False),
-    )
-    section.finish()
-    return settings
+    written = section.raw("cache-control")
+    directives = decode_section(written, CacheControlDirectives, section.key_of("cache-control"))
+    explicit = isinstance(written, Mapping) and written.get("enabled") is not None
+    return CacheControlSettings(**msgspec.structs.asdict(directives), explicit=explicit)
 
 
 def _read_transform(section: Section, context: PathContext) -> TransformSettings:
@@ -196,8 +189,8 @@ def _read_transform(section: Section, context: PathContext) -> TransformSettings
         expire_ttl=expire.optional_duration("ttl"),
         preprocessing_enabled=preprocessing.boolean("enabled", False),
         preprocessing=_read_preprocessing_image(preprocessing.section("image")),
-        limits=_read_transform_limits(section.section("limits")),
-        variant_cache=_read_variant_cache(retention.section("cache")),
+        limits=_read_transform_limits(section),
+        variant_cache=_read_variant_cache(retention),
     )
     _ignore_misplaced_maxima(preprocessing, context.warnings)
     for finished in (on_demand, expire, preprocessing, retention, section):
@@ -244,37 +237,15 @@ def _read_preprocessing_image(section: Section) -> PreprocessingSettings:
 
 
 def _read_transform_limits(section: Section) -> TransformLimits:
-    defaults = TransformLimits()
-    settings = TransformLimits(
-        max_width=section.integer("max-width", defaults.max_width, minimum=1),
-        max_height=section.integer("max-height", defaults.max_height, minimum=1),
-        max_pixels=section.pixel_count("max-pixels", defaults.max_pixels, minimum=1),
-    )
-    section.finish()
-    return settings
+    return decode_section(section.raw("limits"), TransformLimits, section.key_of("limits"))
 
 
 def _read_variant_cache(section: Section) -> VariantCacheSettings:
-    defaults = VariantCacheSettings()
-    settings = VariantCacheSettings(
-        max_variants=section.integer("max-variants", defaults.max_variants, minimum=1),
-        access_score_half_life=section.duration("access-score-half-life", defaults.access_score_half_life),
-    )
-    section.finish()
-    return settings
+    return decode_section(section.raw("cache"), VariantCacheSettings, section.key_of("cache"))
 
 
 def _read_asset_limits(section: Section) -> AssetLimits:
-    defaults = AssetLimits()
-    settings = AssetLimits(
-        max_width=section.integer("max-width", defaults.max_width, minimum=1),
-        max_height=section.integer("max-height", defaults.max_height, minimum=1),
-        max_pixels=section.pixel_count("max-pixels", defaults.max_pixels, minimum=1),
-        max_pages=section.integer("max-pages", defaults.max_pages, minimum=1),
-        max_pixels_per_page=section.pixel_count("max-pixels-per-page", defaults.max_pixels_per_page, minimum=1),
-    )
-    section.finish()
-    return settings
+    return decode_section(section.raw("limits"), AssetLimits, section.key_of("limits"))
 
 
 def _read_url_signing_override(section: Section, top_level: Mapping[str, object]) -> UrlSigningSettings | None:
@@ -285,60 +256,134 @@ def _read_url_signing_override(section: Section, top_level: Mapping[str, object]
     # that names its own secret(s) replaces the top level's, never adds to them.
     if any(name in override.data for name in _SECRET_NAMES):
         top_level = {name: value for name, value in top_level.items() if name not in _SECRET_NAMES}
-    return read_url_signing(Section(deep_merge(top_level, override.data), override.key))
-
-
-def _read_access(section: Section) -> AccessSettings:
-    settings = AccessSettings(read=section.choice("read", READ_ACCESS, "public"))
-    section.finish()
-    return settings
+    return read_url_signing(deep_merge(top_level, override.data), override.key)
 
 
 _ORIGIN: Final = re.compile(
     r"https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?"
 )
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-MAX_CORS_MAX_AGE: Final = timedelta(days=1)
 
 
 def _read_cors(section: Section) -> CorsSettings:
-    defaults = CorsSettings()
-    origins = _cors_origins(section, "allowed-origins")
-    settings = CorsSettings(
-        allowed_origins=origins,
-        allowed_methods=_cors_tokens(section, "allowed-methods", defaults.allowed_methods, upper=True),
-        allowed_headers=_cors_tokens(section, "allowed-headers", defaults.allowed_headers),
-        exposed_headers=_cors_tokens(section, "exposed-headers", defaults.exposed_headers),
-        max_age=int(
-            section.duration("max-age", timedelta(seconds=defaults.max_age), maximum=MAX_CORS_MAX_AGE).total_seconds()
-        ),
-        allow_credentials=section.boolean("allow-credentials", defaults.allow_credentials),
+    key = section.key_of("cors")
+    settings = decode_section(section.raw("cors"), CorsSettings, key)
+    settings = msgspec.structs.replace(
+        settings,
+        allowed_origins=_cors_origins(settings.allowed_origins, f"{key}.allowed-origins"),
+        allowed_methods=_cors_tokens(settings.allowed_methods, f"{key}.allowed-methods", upper=True),
+        allowed_headers=_cors_tokens(settings.allowed_headers, f"{key}.allowed-headers"),
+        exposed_headers=_cors_tokens(settings.exposed_headers, f"{key}.exposed-headers"),
     )
-    section.finish()
     if settings.allow_credentials and settings.any_origin:
         # Browsers refuse `*` on a credentialed answer, and echoing every origin would hand any
         # site the user's credentials.
-        raise ConfigError(section.key_of("allowed-origins"), "'*' cannot be used with allow-credentials = true")
+        raise ConfigError(f"{key}.allowed-origins", "'*' cannot be used with allow-credentials = true")
     return settings
 
 
-def _cors_origins(section: Section, name: str) -> tuple[str, ...]:
-    origins = tuple(dict.fromkeys(origin.strip().lower().rstrip("/") for origin in section.string_list(name) or ()))
+def _cors_origins(written: tuple[str, ...], key: str) -> tuple[str, ...]:
+    origins = tuple(dict.fromkeys(origin.strip().lower().rstrip("/") for origin in written))
     for origin in origins:
         if origin != "*" and not _ORIGIN.fullmatch(origin):
             raise ConfigError(
-                section.key_of(name),
+                key,
                 f"{origin!r} is not an origin: write scheme://host[:port], such as 'https://app.example.com', or '*'",
             )
     return origins
 
 
-def _cors_tokens(section: Section, name: str, default: tuple[str, ...], *, upper: bool = False) -> tuple[str, ...]:
-    written = section.string_list(name)
-    if written is None:
-        return default
+def _cors_tokens(written: tuple[str, ...], key: str, *, upper: bool = False) -> tuple[str, ...]:
     tokens = tuple(dict.fromkeys(token.strip().upper() if upper else token.strip() for token in written))
     for token in tokens:
         if not _TOKEN.fullmatch(token):
-            raise ConfigError(section.key_of(name), f"{token!r} is not an HTTP method or header name")
+            raise ConfigError(key, f"{token!r} is not an HTTP method or header name")
     return tokens
+
+
+# ---------------------------------------------------------------- the whole section
+
+PATHS_KEY = "paths"
+
+
+@dataclass
+class _Pattern:
+    written: str
+    own: RawObject
+    renamed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{PATHS_KEY}.{self.written}"
+
+
+def build_path_configuration(raw_paths: object, context: PathContext) -> PathConfiguration[PathSettings]:
+    patterns = _collect_patterns(raw_paths)
+    if () not in patterns:
+        patterns[()] = _Pattern(written=ROOT_PATTERN, own={})
+    merged: dict[Segments, RawObject] = {}
+    settings: dict[str, PathSettings] = {}
+    # Shorter patterns first: every ancestor is merged before its descendants.
+    for segments in sorted(patterns, key=len):
+        pattern = patterns[segments]
+        parent = next((ancestor for ancestor in ancestors(segments) if ancestor in merged), ())
+        merged[segments] = deep_merge(merged.get(parent, {}), pattern.own)
+        settings[pattern_text(segments)] = _read(pattern, merged[segments], context)
+    return PathConfiguration(settings)
+
+
+def _read(pattern: _Pattern, merged: RawObject, context: PathContext) -> PathSettings:
+    try:
+        return read_path_settings(Section(merged, pattern.key), context)
+    except ConfigError as error:
+        raise _as_written(error, pattern) from None
+
+
+def _as_written(error: ConfigError, pattern: _Pattern) -> ConfigError:
+    """Report an error under an alias's spelling when the value was written that way."""
+    for canonical, written in pattern.renamed.items():
+        canonical_key = f"{pattern.key}.{canonical}"
+        if error.key == canonical_key or error.key.startswith((canonical_key + ".", canonical_key + "[")):
+            return error.renamed(f"{pattern.key}.{written}{error.key[len(canonical_key) :]}")
+    return error
+
+
+def _collect_patterns(raw_paths: object) -> dict[Segments, _Pattern]:
+    patterns: dict[Segments, _Pattern] = {}
+    for written, value in _entries(raw_paths):
+        key = f"{PATHS_KEY}.{written}"
+        segments = parse_pattern(written, key)
+        own = plain_copy(Section.of(value, key).data)
+        assert isinstance(own, dict)
+        renamed = apply_path_aliases(own, key)
+        existing = patterns.get(segments)
+        if existing is None:
+            patterns[segments] = _Pattern(written=written, own=own, renamed=renamed)
+        else:
+            # The same pattern written twice (or in two spellings of case) reads
+            # like HOCON's own duplicate keys: the later object merges over the earlier.
+            existing.own = deep_merge(existing.own, own)
+            existing.renamed.update(renamed)
+    return patterns
+
+
+def _entries(raw_paths: object) -> list[tuple[str, object]]:
+    if raw_paths is None:
+        return []
+    if isinstance(raw_paths, Mapping):
+        return [(str(pattern), value) for pattern, value in raw_paths.items()]
+    if isinstance(raw_paths, list | tuple):
+        return [_list_entry(index, entry) for index, entry in enumerate(raw_paths)]
+    raise ConfigError(
+        PATHS_KEY,
+        f"expected an object keyed by path pattern, or a list of {{ path = ... }} entries, got {describe(raw_paths)}",
+    )
+
+
+def _list_entry(index: int, entry: object) -> tuple[str, object]:
+    """One entry of Konifer's older ``paths = [ { path = "/users/**", ... } ]`` form."""
+    section = Section.of(entry, f"{PATHS_KEY}[{index}]")
+    pattern = section.optional_string("path")
+    if pattern is None or not pattern.strip():
+        raise ConfigError(section.key_of("path"), "every entry of the list form needs a path pattern")
+    return pattern.strip(), {name: value for name, value in section.data.items() if name != "path"}

@@ -16,9 +16,7 @@ from typing import Final, TypeVar
 
 from konifer_edge.config.durations import (
     format_duration,
-    parse_byte_size,
     parse_duration,
-    parse_pixel_count,
 )
 from konifer_edge.config.errors import ConfigError
 
@@ -81,12 +79,6 @@ class Section:
     def section(self, name: str) -> Section:
         return Section.of(self.raw(name), self.key_of(name))
 
-    def refuse(self, name: str, reason: str) -> None:
-        """Fail when a key we deliberately do not support is present."""
-        self._known.add(name)
-        if name in self._data:
-            raise ConfigError(self.key_of(name), reason)
-
     def finish(self) -> None:
         """Fail on the first key that no accessor asked for."""
         for name in self._data:
@@ -127,14 +119,6 @@ class Section:
         value = self._convert(name, _as_integer)
         return None if value is None else self._within(name, value, minimum, maximum)
 
-    def byte_size(self, name: str, default: int, *, minimum: int) -> int:
-        value = self._convert(name, parse_byte_size)
-        return default if value is None else self._within(name, value, minimum, None)
-
-    def pixel_count(self, name: str, default: int, *, minimum: int) -> int:
-        value = self._convert(name, parse_pixel_count)
-        return default if value is None else self._within(name, value, minimum, None)
-
     def duration(self, name: str, default: timedelta, *, maximum: timedelta | None = None) -> timedelta:
         """A duration longer than zero (and at most ``maximum``)."""
         value = self.optional_duration(name, maximum=maximum)
@@ -169,15 +153,6 @@ class Section:
     def string_list(self, name: str) -> tuple[str, ...] | None:
         """The list as written; ``None`` when absent (an empty list is a value)."""
         return self._convert(name, _as_string_list)
-
-    def choice_list(self, name: str, options: Sequence[Choice]) -> tuple[Choice, ...] | None:
-        """Distinct members of ``options`` in the order written; ``None`` when absent."""
-
-        def convert(value: object) -> tuple[Choice, ...]:
-            chosen = (_as_choice(item, options) for item in _as_list(value))
-            return tuple(dict.fromkeys(chosen))
-
-        return self._convert(name, convert)
 
     def _within(self, name: str, value: Number, minimum: Number | None, maximum: Number | None) -> Number:
         if minimum is not None and value < minimum:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Set
-from datetime import timedelta
 from pathlib import Path
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
+from konifer_edge.config.decode import NonBlank, Seconds, decode_section
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.reader import Section, describe
 
@@ -74,11 +74,11 @@ class UploadRuleset(msgspec.Struct, frozen=True, kw_only=True):
         return (*self.deciding_rules, *self.modify_rules)
 
 
-class RuleEvaluationApiSettings(msgspec.Struct, frozen=True, kw_only=True):
+class RuleEvaluationApiSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
     enabled: bool = False
 
 
-class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ApiSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
     rule_evaluation: RuleEvaluationApiSettings = msgspec.field(default_factory=RuleEvaluationApiSettings)
 
 
@@ -90,18 +90,18 @@ DEFAULT_MODEL_DIRECTORIES: Final[tuple[Path, ...]] = (
 )
 
 
-class RuleInferenceSettings(msgspec.Struct, frozen=True, kw_only=True):
+class RuleInferenceSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
     """Where the model lives and how much inference may run at once (konifer-edge's own keys)."""
 
-    model_directory: str | None = None
+    model_directory: NonBlank | None = None
     """``None`` searches Konifer's places: ./models/..., ../models/..., /app/models/..."""
-    workers: int = 1
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """Inferences running at once; each uses ``threads`` cores."""
-    threads: int = 1
+    threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """Threads ONNX Runtime uses inside one inference."""
-    queue_size: int = 32
+    queue_size: Annotated[int, msgspec.Meta(ge=0)] = 32
     """Inferences waiting for a worker at most; past that an upload is answered 503."""
-    timeout: float = 30.0
+    timeout: Seconds = 30.0
     """Seconds an upload waits for its inference before answering 503."""
 
     @property
@@ -231,27 +231,9 @@ def _has_control_character(text: str) -> bool:
     return any(ord(character) < 0x20 or ord(character) == 0x7F for character in text)
 
 
-def read_api(section: Section) -> ApiSettings:
-    evaluation = section.section("rule-evaluation")
-    settings = ApiSettings(
-        rule_evaluation=RuleEvaluationApiSettings(enabled=evaluation.boolean("enabled", False)),
-    )
-    evaluation.finish()
-    section.finish()
-    return settings
+def read_api(raw: object) -> ApiSettings:
+    return decode_section(raw, ApiSettings, API_KEY)
 
 
-def read_rule_inference(section: Section) -> RuleInferenceSettings:
-    defaults = RuleInferenceSettings()
-    directory = section.optional_string("model-directory")
-    if directory is not None and not directory.strip():
-        raise ConfigError(section.key_of("model-directory"), "must not be blank")
-    settings = RuleInferenceSettings(
-        model_directory=directory.strip() if directory is not None else None,
-        workers=section.integer("workers", defaults.workers, minimum=1, maximum=64),
-        threads=section.integer("threads", defaults.threads, minimum=1, maximum=64),
-        queue_size=section.integer("queue-size", defaults.queue_size, minimum=0),
-        timeout=section.duration("timeout", timedelta(seconds=defaults.timeout)).total_seconds(),
-    )
-    section.finish()
-    return settings
+def read_rule_inference(raw: object) -> RuleInferenceSettings:
+    return decode_section(raw, RuleInferenceSettings, RULE_INFERENCE_KEY)

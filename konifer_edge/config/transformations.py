@@ -15,11 +15,10 @@ from konifer_edge.config.model import TransformationParams
 from konifer_edge.config.reader import Section, describe
 from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.formats import ImageFormat
-from konifer_edge.domain.transformation import validate_parameter
+from konifer_edge.domain.parameters import BY_KEY, PROFILE_KEYS
 
-TRANSFORMATION_KEYS: Final = frozenset(
-    {"w", "h", "fit", "g", "format", "r", "f", "filter", "blur", "q", "pad", "pad-c", "strip", "cs"}
-)
+# The keys a profile or a path's preprocessing may set: every request parameter but `profile` and `dpr`.
+TRANSFORMATION_KEYS: Final = PROFILE_KEYS
 
 # Names appear in `?profile=NAME` and in eager-variant lists, so they stay URL-safe
 # (Konifer's rule: letters, digits and -._~).
@@ -51,7 +50,7 @@ def _short_format_name(value: str) -> str:
 def _check_value(name: str, value: str, key: str) -> None:
     """Each value must be one a request could send; combinations are checked where requests merge them."""
     try:
-        validate_parameter(name, value)
+        BY_KEY[name].read(value)
     except BadRequest as error:
         raise ConfigError(key, error.message) from error
 

@@ -7,10 +7,20 @@ from collections.abc import Mapping
 import msgspec
 
 from konifer_edge.domain.errors import BadRequest
+from konifer_edge.domain.parameters import TRANSFORMATION_KEYS
 
-TRANSFORMATION_KEYS = frozenset(
-    {"w", "h", "fit", "g", "format", "r", "f", "filter", "blur", "q", "pad", "pad-c", "strip", "cs", "profile", "dpr"}
-)
+__all__ = [
+    "LABEL_PREFIX",
+    "LIMIT_KEY",
+    "PIXEL_LAYOUT_KEY",
+    "RESERVED_KEYS",
+    "SIGNATURE_KEY",
+    "TRANSFORMATION_KEYS",
+    "QueryParts",
+    "split_query",
+    "transformation_from_json",
+]
+
 LIMIT_KEY = "limit"
 SIGNATURE_KEY = "s"
 # Konifer's raw `pixels` output takes its band layout here; we do not produce that format, but

@@ -8,73 +8,53 @@ geometry (`f=h&r=180` is `f=v`; `w=400` on 800x600 is `h=300`) made equal.
 
 from __future__ import annotations
 
-import enum
 import math
-import re
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
 
 import msgspec
 
-from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.formats import ImageFormat
 from konifer_edge.domain.models import Attributes
+from konifer_edge.domain.parameters import (
+    BY_KEY,
+    MAX_DIMENSION,
+    MAX_PAD,
+    ColorSpace,
+    Filter,
+    Fit,
+    Flip,
+    Gravity,
+    Rgba,
+    Rotation,
+    bad_parameter,
+)
 
-MAX_DIMENSION = 8192
-MAX_PAD = 2048
-MAX_BLUR = 150.0
-MAX_DPR = 4.0
+# The enumerations are the parameters' own (domain/parameters.py); they are named here too, with
+# the plan they make up.
+__all__ = [
+    "ANIMATED_FORMATS",
+    "DEFAULT_QUALITY",
+    "FORMATS_WITH_ALPHA",
+    "LOSSLESS_QUALITY",
+    "NOTHING_REQUESTED",
+    "UPRIGHT",
+    "ColorSpace",
+    "Filter",
+    "Fit",
+    "Flip",
+    "Gravity",
+    "Plan",
+    "RequestedTransformation",
+    "Rotation",
+    "hex_colour",
+    "is_identity",
+    "parse_transformation",
+    "plan_transformation",
+    "query_parameters",
+]
+
 UPRIGHT = 1  # EXIF orientation 1: the stored pixels are the way up they are shown
 
-
-class Fit(enum.Enum):
-    FIT = "fit"
-    FILL = "fill"
-    STRETCH = "stretch"
-    CROP = "crop"
-
-
-class Gravity(enum.Enum):
-    CENTER = "center"
-    ENTROPY = "entropy"
-    ATTENTION = "attention"
-
-
-class Rotation(enum.Enum):
-    R0 = "0"
-    R90 = "90"
-    R180 = "180"
-    R270 = "270"
-    AUTO = "auto"
-
-    @property
-    def degrees(self) -> int:
-        return 0 if self is Rotation.AUTO else int(self.value)
-
-
-class Flip(enum.Enum):
-    """Values are Konifer's current wire spellings: the empty string is no flip."""
-
-    NONE = ""
-    H = "h"
-    V = "v"
-
-
-class Filter(enum.Enum):
-    NONE = ""
-    BLACK_WHITE = "black_white"
-    GREYSCALE = "grayscale"
-    SEPIA = "sepia"
-
-
-class ColorSpace(enum.Enum):
-    ORIGIN = "origin"
-    GRAYSCALE = "grayscale"
-    SRGB = "srgb"
-    P3 = "p3"
-
-
-STRIPPABLE = ("exif", "icc", "iptc", "xmp")
 # PNG and GIF are lossless here: no quality is asked of their encoders, and the metadata says 100.
 LOSSLESS_QUALITY = 100
 DEFAULT_QUALITY = {
@@ -88,9 +68,6 @@ FORMATS_WITH_ALPHA = frozenset(
     {ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.JPEG_XL, ImageFormat.HEIC}
 )
 ANIMATED_FORMATS = frozenset({ImageFormat.GIF, ImageFormat.WEBP})
-
-Rgba = tuple[int, int, int, int]
-E = TypeVar("E", bound=enum.Enum)
 
 
 class RequestedTransformation(msgspec.Struct, frozen=True):
@@ -196,90 +173,6 @@ class Plan(msgspec.Struct, frozen=True):
 # ---------------------------------------------------------------- parsing
 
 
-def _bad(key: str, message: str) -> BadRequest:
-    return BadRequest(f"Parameter '{key}': {message}", reason="invalid_transformation")
-
-
-def _positive_int(key: str, raw: str, maximum: int, minimum: int = 1) -> int:
-    if not (raw.isascii() and raw.isdigit()):
-        raise _bad(key, f"'{raw}' is not a positive whole number")
-    value = int(raw)
-    if value < minimum or value > maximum:
-        raise _bad(key, f"{value} is out of range {minimum}..{maximum}")
-    return value
-
-
-def _number(key: str, raw: str, low: float, high: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _bad(key, f"'{raw}' is not a number") from None
-    if not math.isfinite(value) or value < low or value > high:
-        raise _bad(key, f"{raw} is out of range {low:g}..{high:g}")
-    return value
-
-
-def _choice(key: str, raw: str, kind: type[E], aliases: Mapping[str, E] | None = None) -> E:
-    lowered = raw.lower()
-    if aliases and lowered in aliases:
-        return aliases[lowered]
-    for member in kind:
-        if member.value == lowered:
-            return member
-    allowed = ", ".join([m.value or "'' (none)" for m in kind] + list(aliases or {}))
-    raise _bad(key, f"'{raw}' is not one of {allowed}")
-
-
-_HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
-
-
-def _colour(key: str, raw: str) -> Rgba:
-    match = _HEX_COLOUR.fullmatch(raw)
-    if not match:
-        raise _bad(key, f"'{raw}' is not a colour #RRGGBB or #RRGGBBAA")
-    digits = match.group(1) + ("ff" if len(match.group(1)) == 6 else "")
-    r, g, b, a = (int(digits[i : i + 2], 16) for i in range(0, 8, 2))
-    return (r, g, b, a)
-
-
-def _strip(key: str, raw: str) -> frozenset[str]:
-    items = {item.strip().lower() for item in raw.split(",") if item.strip()}
-    unknown = items - set(STRIPPABLE)
-    if unknown:
-        raise _bad(key, f"'{', '.join(sorted(unknown))}' cannot be stripped; use {', '.join(STRIPPABLE)}")
-    return frozenset(items)
-
-
-def _format(key: str, raw: str) -> ImageFormat:
-    image_format = ImageFormat.from_short_name(raw)
-    if image_format is None:
-        raise _bad(key, f"'{raw}' is not one of jpg, png, webp, avif, jxl, heic, gif")
-    return image_format
-
-
-# Konifer 0.2's spellings are still read; "" is what Konifer's current client sends for none.
-_FILTER_ALIASES = {"none": Filter.NONE, "greyscale": Filter.GREYSCALE}
-
-_PARSERS: dict[str, Callable[[str], dict[str, object]]] = {
-    "w": lambda raw: {"width": _positive_int("w", raw, MAX_DIMENSION)},
-    "h": lambda raw: {"height": _positive_int("h", raw, MAX_DIMENSION)},
-    "fit": lambda raw: {"fit": _choice("fit", raw, Fit)},
-    "g": lambda raw: {"gravity": _choice("g", raw, Gravity, {"centre": Gravity.CENTER})},
-    "format": lambda raw: {"format": _format("format", raw)},
-    "r": lambda raw: {"rotate": _choice("r", raw, Rotation)},
-    "f": lambda raw: {"flip": _choice("f", raw, Flip, {"none": Flip.NONE})},
-    "filter": lambda raw: {"filter": _choice("filter", raw, Filter, _FILTER_ALIASES)},
-    "blur": lambda raw: {"blur": _number("blur", raw, 0, MAX_BLUR)},
-    "q": lambda raw: {"quality": int(_positive_int("q", raw, 100))},
-    # pad=0 is the default written out, and explicit defaults equal omitted ones
-    "pad": lambda raw: {"pad": _positive_int("pad", raw, MAX_PAD, minimum=0)},
-    "pad-c": lambda raw: {"pad_color": _colour("pad-c", raw)},
-    "strip": lambda raw: {"strip": _strip("strip", raw)},
-    "cs": lambda raw: {"color_space": _choice("cs", raw, ColorSpace)},
-    "dpr": lambda raw: {"dpr": _number("dpr", raw, 1, MAX_DPR)},
-}
-
-
 def parse_transformation(
     params: Mapping[str, str], profiles: Mapping[str, Mapping[str, str]]
 ) -> RequestedTransformation:
@@ -288,25 +181,21 @@ def parse_transformation(
     profile = params.get("profile")
     if profile is not None:
         if profile not in profiles:
-            raise _bad("profile", f"no variant profile named '{profile}'")
+            raise bad_parameter("profile", f"no variant profile named '{profile}'")
         merged.update(profiles[profile])
     merged.update({key: value for key, value in params.items() if key != "profile"})
     fields: dict[str, object] = {"profile": profile}
     for key, raw in merged.items():
-        fields.update(_PARSERS[key](raw))
+        parameter = BY_KEY[key]
+        fields[parameter.field] = parameter.read(raw)
     requested = RequestedTransformation(**fields)  # type: ignore[arg-type]
     if requested.fit in (Fit.FILL, Fit.STRETCH, Fit.CROP) and (requested.width is None or requested.height is None):
         if "fit" in params:
-            raise _bad("fit", f"'{requested.fit.value}' needs both w and h")
+            raise bad_parameter("fit", f"'{requested.fit.value}' needs both w and h")
         # A profile's box open on one side (Konifer's own `w = 128, fit = fill` example) is
         # covered exactly by scaling to the side it gives: that is `fit`.
         requested = msgspec.structs.replace(requested, fit=Fit.FIT, gravity=Gravity.CENTER)
     return requested
-
-
-def validate_parameter(key: str, raw: str) -> None:
-    """Check one parameter's value on its own (profiles may leave companions to the request)."""
-    _PARSERS[key](raw)
 
 
 # ---------------------------------------------------------------- normalisation
@@ -389,7 +278,7 @@ def plan_transformation(requested: RequestedTransformation, original: Attributes
     if original.color_space is not None and color_space.value == original.color_space:
         color_space = ColorSpace.ORIGIN  # already there: Konifer converts nothing
     if color_space is ColorSpace.P3 and output_format is ImageFormat.GIF:
-        raise _bad("cs", "'p3' needs a format that carries a colour profile; gif cannot")
+        raise bad_parameter("cs", "'p3' needs a format that carries a colour profile; gif cannot")
     quality = None
     if output_format in DEFAULT_QUALITY:
         quality = requested.quality or DEFAULT_QUALITY[output_format]

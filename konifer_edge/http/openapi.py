@@ -8,11 +8,13 @@ so the parameters, bodies and answers are described here rather than inferred fr
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
+from konifer_edge.domain import parameters as transformation
 from konifer_edge.domain.selectors import MAX_ENTRY_ID
 from konifer_edge.domain.shares import MAX_DOWNLOADS, MAX_LIFETIME_SECONDS
 from konifer_edge.http.collection_wire import AssetPageWire, FilterMetadataWire, PathChildrenWire
@@ -21,32 +23,27 @@ from konifer_edge.http.wire import AssetMetadataWire, ErrorWire, ShareWire
 _STRING = Schema(type=OpenAPIType.STRING)
 _INTEGER = Schema(type=OpenAPIType.INTEGER)
 
-_TRANSFORMATION_PARAMETERS = [
-    ("w", _INTEGER, "Width, 1..8192"),
-    ("h", _INTEGER, "Height, 1..8192"),
-    ("fit", Schema(type=OpenAPIType.STRING, enum=["fit", "fill", "stretch", "crop"]), "How the box is filled"),
-    ("g", Schema(type=OpenAPIType.STRING, enum=["center", "entropy", "attention"]), "Where crop cuts"),
-    (
-        "format",
-        Schema(type=OpenAPIType.STRING, enum=["jpg", "png", "webp", "avif", "jxl", "heic", "gif"]),
-        "Output format; otherwise negotiated from Accept",
-    ),
-    ("r", Schema(type=OpenAPIType.STRING, enum=["0", "90", "180", "270", "auto"]), "Clockwise rotation"),
-    ("f", Schema(type=OpenAPIType.STRING, enum=["h", "v", "none", ""]), "Flip; empty or none for no flip"),
-    (
-        "filter",
-        Schema(type=OpenAPIType.STRING, enum=["none", "", "black_white", "greyscale", "grayscale", "sepia"]),
-        "Colour filter; empty or none for no filter",
-    ),
-    ("blur", Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=150), "Gaussian blur sigma"),
-    ("q", Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=100), "Quality of lossy formats"),
-    ("pad", Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=2048), "Padding in pixels on every side"),
-    ("pad-c", _STRING, "Padding colour #RRGGBB or #RRGGBBAA"),
-    ("strip", _STRING, "Comma list of exif, iptc, xmp, icc to remove"),
-    ("cs", Schema(type=OpenAPIType.STRING, enum=["origin", "grayscale", "srgb", "p3"]), "Colour space"),
-    ("profile", _STRING, "A variant profile name"),
-    ("dpr", Schema(type=OpenAPIType.NUMBER, minimum=1, maximum=4), "Device pixel ratio, multiplies w, h, pad"),
-]
+
+# Sizes are stated as plain integers, their limit only in the description: a client that generates
+# requests from the schema then also sends sizes past the limit, which must be refused with a 400.
+_OPEN_ENDED: Final = frozenset({"w", "h"})
+
+
+def _schema_of(parameter: transformation.Parameter) -> Schema:
+    """A parameter's value, as OpenAPI can state it: bounds of numbers, spellings of choices."""
+    kind = parameter.kind
+    if isinstance(kind, transformation.WholeNumber):
+        if parameter.key in _OPEN_ENDED:
+            return Schema(type=OpenAPIType.INTEGER)
+        return Schema(type=OpenAPIType.INTEGER, minimum=kind.minimum, maximum=kind.maximum)
+    if isinstance(kind, transformation.Number):
+        return Schema(type=OpenAPIType.NUMBER, minimum=kind.minimum, maximum=kind.maximum)
+    if isinstance(kind, transformation.Choice | transformation.FormatName):
+        return Schema(type=OpenAPIType.STRING, enum=list(kind.choices))
+    return _STRING
+
+
+_TRANSFORMATION_PARAMETERS = [(p.key, _schema_of(p), p.description) for p in transformation.PARAMETERS]
 
 _PATH_DESCRIPTION = (
     "The asset path, optionally followed by `/-/` and modifiers in any order: a return format (link, content,"
