@@ -39,7 +39,9 @@ def _store(api: Deployment, path: str, image: bytes) -> None:
 
 
 def test_a_full_render_queue_answers_503_with_retry_after(narrow: Deployment, path: str) -> None:
-    _store(narrow, path, make_image("jpg", 1600, 1200))
+    # A PNG has no shrink-on-load: every render decodes all its pixels, long enough for the twelve
+    # requests to overlap even when their arrival is spread out.
+    _store(narrow, path, make_image("png", 3000, 2000))
     urls = [f"{narrow.base_url}/assets{path}/-/content?w={300 + index}&blur=2&format=webp" for index in range(12)]
     with ThreadPoolExecutor(len(urls)) as pool:
         answers = list(pool.map(lambda url: httpx.get(url, timeout=60), urls))
