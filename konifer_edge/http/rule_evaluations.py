@@ -21,13 +21,14 @@ from konifer_edge.http.targets import AnyRequest, json_answer, runtime_of
 from konifer_edge.http.uploads import decode_json, read_body
 from konifer_edge.http.url_errors import url_source_api_error
 from konifer_edge.imaging.original import OriginalJob
-from konifer_edge.imaging.probe import ProbeLimits, sniff
+from konifer_edge.imaging.probe import sniff
 from konifer_edge.observability import metrics
 from konifer_edge.observability.request_log import ROUTE_KIND, mark
 from konifer_edge.rules.scoring import RuleScore
 from konifer_edge.security.access import require_api_key
 from konifer_edge.security.api_keys import WRITE
 from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.store import probe_limits
 from konifer_edge.sources.url import UrlSourceError
 
 MAX_DEFINITIONS: Final = 10
@@ -241,17 +242,7 @@ async def _score(runtime: Runtime, definitions: list[RuleDefinition], content: b
         sniff(content)
     except UnsupportedMediaType as error:
         raise BadRequest(f"{error.message}; the image must be in a storage format", reason=REASON) from error
-    limits = runtime.config.paths.root.limits
-    job = OriginalJob(
-        limits=ProbeLimits(
-            max_width=limits.max_width,
-            max_height=limits.max_height,
-            max_pixels=limits.max_pixels,
-            max_frames=limits.max_pages,
-            max_pixels_per_frame=limits.max_pixels_per_page,
-        ),
-        rule_pixels=True,
-    )
+    job = OriginalJob(limits=probe_limits(runtime.config.paths.root.limits), rule_pixels=True)
     examined = await runtime.decoding.examine(content, job)
     assert examined.rule_pixels is not None
     return await engine.score(definitions, examined.rule_pixels)

@@ -15,7 +15,7 @@ from typing import Protocol
 import asyncpg
 import msgspec
 
-from konifer_edge.config import PathSettings
+from konifer_edge.config import AssetLimits, PathSettings
 from konifer_edge.domain.errors import Forbidden
 from konifer_edge.domain.formats import new_store_key
 from konifer_edge.domain.metadata_rules import validate_metadata
@@ -57,6 +57,17 @@ class StoreRequest(msgspec.Struct, frozen=True):
     source_url: str | None = None
 
 
+def probe_limits(limits: AssetLimits) -> ProbeLimits:
+    """An original's limits as the decoder checks them, before any pixel is decoded."""
+    return ProbeLimits(
+        max_width=limits.max_width,
+        max_height=limits.max_height,
+        max_pixels=limits.max_pixels,
+        max_frames=limits.max_pages,
+        max_pixels_per_frame=limits.max_pixels_per_page,
+    )
+
+
 def _original_job(
     settings: PathSettings, profiles: Mapping[str, Mapping[str, str]], *, rule_pixels: bool
 ) -> OriginalJob:
@@ -70,13 +81,7 @@ def _original_job(
             max_height=configured.max_height,
         )
     return OriginalJob(
-        limits=ProbeLimits(
-            max_width=limits.max_width,
-            max_height=limits.max_height,
-            max_pixels=limits.max_pixels,
-            max_frames=limits.max_pages,
-            max_pixels_per_frame=limits.max_pixels_per_page,
-        ),
+        limits=probe_limits(limits),
         lqip_kinds=settings.image.lqip,
         preprocessing=preprocessing,
         rule_pixels=rule_pixels,
