@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections import OrderedDict
 
 
+def body_key(bucket: str, store_key: str) -> str:
+    """The cache's key for an object's bytes."""
+    return f"{bucket}/{store_key}"
+
+
 class SmallBodyCache:
     def __init__(self, budget_bytes: int, max_body_bytes: int) -> None:
         self._bodies: OrderedDict[str, bytes] = OrderedDict()

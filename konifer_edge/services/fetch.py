@@ -13,6 +13,7 @@ from typing import Protocol
 
 import msgspec
 
+from konifer_edge.cache.bodies import body_key
 from konifer_edge.config import PathSettings
 from konifer_edge.domain.errors import NotFound
 from konifer_edge.domain.models import Asset, Variant
@@ -74,7 +75,7 @@ class StoredBody:
         self._runtime = runtime
         self._assets = assets
         self.variant = variant
-        self.key = f"{variant.bucket}/{variant.store_key}"
+        self.key = body_key(variant.bucket, variant.store_key)
 
     @property
     def in_memory(self) -> bool:

@@ -147,6 +147,12 @@ class VariantCache(Invalidation, Protocol):
     ) -> tuple[Variant | None, str]: ...
 
 
+class BodyKeeping(Protocol):
+    """Keeping a small variant's bytes in memory (cache/bodies.py), so its first answer reads nothing back."""
+
+    def put(self, key: str, body: bytes) -> None: ...
+
+
 class RenderLocks(Protocol):
     """The lock one node holds while it renders a variant, so that the others wait for its row."""
 

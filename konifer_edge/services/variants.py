@@ -16,6 +16,7 @@ from typing import Protocol
 
 import msgspec
 
+from konifer_edge.cache.bodies import body_key
 from konifer_edge.config import Config, PathSettings
 from konifer_edge.domain.errors import BadRequest, NotFound
 from konifer_edge.domain.formats import ImageFormat, new_store_key
@@ -34,6 +35,7 @@ from konifer_edge.imaging.transform import render
 from konifer_edge.observability import metrics
 from konifer_edge.services.ports import (
     AccessNotes,
+    BodyKeeping,
     RenderFlights,
     RenderLocks,
     RenderObjects,
@@ -67,6 +69,8 @@ class VariantParts(Protocol):
     def shared(self) -> RenderLocks: ...
     @property
     def access(self) -> AccessNotes: ...
+    @property
+    def bodies(self) -> BodyKeeping: ...
 
 
 class ConfiguredVariantParts(VariantParts, Protocol):
@@ -243,6 +247,9 @@ async def _render_and_store(
     )
     variant = await parts.repository.add_variant(asset.id, record, datetime.now(UTC))
     if variant is not None:
+        # The answer that asked for this render needs these bytes next: keep them rather than read
+        # back what was just written.
+        parts.bodies.put(body_key(original.bucket, store_key), rendered.data)
         # The asset's cached metadata lists its variants; it must list this one now.
         await parts.resolutions.invalidate([asset.path])
         return variant
