@@ -29,6 +29,8 @@ from konifer_edge.security.access import require_api_key
 from konifer_edge.security.api_keys import WRITE
 from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.store import probe_limits
+from konifer_edge.sources.requested import parse_s3_object_arn
+from konifer_edge.sources.s3_object import S3ObjectSource
 from konifer_edge.sources.url import UrlSourceError
 
 MAX_DEFINITIONS: Final = 10
@@ -94,7 +96,7 @@ async def evaluate_rules(request: AnyRequest) -> Response[bytes]:
     if media_type == "application/json":
         body = _decode(await read_body(request.stream(), MAX_DEFINITIONS_BYTES), what="JSON body")
         definitions = validate_definitions(body.definitions)
-        content = await _download(runtime, _source_url(body))
+        content = await _download(runtime, _source(body))
     elif media_type == "multipart/form-data":
         limit = runtime.config.source.multipart.max_bytes
         declared = request.headers.get("content-length", "")
@@ -170,8 +172,8 @@ def _validate_threshold(threshold: float, where: str) -> float:
     return threshold
 
 
-def _source_url(body: EvaluationRequestWire) -> str:
-    """The image's URL from `source.http.url` or the older top-level `url` (spec 06 section 9)."""
+def _source(body: EvaluationRequestWire) -> str | S3ObjectSource:
+    """The image's source: `source.http.url`, `source.s3.arn` or the older top-level `url` (spec 06 section 9)."""
     source = body.source
     http_url = source.http.url if source is not None and source.http is not None else None
     arn = source.s3.arn if source is not None and source.s3 is not None else None
@@ -180,14 +182,15 @@ def _source_url(body: EvaluationRequestWire) -> str:
         raise BadRequest("URL or S3 ARN must be supplied", reason=REASON)
     if len(given) > 1:
         raise BadRequest("Only one of source.http.url or source.s3.arn, or url can be supplied", reason=REASON)
-    if arn is not None:
-        raise BadRequest("S3 ARN sources are not supported for rule evaluations; give a URL", reason=REASON)
-    return given[0]
+    return parse_s3_object_arn(arn) if arn is not None else given[0]
 
 
-async def _download(runtime: Runtime, url: str) -> bytes:
+async def _download(runtime: Runtime, source: str | S3ObjectSource) -> bytes:
+    if isinstance(source, S3ObjectSource):
+        # As for stores: the AWS default credential chain, the URL sources' size cap, no allowed-domains.
+        return await runtime.s3_objects.download(source)
     try:
-        content = await runtime.url_downloader.download(url)
+        content = await runtime.url_downloader.download(source)
     except UrlSourceError as error:
         metrics.URL_DOWNLOADS.labels(error.reason).inc()
         raise url_source_api_error(error) from error

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import start_deployment
+from tests.support.aws import aws_env
 from tests.support.deployment import Deployment
 from tests.support.images import describe, make_image
 from tests.support.services import PostgresService, S3Service
@@ -33,27 +34,6 @@ timeout = "10s"
 [paths."/**"]
 object-store.bucket = "assets"
 """
-
-# Everything the AWS default chain could find on this machine is pointed at nothing. (The container
-# and web-identity variables are left unset: set but empty, botocore would still try them.)
-NO_AMBIENT_AWS = {
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
-    "AWS_CONFIG_FILE": "/nonexistent/config",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_SESSION_TOKEN": "",
-    "AWS_ENDPOINT_URL": "",
-}
-
-
-def aws_env(s3: S3Service, *, credentials: bool) -> dict[str, str]:
-    return {
-        **NO_AMBIENT_AWS,
-        "AWS_ENDPOINT_URL_S3": s3.endpoint_url,
-        "AWS_REGION": s3.region,
-        "AWS_ACCESS_KEY_ID": s3.access_key if credentials else "",
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key if credentials else "",
-    }
-
 
 @pytest.fixture(scope="module")
 def arn_api(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService, s3: S3Service) -> Iterator[Deployment]:

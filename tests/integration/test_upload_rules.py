@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import pyvips
 
+from tests.support.aws import aws_env
 from tests.support.deployment import Deployment
-from tests.support.services import PostgresService
+from tests.support.services import PostgresService, S3Service
 from tests.support.source_server import SourceServer
 from tests.support.tiny_siglip import build_tiny_model, embedding_of_colour, expected_score
 
@@ -121,10 +122,17 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def rules_api(
-    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService, model_dir: Path
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService, s3: S3Service, model_dir: Path
 ) -> Iterator[Deployment]:
     config = RULES_CONFIG.format(model=model_dir)
-    deployment = Deployment(tmp_path_factory.mktemp("rules"), config, store="filesystem", postgres=postgres).start()
+    # The AWS chain finds the test S3 server, for evaluations of ARN sources.
+    deployment = Deployment(
+        tmp_path_factory.mktemp("rules"),
+        config,
+        store="filesystem",
+        postgres=postgres,
+        env=aws_env(s3, credentials=True),
+    ).start()
     try:
         yield deployment
     finally:
@@ -381,6 +389,25 @@ def test_evaluation_accepts_the_source_object(rules_api: Deployment, source_serv
 
     assert response.status_code == 200, response.text
     assert_results(response.json(), expected_results(BLUE))
+
+
+def test_evaluation_reads_an_s3_arn_source(rules_api: Deployment, s3: S3Service) -> None:
+    bucket, key = "rule-evaluation-sources", f"eval/{uuid.uuid4().hex}.png"
+    s3.create_bucket(bucket)
+    s3.client().put_object(Bucket=bucket, Key=key, Body=solid(RED), ContentType="image/png")
+    before = rules_api.snapshot()
+
+    body = {"source": {"s3": {"arn": f"arn:aws:s3:::{bucket}/{key}"}}, "definitions": DEFINITIONS}
+    response = rules_api.client.post("/rule-evaluations", json=body)
+
+    assert response.status_code == 200, response.text
+    assert_results(response.json(), expected_results(RED))
+    assert rules_api.snapshot() == before
+    missing = rules_api.client.post(
+        "/rule-evaluations",
+        json={"source": {"s3": {"arn": f"arn:aws:s3:::{bucket}/eval/none.png"}}, "definitions": DEFINITIONS},
+    )
+    assert missing.status_code == 502, missing.text
 
 
 def test_evaluation_of_an_uploaded_image_in_either_part_order(rules_api: Deployment) -> None:
