@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import STANDARD_CONFIG, start_deployment
-from tests.integration.test_store_sources import SOURCE_BUCKET, aws_env
+from tests.support.aws import SOURCE_BUCKET, aws_env
 from tests.support.deployment import Deployment
 from tests.support.images import describe, make_image
 from tests.support.services import PostgresService, S3Service

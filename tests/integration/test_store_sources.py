@@ -14,13 +14,12 @@ import httpx
 import pytest
 
 from tests.integration.conftest import start_deployment
-from tests.support.aws import aws_env
+from tests.support.aws import SOURCE_BUCKET, aws_env
 from tests.support.deployment import Deployment
 from tests.support.images import describe, make_image
 from tests.support.services import PostgresService, S3Service
 from tests.support.source_server import SourceServer
 
-SOURCE_BUCKET = "arn-sources"
 MAX_BYTES = 300_000
 
 # allowed-domains names no host of the test setup: an ARN source must not be subject to it.

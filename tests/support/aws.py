@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from tests.support.services import S3Service
 
+# The bucket the tests keep ARN sources in.
+SOURCE_BUCKET = "arn-sources"
+
 # Everything the AWS default chain could find on this machine is pointed at nothing. (The container
 # and web-identity variables are left unset: set but empty, botocore would still try them.)
 NO_AMBIENT_AWS = {
