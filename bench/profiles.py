@@ -190,6 +190,8 @@ def profile_missed(run: Run, result: dict[str, Any], prefix: str) -> None:
                 mode = ["urls", run.urls("p-304", [run.hot_b]), f"If-None-Match: {run.konifer_etag}"]
             elif name == "newest_metadata":
                 mode = ["urls", run.urls("p-meta", ["/assets/bench/photo/-/metadata"])]
+            elif name == "newest_link":
+                mode = ["urls", run.urls("p-link", ["/assets/bench/photo"])]
             else:
                 mode = ["urls", run.urls("p-hot", [run.hot_b])]
             # Cold renders at 32 connections can wedge the server (see the incidents), so they are profiled at 8.

@@ -7,12 +7,13 @@ first), so the cost of that option can be told apart from the cost of the server
 interpreter (so the same pyvips and libvips) as the server. Prints one JSON object.
 
 Usage: pyvips_ref.py PHOTO WIDTH[,WIDTH...]
-       pyvips_ref.py PHOTO WIDTH[,WIDTH...] --paired PORT TEMPLATE
+       pyvips_ref.py PHOTO WIDTH[,WIDTH...] --paired PORT TEMPLATE [--peer NAME PORT TEMPLATE]...
 
-With --paired, each width is rendered twice, back to back in alternating order: once by the server
-(GET TEMPLATE with "{w}" replaced, on one keep-alive connection, each width never asked before) and
-once in-process. Both see the same moment's machine, so drifting load from other processes cancels
-out of the ratio; this is the figure the cold-render goal is judged on.
+With --paired, each width is rendered by every participant in turn: by the server (GET TEMPLATE with "{w}"
+replaced, on one keep-alive connection, each width never asked before), by each --peer the same way, and
+in-process. The order rotates from width to width. All of them see the same moment's machine, so drifting
+load from other processes cancels out of the per-width ratios; these are the figures the cold goals are
+judged on.
 """
 
 from __future__ import annotations
@@ -59,35 +60,52 @@ def _summary(times: list[float]) -> dict[str, object]:
     }
 
 
-def _paired(source: bytes, widths: list[int], port: int, template: str) -> dict[str, object]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    server: list[float] = []
-    local: list[float] = []
+def _fetch(connection: http.client.HTTPConnection, name: str, path: str) -> None:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise SystemExit(f"{name} answered {response.status} for {path}")
+
+
+def _paired(source: bytes, widths: list[int], servers: list[tuple[str, int, str]]) -> dict[str, object]:
+    """`servers` is the server under test first, then the peers: (name, port, template)."""
+    connections = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=120) for name, port, _ in servers}
+    templates = {name: template for name, _, template in servers}
+    participants = [name for name, _, _ in servers] + ["pyvips"]
+    times: dict[str, list[float]] = {name: [] for name in participants}
     for index, width in enumerate(widths):
-        steps = ["server", "local"] if index % 2 == 0 else ["local", "server"]
-        for step in steps:
+        shift = index % len(participants)
+        for name in participants[shift:] + participants[:shift]:
             start = time.perf_counter()
-            if step == "server":
-                connection.request("GET", template.replace("{w}", str(width)))
-                response = connection.getresponse()
-                response.read()
-                if response.status != 200:
-                    raise SystemExit(f"the server answered {response.status} for width {width}")
-                server.append((time.perf_counter() - start) * 1000)
-            else:
+            if name == "pyvips":
                 _render(source, width)
-                local.append((time.perf_counter() - start) * 1000)
-    connection.close()
-    ratios = [a / b for a, b in zip(server, local, strict=True)]
-    return {
+            else:
+                _fetch(connections[name], name, templates[name].replace("{w}", str(width)))
+            times[name].append((time.perf_counter() - start) * 1000)
+    for connection in connections.values():
+        connection.close()
+    server = times[servers[0][0]]
+    local = times["pyvips"]
+    result: dict[str, object] = {
         "renders": len(widths),
         "server_median_ms": round(statistics.median(server), 3),
         "pyvips_median_ms": round(statistics.median(local), 3),
         "ratio_of_medians": round(statistics.median(server) / statistics.median(local), 3),
-        "median_of_pair_ratios": round(statistics.median(ratios), 3),
+        "median_of_pair_ratios": round(statistics.median(a / b for a, b in zip(server, local, strict=True)), 3),
         "server_ms": [round(t, 3) for t in server],
         "pyvips_ms": [round(t, 3) for t in local],
+        "order": "rotating: " + ", ".join(participants),
+        "peers": {},
     }
+    for name, _, _ in servers[1:]:
+        theirs = times[name]
+        result["peers"][name] = {  # type: ignore[index]
+            "median_ms": round(statistics.median(theirs), 3),
+            "median_of_pair_ratios": round(statistics.median(a / b for a, b in zip(server, theirs, strict=True)), 3),
+            "ms": [round(t, 3) for t in theirs],
+        }
+    return result
 
 
 def main() -> None:
@@ -105,7 +123,13 @@ def main() -> None:
     }
     if "--paired" in sys.argv:
         at = sys.argv.index("--paired")
-        result["paired"] = _paired(source, widths, int(sys.argv[at + 1]), sys.argv[at + 2])
+        servers = [("konifer", int(sys.argv[at + 1]), sys.argv[at + 2])]
+        servers += [
+            (sys.argv[i + 1], int(sys.argv[i + 2]), sys.argv[i + 3])
+            for i, arg in enumerate(sys.argv)
+            if arg == "--peer"
+        ]
+        result["paired"] = _paired(source, widths, servers)
     else:
         plain, optimized = _timed_pair(source, widths)
         result["jpegsave_q80"] = _summary(plain)

@@ -16,12 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+TABLE = "| scenario | server | conns | req/s | p50 ms | p90 ms | p99 ms | errors | other load |"
 
 
 def excerpt(results: Path) -> str:
     lines = results.read_text().splitlines()
     machine = next(line for line in lines if line.endswith("where it is high, the figure is low."))
-    header = lines.index("| scenario | server | conns | req/s | p50 ms | p90 ms | p99 ms | errors | other load |")
+    header = lines.index(TABLE)
     rows = [line for line in lines[header + 2 :] if line.startswith("| ") and line.split(" | ")[2] == "32"]
     goals_at = lines.index("| goal | measured | target | result | margin |")
     goals = []
@@ -51,7 +52,8 @@ def main() -> None:
     if len(sys.argv) > 1:
         results = Path(sys.argv[1]).resolve()
     else:
-        results = max((ROOT / "bench" / "results").glob("*.md"), key=lambda path: path.stat().st_mtime)
+        suite_runs = [path for path in (ROOT / "bench" / "results").glob("*.md") if TABLE in path.read_text()]
+        results = max(suite_runs, key=lambda path: path.stat().st_mtime)
     readme = README.read_text()
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(readme):

@@ -69,9 +69,16 @@ def markdown(result: dict[str, Any]) -> str:
     if paired.get("server_median_ms"):
         lines += [
             "",
-            f"Interleaved, width by width ({paired['renders']} fresh widths, one request at a time): konifer-edge "
-            f"{paired['server_median_ms']:.1f} ms per render (request to last byte), pyvips in-process "
-            f"{paired['pyvips_median_ms']:.1f} ms: {paired['ratio_of_medians']:.2f}x.",
+            f"In turns, width by width ({paired['renders']} fresh widths, one request at a time, the order "
+            f"rotating): konifer-edge {paired['server_median_ms']:.1f} ms per render (request to last byte), pyvips "
+            f"in-process {paired['pyvips_median_ms']:.1f} ms (median of per-width ratios "
+            f"{paired['median_of_pair_ratios']:.2f}x)"
+            + "".join(
+                f", {name} {peer['median_ms']:.1f} ms (konifer-edge / {name}, median of per-width ratios "
+                f"{peer['median_of_pair_ratios']:.2f}x)"
+                for name, peer in paired.get("peers", {}).items()
+            )
+            + ".",
         ]
     for peer in ("thumbor", "ipx"):
         info = result["peers"].get(peer, {})

@@ -206,11 +206,14 @@ def scenario_cold(run: Run, result: dict[str, Any]) -> dict[str, Any]:
             )
             _settle(port, run.peer_hot[name])
         cold[name] = runs
-    # The goal's figure: server and in-process renders interleaved, width by width, on a fresh copy.
+    # The goals' figures: the server, each peer and pyvips in-process in turns, width by width, each width
+    # the first request of its variant everywhere (the peers read their own fresh copy, cold-paired.jpg).
     entry = konifer.store("bench/cold-paired", run.photo_bytes)["entryId"]
-    log("paired: konifer-edge and pyvips in-process, interleaved over 40 fresh widths")
+    log(f"paired: konifer-edge, {', '.join(run.peers) or 'no peers'} and pyvips in-process, in turns over 40 widths")
     template = f"/assets/bench/cold-paired/-/entry/{entry}/content?w={{w}}"
     widths = ",".join(map(str, cold_widths(40)))
+    peer_templates = {"thumbor": "/unsafe/{w}x0/cold-paired.jpg", "ipx": "/w_{w}/cold-paired.jpg"}
+    peer_args = [arg for name, port in run.peers.items() for arg in ("--peer", name, str(port), peer_templates[name])]
     paired = subprocess.run(
         [
             str(VENV_PYTHON),
@@ -220,6 +223,7 @@ def scenario_cold(run: Run, result: dict[str, Any]) -> dict[str, Any]:
             "--paired",
             str(konifer.port),
             template,
+            *peer_args,
         ],
         capture_output=True,
         text=True,
@@ -230,9 +234,14 @@ def scenario_cold(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         cold["paired"] = {"error": (paired.stdout + paired.stderr)[-2000:]}
     else:
         cold["paired"] = json.loads(paired.stdout)["paired"]
+        pairs = cold["paired"]
         log(
-            f"  paired: konifer-edge {cold['paired']['server_median_ms']:.1f} ms, pyvips "
-            f"{cold['paired']['pyvips_median_ms']:.1f} ms per render ({cold['paired']['ratio_of_medians']:.2f}x)"
+            f"  paired: konifer-edge {pairs['server_median_ms']:.1f} ms, pyvips {pairs['pyvips_median_ms']:.1f} ms "
+            f"per render (median of per-width ratios {pairs['median_of_pair_ratios']:.2f}x)"
+            + "".join(
+                f", {name} {peer['median_ms']:.1f} ms ({peer['median_of_pair_ratios']:.2f}x)"
+                for name, peer in pairs.get("peers", {}).items()
+            )
         )
     renders = max(20, min(300, cold["konifer"]["1"]["requests"]))
     reference_widths = cold_widths(renders)

@@ -80,8 +80,8 @@ def main() -> int:
     photo = make_photo(images / "photo.jpg")
     result["photo"] = {"width": 3000, "height": 2000, "bytes": photo.stat().st_size, "quality": 90}
     log(f"photo: {photo} ({photo.stat().st_size:,} bytes)")
-    for c in CONNECTIONS:  # fresh sources for the peers' cold runs, so no result cache can answer them
-        shutil.copy(photo, images / f"cold-c{c}.jpg")
+    for name in [*(f"cold-c{c}" for c in CONNECTIONS), "cold-paired"]:
+        shutil.copy(photo, images / f"{name}.jpg")  # fresh sources for the peers' cold runs: no result cache answers
 
     konifer = Konifer(tmp)
     sampler = machine.watch(lambda: konifer.service.pid, konifer.postmaster_pid)
