@@ -3,7 +3,8 @@
 The hottest request an image origin sees is the same URL again: one entry of one path,
 usually transformed, small enough to be in the body cache; and the metadata of what is at
 a path. The first time, the full route answers and `record` keeps what it sent, keyed by
-the exact request target (and the `Accept` header when the answer was negotiated). The
+the exact request target (and the `Accept` header when the answer was negotiated, and where the
+request came in when a link answer is built from it). The
 next time, `serve_recorded_answers`, an ASGI layer in front of the framework, checks that
 the path's generation has not moved (every store, update, delete and render bumps it, on
 every node) and sends the recorded headers and body: no routing, parsing, resolving or
@@ -11,7 +12,8 @@ header building.
 
 What may be recorded is decided in one place, `_recordable`: only answers that no request
 detail but the target can change: `GET`s of a public path with a known generation; an
-image pinned to an entry, whole (200, no `Range`), with its body in memory; or metadata.
+image pinned to an entry, whole (200, no `Range`), with its body in memory; metadata; or
+links that do not expire.
 Signed URLs qualify because the signature is part of the target. Anything else, any miss
 and any doubt goes to the full route, which stays the only place that decides what an
 answer is. The 304 and `Content-Length` rules below are the full route's too
@@ -39,6 +41,7 @@ from litestar.types import (
 
 from konifer_edge.cache.resolution import LruCache
 from konifer_edge.domain.models import Variant
+from konifer_edge.domain.selectors import ReturnFormat
 from konifer_edge.http.headers import etag_matches
 from konifer_edge.observability import metrics
 from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
@@ -48,7 +51,17 @@ from konifer_edge.services.runtime import Runtime
 MAX_RECORDED_ANSWERS: Final = 20_000
 # Recorded answers are checked against the path's generation on every use; the TTL only bounds memory.
 _RECORD_TTL_SECONDS: Final = 3600.0
-_VARIES: Final = "varies by Accept"
+
+
+class _Varies(msgspec.Struct, frozen=True):
+    """Stands at a target whose answers differ by `Accept`, by where the request came in, or both."""
+
+    accept: bool
+    origin: bool
+
+    def key(self, target: str, accept: str, origin: str) -> str:
+        return f"{target}\n{accept if self.accept else ''}\n{origin if self.origin else ''}"
+
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -101,7 +114,26 @@ class Replay:
         if selector.return_format.is_metadata:
             # Metadata is a function of the rows alone, and any write to the path moves its generation.
             answer = _answer(outcome.request.path, outcome.generation, route_kind, kept, "application/json", content)
-            self._put(request_target(scope), "", answer, varies_by_accept=False)
+            self._put(scope, answer, by_accept=False, by_origin=False)
+            return
+        if selector.return_format is ReturnFormat.LINK:
+            # A link is the rows plus the URL it hands out, whose base may be where the request came in
+            # (without `http.public-url`). Its variant exists once answered, as a replayed image's does.
+            if "K-Cache-Status" in kept:
+                kept["K-Cache-Status"] = "hit"
+            stored = [resolved for resolved in outcome.variants if resolved.source is not None]
+            answer = _answer(
+                outcome.request.path,
+                outcome.generation,
+                route_kind,
+                kept,
+                "application/json",
+                content,
+                variant=stored[0].variant if stored else None,
+                counts_as_variant_lookup=bool(stored),
+            )
+            by_accept = any(resolved.negotiated for resolved in outcome.variants)
+            self._put(scope, answer, by_accept=by_accept, by_origin=True)
             return
         resolved = outcome.variants[0]
         assert outcome.body is not None
@@ -119,25 +151,27 @@ class Replay:
             variant=resolved.variant,
             counts_as_variant_lookup=resolved.source is not None,
         )
-        self._put(request_target(scope), header(scope, b"accept"), answer, varies_by_accept=resolved.negotiated)
+        self._put(scope, answer, by_accept=resolved.negotiated, by_origin=False)
 
-    def _put(self, target: str, accept: str, answer: RecordedAnswer, *, varies_by_accept: bool) -> None:
-        if varies_by_accept:
-            self._answers.put(target, _VARIES, _RECORD_TTL_SECONDS)
-            target = f"{target}\n{accept}"
+    def _put(self, scope: Scope, answer: RecordedAnswer, *, by_accept: bool, by_origin: bool) -> None:
+        target = request_target(scope)
+        if by_accept or by_origin:
+            varies = _Varies(accept=by_accept, origin=by_origin)
+            self._answers.put(target, varies, _RECORD_TTL_SECONDS)
+            target = varies.key(target, header(scope, b"accept"), request_origin(scope))
         self._answers.put(target, answer, _RECORD_TTL_SECONDS)
 
-    def find(self, target: str, accept: str) -> RecordedAnswer | None:
+    def find(self, target: str, accept: str, origin: str = "") -> RecordedAnswer | None:
         found = self._answers.get(target)
-        if found == _VARIES:
-            found = self._answers.get(f"{target}\n{accept}")
+        if isinstance(found, _Varies):
+            found = self._answers.get(found.key(target, accept, origin))
         return found if isinstance(found, RecordedAnswer) else None
 
     async def answer(self, scope: HTTPScope, send: Send) -> bool:
         """Send the recorded answer to this request, if there is one still valid; False otherwise."""
         if header(scope, b"range"):
             return False
-        answer = self.find(request_target(scope), header(scope, b"accept"))
+        answer = self.find(request_target(scope), header(scope, b"accept"), request_origin(scope))
         if answer is None:
             return False
         runtime = self.runtime
@@ -166,6 +200,10 @@ def _recordable(method: str, outcome: FetchOutcome, response: Response[Any]) -> 
         return False
     if fetch.selector.return_format.is_metadata:
         return True
+    if fetch.selector.return_format is ReturnFormat.LINK:
+        # A replay touches at most one variant for idle expiry, so links to several stored variants are not kept.
+        stored = sum(resolved.source is not None for resolved in outcome.variants)
+        return stored <= 1 and all(target.expires_at is None for target in outcome.links)
     # An entry's image sent here (content, download, or a redirect we serve ourselves), whole and in
     # memory; a newest-at-path image is resolved afresh.
     return (
@@ -222,6 +260,11 @@ def request_target(scope: Scope) -> str:
     raw_path: bytes = scope.get("raw_path") or str(scope["path"]).encode()
     query: bytes = scope.get("query_string", b"")
     return (raw_path + b"?" + query).decode("latin-1")
+
+
+def request_origin(scope: Scope) -> str:
+    """Scheme and `Host` as sent: what a link's URL is built from when no public URL is configured."""
+    return f"{scope.get('scheme', 'http')}://{header(scope, b'host')}"
 
 
 def header(scope: Scope, name: bytes) -> str:

@@ -1,4 +1,4 @@
-"""Repeated entry content and metadata fetches are answered from what the full route recorded (http/replay.py).
+"""Repeated entry content, metadata and link fetches are answered from what the full route recorded (http/replay.py).
 
 Each test first makes the full route answer (and record), then checks that the repeat is the
 same answer, and that nothing a repeat must not reuse is reused: a write in between, another
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.access import CACHE_TTL, assert_refused, bearer, create_key, eventually, signed
 from tests.support.assets import stored
@@ -88,6 +89,44 @@ def test_newest_metadata_is_replayed_until_the_path_changes(api: Deployment) -> 
     assert api.client.delete(f"/assets{path}/-/all").status_code == 204
     assert api.client.get(newest).status_code == 404
     assert api.client.get(both).json() == []
+
+
+def _replayed(deployment: Deployment, route: str) -> int:
+    """How many answers of ``route`` the fast path sent (the `cache="memory"` requests)."""
+    text = deployment.client.get("/metrics").text
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "konifer_http_requests_total"
+            and sample.labels.get("route") == route
+            and sample.labels.get("cache") == "memory"
+        )
+    )
+
+
+def test_links_are_replayed_per_origin_until_the_path_changes(api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(api.client, path, IMAGE, metadata=FIRST)
+    link = f"/assets{path}?w=20"
+    before = _replayed(api, "fetch_link")
+    first, *repeats = (api.client.get(link) for _ in range(4))
+    assert first.status_code == 200 and first.headers["k-cache-status"] == "miss"
+    assert first.json()["url"].endswith(f"{path}/-/entry/0/content?h=10&w=20")
+    for repeat in repeats:
+        assert {**comparable(first)[1], "k-cache-status": "hit"} == comparable(repeat)[1]
+        assert repeat.content == first.content
+    # The render that the first answer waited for may retire what it recorded; the last two are replays.
+    eventually(lambda: min(_replayed(api, "fetch_link") - before, 2), 2)
+    # The URL's base is where the request came in: another Host is another answer, never a replay of this one.
+    elsewhere = api.client.get(link, headers={"Host": "cdn.example"})
+    assert elsewhere.json()["url"] == f"http://cdn.example/assets{path}/-/entry/0/content?h=10&w=20"
+    assert api.client.get(link).json() == first.json()
+    stored(api.client, path, IMAGE, metadata={"alt": "second"})
+    newest = api.client.get(link)
+    assert newest.json()["url"].endswith(f"{path}/-/entry/1/content?h=10&w=20") and newest.json()["alt"] == "second"
+    assert newest.headers["k-cache-status"] == "miss"
 
 
 def test_negotiated_answers_are_kept_per_accept(fs_api: Deployment) -> None:

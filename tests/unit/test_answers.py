@@ -329,3 +329,22 @@ def test_metadata_is_recorded_with_its_body() -> None:
     assert recorded.body == response.content and recorded.etag is None
     assert dict(recorded.length_and_type)[b"content-type"] == b"application/json"
     assert (recorded.route_kind, recorded.generation) == ("fetch_metadata", 5)
+
+
+def test_links_are_recorded_per_origin_unless_they_expire() -> None:
+    outcome, _ = _content(ReturnFormat.LINK)
+    lasting = msgspec.structs.replace(outcome, links=[LinkTarget(url="https://img.example/assets/photos/-/entry/7")])
+    response = _answer(lasting)
+    assert _recordable("GET", lasting, response)
+    replay = _replay()
+    request: Any = _Request("GET")
+    request.scope["headers"].append((b"host", b"img.example"))
+    replay.record(request, lasting, response)
+    target = "/assets/photos/-/entry/7?"
+    assert replay.find(target, "", "http://elsewhere.example") is None
+    recorded = replay.find(target, "", "http://img.example")
+    assert recorded is not None and recorded.body == response.content
+    assert dict(recorded.length_and_type)[b"k-cache-status"] == b"hit"
+    presigned = LinkTarget(url="https://s3.example/a?X-Amz-Signature=1", expires_at=datetime(2026, 1, 3, tzinfo=UTC))
+    expiring = msgspec.structs.replace(outcome, links=[presigned])
+    assert not _recordable("GET", expiring, _answer(expiring))
