@@ -25,7 +25,6 @@ import msgspec.inspect as mi
 
 from konifer_edge.config.durations import format_duration, parse_byte_size, parse_duration, parse_pixel_count
 from konifer_edge.config.errors import ConfigError
-from konifer_edge.config.reader import describe, join_key
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -60,6 +59,25 @@ _UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`"
 _STEP: Final = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 
+def join_key(parent: str, name: str) -> str:
+    return f"{parent}.{name}" if parent else name
+
+
+def describe(value: object) -> str:
+    """A value as it should appear in an error message: short and unambiguous."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def as_object(raw: object, key: str) -> Mapping[str, object]:
+    """An object whose keys are names (profiles, rules, patterns); absent counts as empty."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, f"expected an object (a table of keys), got {describe(raw)}")
+    return raw
+
+
 def decode_section(raw: object, model: type[S], key: str) -> S:
     """``raw`` (``None`` counts as empty) as ``model``; every problem a ConfigError naming its key."""
     info = mi.type_info(model)
@@ -77,6 +95,13 @@ def _loosened(value: object, info: mi.Type, key: str) -> object:
     if isinstance(info, mi.Metadata):
         if (info.extra or {}).get("trim") and isinstance(value, str):
             value = value.strip()
+        read = (info.extra or {}).get("read")
+        if callable(read) and value is not None:
+            # A reader of the field's own, for values whose wording msgspec's bounds cannot give.
+            try:
+                value = read(value)
+            except ValueError as error:
+                raise ConfigError(key, str(error)) from None
         unit = (info.extra or {}).get("unit")
         if isinstance(unit, str) and unit in _UNITS and value is not None:
             written = value
@@ -118,6 +143,8 @@ def _loosened(value: object, info: mi.Type, key: str) -> object:
         return value.strip().lower()
     if isinstance(info, mi.ListType | mi.VarTupleType) and isinstance(value, list | tuple):
         return [_loosened(item, info.item_type, f"{key}[{index}]") for index, item in enumerate(value)]
+    if isinstance(info, mi.DictType) and isinstance(value, Mapping):
+        return {name: _loosened(item, info.value_type, join_key(key, str(name))) for name, item in value.items()}
     return value
 
 
@@ -151,13 +178,17 @@ def _config_error(message: str, raw: object, tree: object, info: mi.Type, key: s
     value, written, where = tree, raw, info
     full_key = key
     declared: object = None
-    for step in steps:
+    unknown = _UNKNOWN.match(message)
+    for position, step in enumerate(steps):
         value, written = _item(value, step), _item(written, step)
         declared = _declared(where, step) if isinstance(step, str) else declared
         where = _inner(where, step)
-        # A list is named as a whole, as the operator wrote it: `image.lqip`, not `image.lqip[1]`.
-        full_key = join_key(full_key, step) if isinstance(step, str) else full_key
-    unknown = _UNKNOWN.match(message)
+        if isinstance(step, str):
+            full_key = join_key(full_key, step)
+        elif position + 1 < len(steps) or unknown:
+            # An object in a list is named by its place: `reject-rules[0].rule`.
+            full_key = f"{full_key}[{step}]"
+        # A value in a list is named with the list, as the operator wrote it: `image.lqip`, not `image.lqip[1]`.
     if unknown:
         name = unknown.group("name")
         known = [field.encode_name for field in _fields(where)]
@@ -165,6 +196,10 @@ def _config_error(message: str, raw: object, tree: object, info: mi.Type, key: s
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return ConfigError(join_key(full_key, name), f"unknown key{hint}")
     plain = message.removesuffix(at.group(0) if at else "")
+    wanted = where.extra.get("expected") if isinstance(where, mi.Metadata) and where.extra else None
+    if isinstance(wanted, str):
+        # The field names what it holds in the operator's words: `a list of { rule = ... } objects`.
+        return ConfigError(full_key, f"expected {wanted}, got {describe(written)}")
     return ConfigError(full_key, _expected(where, value, written, declared) or plain)
 
 
@@ -243,4 +278,6 @@ def _expected(info: mi.Type, value: object, written: object, declared: object) -
         return f"expected one of {allowed}, got {describe(written)}"
     if isinstance(info, mi.ListType | mi.VarTupleType):
         return f"expected a list, got {describe(written)}"
+    if isinstance(info, mi.DictType):
+        return f"expected an object (a table of keys), got {describe(written)}"
     return None

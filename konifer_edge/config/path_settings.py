@@ -16,28 +16,25 @@ from typing import Final
 
 import msgspec
 
-from konifer_edge.config.decode import decode_section
+from konifer_edge.config.decode import as_object, decode_section, describe, join_key
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
-    EXPIRE_STRATEGIES,
-    ON_DEMAND_MODES,
     SUPPORTED_CONTENT_TYPES,
-    AccessSettings,
-    AssetLimits,
     CacheControlDirectives,
     CacheControlSettings,
     CorsSettings,
-    ImageSettings,
+    PathFile,
     PathObjectStore,
     PathSettings,
+    PreprocessingFile,
+    PreprocessingMaxima,
     PreprocessingSettings,
     RedirectSettings,
     ReturnFormatFile,
     ReturnFormatSettings,
-    TransformLimits,
+    TransformFile,
     TransformSettings,
     UrlSigningSettings,
-    VariantCacheSettings,
 )
 from konifer_edge.config.paths import (
     ROOT_PATTERN,
@@ -47,7 +44,6 @@ from konifer_edge.config.paths import (
     parse_pattern,
     pattern_text,
 )
-from konifer_edge.config.reader import Section, describe
 from konifer_edge.config.rules import UPLOAD_RULESET_KEY, read_upload_ruleset
 from konifer_edge.config.sections import read_url_signing
 from konifer_edge.config.transformations import read_transformation_params
@@ -80,34 +76,35 @@ class PathContext:
     """Collects what loads but is not applied, for the start-up log."""
 
 
-def read_path_settings(section: Section, context: PathContext) -> PathSettings:
+def read_path_settings(merged: RawObject, key: str, context: PathContext) -> PathSettings:
+    """One pattern's merged settings, decoded from ``PathFile`` and checked for what its types cannot say."""
+    written = decode_section(merged, PathFile, key)
     settings = PathSettings(
-        object_store=_read_object_store(section),
-        allowed_content_types=_read_content_types(section, "allowed-content-types"),
-        image=_read_image(section),
-        return_format=_read_return_format(section),
-        cache_control=_read_cache_control(section),
-        transform=_read_transform(section.section("transform"), context),
-        limits=_read_asset_limits(section),
-        url_signing=_read_url_signing_override(section, context.url_signing),
-        access=decode_section(section.raw("access"), AccessSettings, section.key_of("access")),
-        upload_ruleset=read_upload_ruleset(section.section(UPLOAD_RULESET_KEY), context.rule_names),
-        cors=_read_cors(section),
+        object_store=_object_store(written.object_store, join_key(key, "object-store")),
+        allowed_content_types=_content_types(written.allowed_content_types, join_key(key, "allowed-content-types")),
+        image=msgspec.structs.replace(written.image, lqip=tuple(dict.fromkeys(written.image.lqip))),
+        return_format=_return_format(written.return_format, join_key(key, "return-format")),
+        cache_control=_cache_control(written.cache_control, merged.get("cache-control")),
+        transform=_transform(written.transform, join_key(key, "transform"), context),
+        limits=written.limits,
+        url_signing=_url_signing_override(written.url_signing, context.url_signing, join_key(key, "url-signing")),
+        access=written.access,
+        upload_ruleset=read_upload_ruleset(
+            written.upload_ruleset, join_key(key, UPLOAD_RULESET_KEY), context.rule_names
+        ),
+        cors=_cors(written.cors, join_key(key, "cors")),
     )
-    section.finish()
     cache_control = settings.cache_control
     if settings.access.read == "key" and cache_control.enabled and cache_control.visibility == "public":
         # A shared cache (the CDN) would hand a key holder's answer to anyone.
         raise ConfigError(
-            section.key_of("access.read"),
+            join_key(key, "access.read"),
             "a path that needs a key to read must not be cached publicly: set cache-control.visibility = 'private'",
         )
     return settings
 
 
-def _read_object_store(section: Section) -> PathObjectStore:
-    key = section.key_of("object-store")
-    settings = decode_section(section.raw("object-store"), PathObjectStore, key)
+def _object_store(settings: PathObjectStore, key: str) -> PathObjectStore:
     if not _BUCKET_NAME.fullmatch(settings.bucket):
         raise ConfigError(
             f"{key}.bucket",
@@ -116,29 +113,19 @@ def _read_object_store(section: Section) -> PathObjectStore:
     return settings
 
 
-def _read_content_types(section: Section, name: str) -> tuple[str, ...] | None:
-    written = section.string_list(name)
+def _content_types(written: tuple[str, ...] | None, key: str) -> tuple[str, ...] | None:
     if written is None:
         return None
     content_types = tuple(dict.fromkeys(content_type.strip().lower() for content_type in written))
     for content_type in content_types:
         if content_type not in SUPPORTED_CONTENT_TYPES:
             supported = ", ".join(SUPPORTED_CONTENT_TYPES)
-            raise ConfigError(
-                section.key_of(name),
-                f"{content_type!r} is not a supported content type; use any of {supported}",
-            )
+            raise ConfigError(key, f"{content_type!r} is not a supported content type; use any of {supported}")
     return content_types
 
 
-def _read_image(section: Section) -> ImageSettings:
-    settings = decode_section(section.raw("image"), ImageSettings, section.key_of("image"))
-    return msgspec.structs.replace(settings, lqip=tuple(dict.fromkeys(settings.lqip)))
-
-
-def _read_return_format(section: Section) -> ReturnFormatSettings:
-    key = section.key_of("return-format")
-    redirect = decode_section(section.raw("return-format"), ReturnFormatFile, key).redirect
+def _return_format(written: ReturnFormatFile, key: str) -> ReturnFormatSettings:
+    redirect = written.redirect
     template_key = f"{key}.redirect.template.string"
     template_string = _checked_template(redirect.template.string, template_key)
     if redirect.strategy == "template" and template_string is None:
@@ -169,94 +156,71 @@ def _checked_template(written: str | None, key: str) -> str | None:
     return template
 
 
-def _read_cache_control(section: Section) -> CacheControlSettings:
-    written = section.raw("cache-control")
-    directives = decode_section(written, CacheControlDirectives, section.key_of("cache-control"))
+def _cache_control(directives: CacheControlDirectives, written: object) -> CacheControlSettings:
     explicit = isinstance(written, Mapping) and written.get("enabled") is not None
     return CacheControlSettings(**msgspec.structs.asdict(directives), explicit=explicit)
 
 
-def _read_transform(section: Section, context: PathContext) -> TransformSettings:
-    on_demand = section.section("on-demand-variant")
-    expire = section.section("expire")
-    preprocessing = section.section("preprocessing")
-    retention = section.section("retention")
-    expire_strategy = expire.choice("strategy", EXPIRE_STRATEGIES, "never")
+def _transform(written: TransformFile, key: str, context: PathContext) -> TransformSettings:
+    expire = written.expire
+    preprocessing = written.preprocessing
+    preprocessing_key = join_key(key, "preprocessing")
     settings = TransformSettings(
-        eager_variants=_read_eager_variants(section, context.profile_names),
-        on_demand_mode=on_demand.choice("mode", ON_DEMAND_MODES, "enabled"),
-        expire_strategy=expire_strategy,
-        expire_ttl=expire.optional_duration("ttl"),
-        preprocessing_enabled=preprocessing.boolean("enabled", False),
-        preprocessing=_read_preprocessing_image(preprocessing.section("image")),
-        limits=_read_transform_limits(section),
-        variant_cache=_read_variant_cache(retention),
+        eager_variants=_eager_variants(written.eager_variants, join_key(key, "eager-variants"), context.profile_names),
+        on_demand_mode=written.on_demand_variant.mode,
+        expire_strategy=expire.strategy,
+        expire_ttl=expire.ttl,
+        preprocessing_enabled=preprocessing.enabled,
+        preprocessing=_preprocessing_image(preprocessing.image, join_key(preprocessing_key, "image")),
+        limits=written.limits,
+        variant_cache=written.retention.cache,
     )
-    _ignore_misplaced_maxima(preprocessing, context.warnings)
-    for finished in (on_demand, expire, preprocessing, retention, section):
-        finished.finish()
-    if expire_strategy != "never" and settings.expire_ttl is None:
-        raise ConfigError(expire.key_of("ttl"), f"required when the expire strategy is '{expire_strategy}'")
+    _ignore_misplaced_maxima(preprocessing, preprocessing_key, context.warnings)
+    if expire.strategy != "never" and expire.ttl is None:
+        raise ConfigError(join_key(key, "expire.ttl"), f"required when the expire strategy is '{expire.strategy}'")
     return settings
 
 
-def _ignore_misplaced_maxima(preprocessing: Section, warnings: list[str]) -> None:
+def _ignore_misplaced_maxima(preprocessing: PreprocessingFile, key: str, warnings: list[str]) -> None:
     """``preprocessing { max-height = 300 }``, as one of Konifer's documentation examples writes it.
 
     Konifer reads the maxima only inside ``preprocessing.image`` and ignores them here, so a file
     written after that example loads, with a warning, and the setting stays unapplied as in Konifer.
     """
-    for name in _PREPROCESSING_MAXIMA:
-        if preprocessing.raw(name) is not None:
+    for name, value in (("max-width", preprocessing.max_width), ("max-height", preprocessing.max_height)):
+        if value is not None:
             warnings.append(
-                f"{preprocessing.key_of(name)}: ignored, as Konifer ignores it; to apply it,"
-                f" move it to {preprocessing.key_of('image.' + name)}"
+                f"{join_key(key, name)}: ignored, as Konifer ignores it; to apply it,"
+                f" move it to {join_key(key, 'image.' + name)}"
             )
 
 
-def _read_eager_variants(section: Section, profile_names: Set[str]) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(name.strip() for name in section.string_list("eager-variants") or ()))
+def _eager_variants(written: tuple[str, ...], key: str, profile_names: Set[str]) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for name in written))
     for name in names:
         if name not in profile_names:
             defined = ", ".join(sorted(profile_names)) or "none"
-            raise ConfigError(
-                section.key_of("eager-variants"),
-                f"{name!r} is not a profile in variant-profiles (defined: {defined})",
-            )
+            raise ConfigError(key, f"{name!r} is not a profile in variant-profiles (defined: {defined})")
     return names
 
 
-def _read_preprocessing_image(section: Section) -> PreprocessingSettings:
-    settings = PreprocessingSettings(
-        params=read_transformation_params(section, extra_keys=frozenset({"max-width", "max-height"})),
-        max_width=section.optional_integer("max-width", minimum=1),
-        max_height=section.optional_integer("max-height", minimum=1),
-    )
-    section.finish()
-    return settings
+def _preprocessing_image(written: Mapping[str, object], key: str) -> PreprocessingSettings:
+    params = read_transformation_params(written, key, extra_keys=frozenset(_PREPROCESSING_MAXIMA))
+    maxima = {name: value for name, value in written.items() if name in _PREPROCESSING_MAXIMA}
+    decoded = decode_section(maxima, PreprocessingMaxima, key)
+    return PreprocessingSettings(params=params, max_width=decoded.max_width, max_height=decoded.max_height)
 
 
-def _read_transform_limits(section: Section) -> TransformLimits:
-    return decode_section(section.raw("limits"), TransformLimits, section.key_of("limits"))
-
-
-def _read_variant_cache(section: Section) -> VariantCacheSettings:
-    return decode_section(section.raw("cache"), VariantCacheSettings, section.key_of("cache"))
-
-
-def _read_asset_limits(section: Section) -> AssetLimits:
-    return decode_section(section.raw("limits"), AssetLimits, section.key_of("limits"))
-
-
-def _read_url_signing_override(section: Section, top_level: Mapping[str, object]) -> UrlSigningSettings | None:
-    if not section.has("url-signing"):
+def _url_signing_override(
+    written: Mapping[str, object] | None, top_level: Mapping[str, object], key: str
+) -> UrlSigningSettings | None:
+    if written is None:
         return None
-    override = section.section("url-signing")
     # Keys the path leaves out (typically the shared secret) come from the top level; a path
     # that names its own secret(s) replaces the top level's, never adds to them.
-    if any(name in override.data for name in _SECRET_NAMES):
+    if any(name in written for name in _SECRET_NAMES):
         top_level = {name: value for name, value in top_level.items() if name not in _SECRET_NAMES}
-    return read_url_signing(deep_merge(top_level, override.data), override.key)
+    return read_url_signing(deep_merge(top_level, written), key)
 
 
 _ORIGIN: Final = re.compile(
@@ -265,9 +229,7 @@ _ORIGIN: Final = re.compile(
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _read_cors(section: Section) -> CorsSettings:
-    key = section.key_of("cors")
-    settings = decode_section(section.raw("cors"), CorsSettings, key)
+def _cors(settings: CorsSettings, key: str) -> CorsSettings:
     settings = msgspec.structs.replace(
         settings,
         allowed_origins=_cors_origins(settings.allowed_origins, f"{key}.allowed-origins"),
@@ -334,7 +296,7 @@ def build_path_configuration(raw_paths: object, context: PathContext) -> PathCon
 
 def _read(pattern: _Pattern, merged: RawObject, context: PathContext) -> PathSettings:
     try:
-        return read_path_settings(Section(merged, pattern.key), context)
+        return read_path_settings(merged, pattern.key, context)
     except ConfigError as error:
         raise _as_written(error, pattern) from None
 
@@ -353,7 +315,7 @@ def _collect_patterns(raw_paths: object) -> dict[Segments, _Pattern]:
     for written, value in _entries(raw_paths):
         key = f"{PATHS_KEY}.{written}"
         segments = parse_pattern(written, key)
-        own = plain_copy(Section.of(value, key).data)
+        own = plain_copy(as_object(value, key))
         assert isinstance(own, dict)
         renamed = apply_path_aliases(own, key)
         existing = patterns.get(segments)
@@ -380,10 +342,16 @@ def _entries(raw_paths: object) -> list[tuple[str, object]]:
     )
 
 
+class _ListedPattern(msgspec.Struct, frozen=True, kw_only=True):
+    """The pattern of an entry of the list form; its other keys are the pattern's settings."""
+
+    path: str | None = None
+
+
 def _list_entry(index: int, entry: object) -> tuple[str, object]:
     """One entry of Konifer's older ``paths = [ { path = "/users/**", ... } ]`` form."""
-    section = Section.of(entry, f"{PATHS_KEY}[{index}]")
-    pattern = section.optional_string("path")
+    key = f"{PATHS_KEY}[{index}]"
+    pattern = decode_section(entry, _ListedPattern, key).path
     if pattern is None or not pattern.strip():
-        raise ConfigError(section.key_of("path"), "every entry of the list form needs a path pattern")
-    return pattern.strip(), {name: value for name, value in section.data.items() if name != "path"}
+        raise ConfigError(join_key(key, "path"), "every entry of the list form needs a path pattern")
+    return pattern.strip(), {name: value for name, value in as_object(entry, key).items() if name != "path"}

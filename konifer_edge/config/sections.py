@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from konifer_edge.config.decode import decode_section
+from konifer_edge.config.decode import decode_section, describe
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import (
     BundleSettings,
@@ -29,7 +29,6 @@ from konifer_edge.config.model import (
     UrlSigningSettings,
     VariantGenerationSettings,
 )
-from konifer_edge.config.reader import describe
 
 _HOST_NAME: Final = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
