@@ -19,11 +19,9 @@ from pyhocon import ConfigFactory
 from pyhocon.exceptions import ConfigException
 from pyparsing import ParseBaseException
 
-from konifer_edge.config.decode import decode_section
-from konifer_edge.config.durations import format_duration
+from konifer_edge.config.decode import KeyPath, RawObject, decode_section, format_duration, plain_copy, set_path
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import Config, ConfigFile, PostgresSettings
-from konifer_edge.config.path_settings import PathContext, build_path_configuration
 from konifer_edge.config.rules import (
     RULE_INFERENCE_KEY,
     read_api,
@@ -31,6 +29,8 @@ from konifer_edge.config.rules import (
     read_rule_inference,
 )
 from konifer_edge.config.sections import (
+    PathContext,
+    build_path_configuration,
     read_bundle,
     read_cache,
     read_compat,
@@ -44,7 +44,6 @@ from konifer_edge.config.sections import (
     read_variant_generation,
 )
 from konifer_edge.config.transformations import read_variant_profiles
-from konifer_edge.config.tree import KeyPath, RawObject, plain_copy, set_path
 
 TOML_SUFFIXES: Final = frozenset({".toml"})
 HOCON_SUFFIXES: Final = frozenset({".conf", ".hocon", ".json"})
