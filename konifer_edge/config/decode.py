@@ -271,6 +271,10 @@ _UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`"
 _STEP: Final = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 
+class Decoded(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+    """A section decoded straight from the tree: its names, bounds and known keys are its types'."""
+
+
 def join_key(parent: str, name: str) -> str:
     return f"{parent}.{name}" if parent else name
 

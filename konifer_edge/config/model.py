@@ -1,7 +1,7 @@
 """The validated settings: frozen msgspec Structs with snake_case names.
 
 Each Struct mirrors one object of Konifer's configuration tree (kebab-case keys
-in the file, snake_case attributes here). Instances are only built by the loader
+in the file, snake_case attributes here). Instances are only built by load.py
 after validation, so code that receives them can trust every value.
 """
 
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from konifer_edge.config.decode import PIXELS, SIZE, Duration, NonBlank, Seconds, WholeSeconds
+from konifer_edge.config.decode import PIXELS, SIZE, Decoded, Duration, NonBlank, Seconds, WholeSeconds
 from konifer_edge.config.paths import PathConfiguration
 from konifer_edge.config.rules import (
     ApiSettings,
@@ -70,10 +70,6 @@ DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
 
 
 # --- top level ---------------------------------------------------------------
-
-
-class Decoded(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
-    """A section decoded straight from the tree (config/decode.py): its names, bounds and known keys are its types'."""
 
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -138,7 +134,7 @@ class S3Settings(Decoded, frozen=True, kw_only=True):
     secret_key: NonBlank | None = None
     force_path_style: bool = False
     allow_http: bool = False
-    """Whether plain-HTTP endpoints may be used; the loader sets it for ``http://`` endpoints."""
+    """Whether plain-HTTP endpoints may be used; sections.py sets it for ``http://`` endpoints."""
     connect_timeout: Duration = timedelta(seconds=5)
     read_timeout: Duration = timedelta(seconds=30)
     """Longest wait for the next bytes of an answer."""

@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from konifer_edge.config.decode import NonBlank, Seconds, as_object, decode_section, describe, join_key
+from konifer_edge.config.decode import Decoded, NonBlank, Seconds, as_object, decode_section, describe, join_key
 from konifer_edge.config.errors import ConfigError
 
 RulesetDefault = Literal["accept", "reject"]
@@ -31,7 +31,7 @@ RULE_INFERENCE_KEY: Final = "rule-inference"
 API_KEY: Final = "api"
 UPLOAD_RULESET_KEY: Final = "upload-ruleset"
 MODIFY_RULES_KEY: Final = "modify-rules"
-# Konifer's earlier names for `modify-rules`, read with a warning (see config/tree.py).
+# Konifer's earlier names for `modify-rules`, read with a warning (see PATH_ALIASES in config/sections.py).
 OLDER_MODIFY_RULES_KEYS: Final = ("label-rules", "edit-rules")
 
 
@@ -73,11 +73,11 @@ class UploadRuleset(msgspec.Struct, frozen=True, kw_only=True):
         return (*self.deciding_rules, *self.modify_rules)
 
 
-class RuleEvaluationApiSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+class RuleEvaluationApiSettings(Decoded, frozen=True, kw_only=True):
     enabled: bool = False
 
 
-class ApiSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+class ApiSettings(Decoded, frozen=True, kw_only=True):
     rule_evaluation: RuleEvaluationApiSettings = msgspec.field(default_factory=RuleEvaluationApiSettings)
 
 
@@ -89,7 +89,7 @@ DEFAULT_MODEL_DIRECTORIES: Final[tuple[Path, ...]] = (
 )
 
 
-class RuleInferenceSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+class RuleInferenceSettings(Decoded, frozen=True, kw_only=True):
     """Where the model lives and how much inference may run at once (konifer-edge's own keys)."""
 
     model_directory: NonBlank | None = None
@@ -125,16 +125,12 @@ def _threshold(value: object) -> float:
 Threshold = Annotated[float, msgspec.Meta(extra={"read": _threshold})]
 
 
-class _File(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
-    """A rules object as the file writes it; read into the Structs above after the checks below."""
-
-
-class RuleDefinitionFile(_File, frozen=True, kw_only=True):
+class RuleDefinitionFile(Decoded, frozen=True, kw_only=True):
     prompts: tuple[str, ...] = ()
     threshold: Threshold | None = None
 
 
-class RuleReferenceFile(_File, frozen=True, kw_only=True):
+class RuleReferenceFile(Decoded, frozen=True, kw_only=True):
     rule: str | None = None
     violation_response: str | None = None
     labels: dict[str, str | None] = msgspec.field(default_factory=dict)
@@ -145,7 +141,7 @@ RuleReferences = Annotated[
 ]
 
 
-class UploadRulesetFile(_File, frozen=True, kw_only=True):
+class UploadRulesetFile(Decoded, frozen=True, kw_only=True):
     default: RulesetDefault = "accept"
     accept_rules: RuleReferences = ()
     reject_rules: RuleReferences = ()

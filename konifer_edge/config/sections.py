@@ -571,7 +571,7 @@ def _pop_path(tree: RawObject, path: KeyPath) -> object:
 def _place(tree: RawObject, path: KeyPath, value: object, written_key: str, canonical: str) -> None:
     existing = _get_path(tree, path)
     if existing is _MISSING:
-        # A non-object in the way is reported by the reader when it reads that key.
+        # A non-object in the way is reported when the pattern's settings are decoded.
         set_path(tree, path, value)
         return
     if isinstance(existing, Mapping) and isinstance(value, Mapping) and not _overlap(existing, value):
