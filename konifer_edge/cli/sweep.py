@@ -37,7 +37,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _min_age(text: str) -> timedelta:
-    from konifer_edge.config.durations import parse_duration
+    from konifer_edge.config.decode import parse_duration
 
     try:
         return parse_duration(text)

@@ -5,9 +5,9 @@ frozen. ``Config.paths.resolve(path)`` gives the settings that govern an asset
 path (spec 05 section 5). ``docs/configuration.md`` is the reference for keys.
 """
 
-from konifer_edge.config.durations import parse_duration
+from konifer_edge.config.decode import parse_duration
 from konifer_edge.config.errors import ConfigError
-from konifer_edge.config.loader import load_config
+from konifer_edge.config.load import load_config
 from konifer_edge.config.model import (
     SUPPORTED_CONTENT_TYPES,
     AccessSettings,

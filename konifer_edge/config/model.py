@@ -1,7 +1,7 @@
 """The validated settings: frozen msgspec Structs with snake_case names.
 
 Each Struct mirrors one object of Konifer's configuration tree (kebab-case keys
-in the file, snake_case attributes here). Instances are only built by the loader
+in the file, snake_case attributes here). Instances are only built by load.py
 after validation, so code that receives them can trust every value.
 """
 
@@ -14,9 +14,15 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from konifer_edge.config.decode import PIXELS, SIZE, Duration, NonBlank, Seconds, WholeSeconds
+from konifer_edge.config.decode import PIXELS, SIZE, Decoded, Duration, NonBlank, Seconds, WholeSeconds
 from konifer_edge.config.paths import PathConfiguration
-from konifer_edge.config.rules import ApiSettings, RuleDefinition, RuleInferenceSettings, UploadRuleset
+from konifer_edge.config.rules import (
+    ApiSettings,
+    RuleDefinition,
+    RuleInferenceSettings,
+    UploadRuleset,
+    UploadRulesetFile,
+)
 
 DataStoreProvider = Literal["postgresql", "in-memory"]
 ObjectStoreProvider = Literal["s3", "filesystem", "in-memory"]
@@ -64,10 +70,6 @@ DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
 
 
 # --- top level ---------------------------------------------------------------
-
-
-class Decoded(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
-    """A section decoded straight from the tree (config/decode.py): its names, bounds and known keys are its types'."""
 
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -132,7 +134,7 @@ class S3Settings(Decoded, frozen=True, kw_only=True):
     secret_key: NonBlank | None = None
     force_path_style: bool = False
     allow_http: bool = False
-    """Whether plain-HTTP endpoints may be used; the loader sets it for ``http://`` endpoints."""
+    """Whether plain-HTTP endpoints may be used; sections.py sets it for ``http://`` endpoints."""
     connect_timeout: Duration = timedelta(seconds=5)
     read_timeout: Duration = timedelta(seconds=30)
     """Longest wait for the next bytes of an answer."""
@@ -388,6 +390,44 @@ class VariantCacheSettings(Decoded, frozen=True, kw_only=True):
     access_score_half_life: Duration = timedelta(hours=1)
 
 
+class OnDemandFile(Decoded, frozen=True, kw_only=True):
+    mode: OnDemandMode = "enabled"
+
+
+class ExpireFile(Decoded, frozen=True, kw_only=True):
+    strategy: ExpireStrategy = "never"
+    ttl: Duration | None = None
+
+
+class PreprocessingFile(Decoded, frozen=True, kw_only=True):
+    enabled: bool = False
+    image: dict[str, object] = msgspec.field(default_factory=dict)
+    """Transformation keys, and the ``max-width`` and ``max-height`` read as ``PreprocessingMaxima``."""
+    max_width: object = None
+    max_height: object = None
+    """Where one of Konifer's documentation examples writes them and Konifer ignores them: warned about."""
+
+
+class PreprocessingMaxima(Decoded, frozen=True, kw_only=True):
+    max_width: Positive | None = None
+    max_height: Positive | None = None
+
+
+class RetentionFile(Decoded, frozen=True, kw_only=True):
+    cache: VariantCacheSettings = msgspec.field(default_factory=VariantCacheSettings)
+
+
+class TransformFile(Decoded, frozen=True, kw_only=True):
+    """A path's ``transform`` as the file writes it; read into the flatter ``TransformSettings``."""
+
+    eager_variants: tuple[str, ...] = ()
+    on_demand_variant: OnDemandFile = msgspec.field(default_factory=OnDemandFile)
+    expire: ExpireFile = msgspec.field(default_factory=ExpireFile)
+    preprocessing: PreprocessingFile = msgspec.field(default_factory=PreprocessingFile)
+    retention: RetentionFile = msgspec.field(default_factory=RetentionFile)
+    limits: TransformLimits = msgspec.field(default_factory=TransformLimits)
+
+
 class TransformSettings(msgspec.Struct, frozen=True, kw_only=True):
     eager_variants: tuple[str, ...] = ()
     on_demand_mode: OnDemandMode = "enabled"
@@ -448,6 +488,23 @@ class CorsSettings(Decoded, frozen=True, kw_only=True):
         return "*" in self.allowed_origins
 
 
+class PathFile(Decoded, frozen=True, kw_only=True):
+    """One pattern's settings as the file writes them (aliases moved, ancestors merged in)."""
+
+    object_store: PathObjectStore = msgspec.field(default_factory=PathObjectStore)
+    allowed_content_types: tuple[str, ...] | None = None
+    image: ImageSettings = msgspec.field(default_factory=ImageSettings)
+    return_format: ReturnFormatFile = msgspec.field(default_factory=ReturnFormatFile)
+    cache_control: CacheControlDirectives = msgspec.field(default_factory=CacheControlDirectives)
+    transform: TransformFile = msgspec.field(default_factory=TransformFile)
+    limits: AssetLimits = msgspec.field(default_factory=AssetLimits)
+    url_signing: dict[str, object] | None = None
+    """Laid over the top level's ``url-signing`` as written, then read as ``UrlSigningSettings``."""
+    access: AccessSettings = msgspec.field(default_factory=AccessSettings)
+    upload_ruleset: UploadRulesetFile = msgspec.field(default_factory=UploadRulesetFile)
+    cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
+
+
 class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     pattern: str = "/**"
     """The configured pattern these settings belong to (lower case), for logs and debugging."""
@@ -464,6 +521,27 @@ class PathSettings(msgspec.Struct, frozen=True, kw_only=True):
     access: AccessSettings = msgspec.field(default_factory=AccessSettings)
     upload_ruleset: UploadRuleset = msgspec.field(default_factory=UploadRuleset)
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
+
+
+class ConfigFile(Decoded, frozen=True, kw_only=True):
+    """The top level as written: which sections exist. Each is read on its own, in the order they depend on."""
+
+    http: object = None
+    data_store: object = None
+    object_store: object = None
+    source: object = None
+    url_signing: object = None
+    variant_generation: object = None
+    variant_profiles: object = None
+    cache: object = None
+    bundle: object = None
+    rule_definitions: object = None
+    api: object = None
+    rule_inference: object = None
+    logging: object = None
+    metrics: object = None
+    compat: object = None
+    paths: object = None
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True):

@@ -84,7 +84,7 @@ class _Node(Generic[Settings]):
 class PathConfiguration(Generic[Settings]):
     """Validated settings per pattern, and the walk that picks them for a path.
 
-    Build it from fully merged, validated settings (the loader does the merging);
+    Build it from fully merged, validated settings (sections.py does the merging);
     ``resolve`` never raises and returns the same object for every spelling of a
     path, because results are memoised per lower-cased path.
     """

@@ -14,9 +14,8 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from konifer_edge.config.decode import NonBlank, Seconds, decode_section
+from konifer_edge.config.decode import Decoded, NonBlank, Seconds, as_object, decode_section, describe, join_key
 from konifer_edge.config.errors import ConfigError
-from konifer_edge.config.reader import Section, describe
 
 RulesetDefault = Literal["accept", "reject"]
 RULESET_DEFAULTS: Final[tuple[RulesetDefault, ...]] = ("accept", "reject")
@@ -32,7 +31,7 @@ RULE_INFERENCE_KEY: Final = "rule-inference"
 API_KEY: Final = "api"
 UPLOAD_RULESET_KEY: Final = "upload-ruleset"
 MODIFY_RULES_KEY: Final = "modify-rules"
-# Konifer's earlier names for `modify-rules`, read with a warning (see config/tree.py).
+# Konifer's earlier names for `modify-rules`, read with a warning (see PATH_ALIASES in config/sections.py).
 OLDER_MODIFY_RULES_KEYS: Final = ("label-rules", "edit-rules")
 
 
@@ -74,11 +73,11 @@ class UploadRuleset(msgspec.Struct, frozen=True, kw_only=True):
         return (*self.deciding_rules, *self.modify_rules)
 
 
-class RuleEvaluationApiSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+class RuleEvaluationApiSettings(Decoded, frozen=True, kw_only=True):
     enabled: bool = False
 
 
-class ApiSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+class ApiSettings(Decoded, frozen=True, kw_only=True):
     rule_evaluation: RuleEvaluationApiSettings = msgspec.field(default_factory=RuleEvaluationApiSettings)
 
 
@@ -90,7 +89,7 @@ DEFAULT_MODEL_DIRECTORIES: Final[tuple[Path, ...]] = (
 )
 
 
-class RuleInferenceSettings(msgspec.Struct, frozen=True, kw_only=True, rename="kebab", forbid_unknown_fields=True):
+class RuleInferenceSettings(Decoded, frozen=True, kw_only=True):
     """Where the model lives and how much inference may run at once (konifer-edge's own keys)."""
 
     model_directory: NonBlank | None = None
@@ -111,15 +110,53 @@ class RuleInferenceSettings(msgspec.Struct, frozen=True, kw_only=True, rename="k
         return DEFAULT_MODEL_DIRECTORIES
 
 
-def read_rule_definitions(section: Section) -> dict[str, RuleDefinition]:
+def _threshold(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number between 0.0 and 1.0, got {describe(value)}")
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number between 0.0 and 1.0, got {describe(value)}") from None
+    if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"must be between 0.0 and 1.0 inclusive, got {describe(value)}")
+    return threshold
+
+
+Threshold = Annotated[float, msgspec.Meta(extra={"read": _threshold})]
+
+
+class RuleDefinitionFile(Decoded, frozen=True, kw_only=True):
+    prompts: tuple[str, ...] = ()
+    threshold: Threshold | None = None
+
+
+class RuleReferenceFile(Decoded, frozen=True, kw_only=True):
+    rule: str | None = None
+    violation_response: str | None = None
+    labels: dict[str, str | None] = msgspec.field(default_factory=dict)
+
+
+RuleReferences = Annotated[
+    tuple[RuleReferenceFile, ...], msgspec.Meta(extra={"expected": "a list of { rule = ... } objects"})
+]
+
+
+class UploadRulesetFile(Decoded, frozen=True, kw_only=True):
+    default: RulesetDefault = "accept"
+    accept_rules: RuleReferences = ()
+    reject_rules: RuleReferences = ()
+    modify_rules: RuleReferences = ()
+
+
+def read_rule_definitions(raw: object) -> dict[str, RuleDefinition]:
     definitions: dict[str, RuleDefinition] = {}
     written_as: dict[str, str] = {}
-    for written in section.names():
-        key = section.key_of(written)
+    for written, value in as_object(raw, RULE_DEFINITIONS_KEY).items():
+        key = join_key(RULE_DEFINITIONS_KEY, written)
         name = _rule_name(written, key)
         if name in definitions:
             raise ConfigError(key, f"the rule '{written_as[name]}' is already defined (names ignore case)")
-        definitions[name] = _read_definition(Section.of(section.raw(written), key), name)
+        definitions[name] = _definition(decode_section(value, RuleDefinitionFile, key), name, key)
         written_as[name] = written
     return definitions
 
@@ -133,96 +170,73 @@ def _rule_name(written: str, key: str) -> str:
     return name
 
 
-def _read_definition(section: Section, name: str) -> RuleDefinition:
-    written = section.string_list("prompts")
-    if not written:
-        raise ConfigError(section.key_of("prompts"), "a rule needs at least one prompt")
-    if len(written) > MAX_PROMPTS:
-        raise ConfigError(section.key_of("prompts"), f"at most {MAX_PROMPTS} prompts, got {len(written)}")
-    if any(not prompt.strip() for prompt in written):
-        raise ConfigError(section.key_of("prompts"), "a prompt must not be blank")
-    if not section.has("threshold"):
-        raise ConfigError(section.key_of("threshold"), "a rule needs a threshold between 0.0 and 1.0")
-    threshold = read_threshold(section.raw("threshold"), section.key_of("threshold"))
-    section.finish()
-    prompts = tuple(dict.fromkeys(normalise_prompt(prompt) for prompt in written))
-    return RuleDefinition(name=name, prompts=prompts, threshold=threshold)
+def _definition(written: RuleDefinitionFile, name: str, key: str) -> RuleDefinition:
+    prompts_key = join_key(key, "prompts")
+    if not written.prompts:
+        raise ConfigError(prompts_key, "a rule needs at least one prompt")
+    if len(written.prompts) > MAX_PROMPTS:
+        raise ConfigError(prompts_key, f"at most {MAX_PROMPTS} prompts, got {len(written.prompts)}")
+    if any(not prompt.strip() for prompt in written.prompts):
+        raise ConfigError(prompts_key, "a prompt must not be blank")
+    if written.threshold is None:
+        raise ConfigError(join_key(key, "threshold"), "a rule needs a threshold between 0.0 and 1.0")
+    prompts = tuple(dict.fromkeys(normalise_prompt(prompt) for prompt in written.prompts))
+    return RuleDefinition(name=name, prompts=prompts, threshold=written.threshold)
 
 
-def read_threshold(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(key, f"expected a number between 0.0 and 1.0, got {describe(value)}")
-    try:
-        threshold = float(value)
-    except ValueError:
-        raise ConfigError(key, f"expected a number between 0.0 and 1.0, got {describe(value)}") from None
-    if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
-        raise ConfigError(key, f"must be between 0.0 and 1.0 inclusive, got {describe(value)}")
-    return threshold
-
-
-def read_upload_ruleset(section: Section, rule_names: Set[str]) -> UploadRuleset:
+def read_upload_ruleset(written: UploadRulesetFile, key: str, rule_names: Set[str]) -> UploadRuleset:
+    """A path's decoded ``upload-ruleset``, each reference checked against the defined rules."""
     ruleset = UploadRuleset(
-        default=section.choice("default", RULESET_DEFAULTS, "accept"),
-        accept_rules=_read_references(section, "accept-rules", rule_names),
-        reject_rules=_read_references(section, "reject-rules", rule_names),
-        modify_rules=_read_references(section, MODIFY_RULES_KEY, rule_names),
+        default=written.default,
+        accept_rules=_references(written.accept_rules, join_key(key, "accept-rules"), rule_names),
+        reject_rules=_references(written.reject_rules, join_key(key, "reject-rules"), rule_names),
+        modify_rules=_references(written.modify_rules, join_key(key, MODIFY_RULES_KEY), rule_names),
     )
-    section.finish()
     both = {reference.rule for reference in ruleset.accept_rules} & {r.rule for r in ruleset.reject_rules}
     if both:
         raise ConfigError(
-            section.key_of("reject-rules"),
+            join_key(key, "reject-rules"),
             f"the rule '{sorted(both)[0]}' is in both accept-rules and reject-rules",
         )
     return ruleset
 
 
-def _read_references(section: Section, name: str, rule_names: Set[str]) -> tuple[RuleReference, ...]:
-    raw = section.raw(name)
-    if raw is None:
-        return ()
-    if not isinstance(raw, list | tuple):
-        raise ConfigError(section.key_of(name), f"expected a list of {{ rule = ... }} objects, got {describe(raw)}")
-    return tuple(
-        _read_reference(Section.of(item, f"{section.key_of(name)}[{index}]"), rule_names)
-        for index, item in enumerate(raw)
-    )
+def _references(written: tuple[RuleReferenceFile, ...], key: str, rule_names: Set[str]) -> tuple[RuleReference, ...]:
+    return tuple(_reference(entry, f"{key}[{index}]", rule_names) for index, entry in enumerate(written))
 
 
-def _read_reference(section: Section, rule_names: Set[str]) -> RuleReference:
-    written = section.optional_string("rule")
-    if written is None or not written.strip():
-        raise ConfigError(section.key_of("rule"), "every entry needs the name of a rule")
-    rule = written.strip().lower()
+def _reference(written: RuleReferenceFile, key: str, rule_names: Set[str]) -> RuleReference:
+    if written.rule is None or not written.rule.strip():
+        raise ConfigError(join_key(key, "rule"), "every entry needs the name of a rule")
+    rule = written.rule.strip().lower()
     if rule not in rule_names:
         defined = ", ".join(sorted(rule_names)) or "none"
         raise ConfigError(
-            section.key_of("rule"), f"'{written}' is not defined in {RULE_DEFINITIONS_KEY} (defined: {defined})"
+            join_key(key, "rule"), f"'{written.rule}' is not defined in {RULE_DEFINITIONS_KEY} (defined: {defined})"
         )
-    response = section.optional_string("violation-response")
+    response = written.violation_response
     if response is not None and len(response) > MAX_VIOLATION_RESPONSE_LENGTH:
         raise ConfigError(
-            section.key_of("violation-response"),
+            join_key(key, "violation-response"),
             f"must be shorter than {MAX_VIOLATION_RESPONSE_LENGTH + 1} characters, got {len(response)}",
         )
-    labels = _read_labels(section.section("labels"))
-    section.finish()
+    labels = _labels(written.labels, join_key(key, "labels"))
     return RuleReference(rule=rule, violation_response=response, labels=labels)
 
 
-def _read_labels(section: Section) -> dict[str, str]:
+def _labels(written: dict[str, str | None], key: str) -> dict[str, str]:
     labels: dict[str, str] = {}
-    for name in section.names():
-        key = section.key_of(name)
+    for name, value in written.items():
+        label_key = join_key(key, name)
         if not name.strip() or len(name) > MAX_LABEL_KEY_LENGTH:
-            raise ConfigError(key, f"a label name must be 1 to {MAX_LABEL_KEY_LENGTH} characters and not blank")
-        value = section.optional_string(name)
+            raise ConfigError(label_key, f"a label name must be 1 to {MAX_LABEL_KEY_LENGTH} characters and not blank")
         if value is None or not value.strip() or len(value) > MAX_LABEL_VALUE_LENGTH:
-            raise ConfigError(key, f"a label value must be 1 to {MAX_LABEL_VALUE_LENGTH} characters and not blank")
+            raise ConfigError(
+                label_key, f"a label value must be 1 to {MAX_LABEL_VALUE_LENGTH} characters and not blank"
+            )
         if _has_control_character(name) or _has_control_character(value):
             # The store would refuse such a label on every upload the rule matches.
-            raise ConfigError(key, "a label must not contain control characters")
+            raise ConfigError(label_key, "a label must not contain control characters")
         labels[name] = value
     return labels
 

@@ -8,11 +8,14 @@ one representation whichever way the file was written.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
+import msgspec
+
+from konifer_edge.config.decode import as_object, decode_section, describe, join_key
 from konifer_edge.config.errors import ConfigError
 from konifer_edge.config.model import TransformationParams
-from konifer_edge.config.reader import Section, describe
 from konifer_edge.domain.errors import BadRequest
 from konifer_edge.domain.formats import ImageFormat
 from konifer_edge.domain.parameters import BY_KEY, PROFILE_KEYS
@@ -25,19 +28,21 @@ TRANSFORMATION_KEYS: Final = PROFILE_KEYS
 _PROFILE_NAME: Final = re.compile(r"[A-Za-z0-9._~-]+")
 
 
-def read_transformation_params(section: Section, *, extra_keys: frozenset[str] = frozenset()) -> TransformationParams:
-    """Every transformation key of ``section`` as text; other keys are left for ``extra_keys`` readers."""
+def read_transformation_params(
+    written: Mapping[str, object], key: str, *, extra_keys: frozenset[str] = frozenset()
+) -> TransformationParams:
+    """Every transformation key of ``written`` as text; other keys are left for ``extra_keys`` readers."""
     params: TransformationParams = {}
-    for name in section.names():
+    for name, value in written.items():
         if name in TRANSFORMATION_KEYS:
-            params[name] = _as_parameter_text(section.raw(name), section.key_of(name))
+            params[name] = _as_parameter_text(value, join_key(key, name))
             if name == "format":
                 params[name] = _short_format_name(params[name])
         elif name not in extra_keys:
             allowed = ", ".join(sorted(TRANSFORMATION_KEYS | extra_keys))
-            raise ConfigError(section.key_of(name), f"not a transformation key; expected one of {allowed}")
+            raise ConfigError(join_key(key, name), f"not a transformation key; expected one of {allowed}")
     for name, value in params.items():
-        _check_value(name, value, section.key_of(name))
+        _check_value(name, value, join_key(key, name))
     return params
 
 
@@ -55,29 +60,38 @@ def _check_value(name: str, value: str, key: str) -> None:
         raise ConfigError(key, error.message) from error
 
 
+class _ListedProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """The name of an entry of the list form; its other keys are the profile's parameters."""
+
+    name: str | None = None
+
+
 def read_variant_profiles(value: object, key: str = "variant-profiles") -> dict[str, TransformationParams]:
     """Profiles from Konifer's map form, or its older list form with a ``name`` in each entry."""
     if isinstance(value, list | tuple):
         return _profiles_from_list(value, key)
-    root = Section.of(value, key)
     profiles: dict[str, TransformationParams] = {}
-    for name in root.names():
-        profile = root.section(name)
-        profiles[_profile_name(name, profile.key)] = read_transformation_params(profile)
+    for name, written in as_object(value, key).items():
+        profile_key = join_key(key, name)
+        params = read_transformation_params(as_object(written, profile_key), profile_key)
+        profiles[_profile_name(name, profile_key)] = params
     return profiles
 
 
 def _profiles_from_list(entries: list[object] | tuple[object, ...], key: str) -> dict[str, TransformationParams]:
     profiles: dict[str, TransformationParams] = {}
     for index, entry in enumerate(entries):
-        profile = Section.of(entry, f"{key}[{index}]")
-        name = profile.optional_string("name")
+        entry_key = f"{key}[{index}]"
+        name_key = join_key(entry_key, "name")
+        name = decode_section(entry, _ListedProfile, entry_key).name
         if name is None:
-            raise ConfigError(profile.key_of("name"), "every profile in the list form needs a name")
-        name = _profile_name(name, profile.key_of("name"))
+            raise ConfigError(name_key, "every profile in the list form needs a name")
+        name = _profile_name(name, name_key)
         if name in profiles:
-            raise ConfigError(profile.key_of("name"), f"profile {name!r} is defined twice")
-        profiles[name] = read_transformation_params(profile, extra_keys=frozenset({"name"}))
+            raise ConfigError(name_key, f"profile {name!r} is defined twice")
+        profiles[name] = read_transformation_params(
+            as_object(entry, entry_key), entry_key, extra_keys=frozenset({"name"})
+        )
     return profiles
 
 

@@ -34,6 +34,7 @@ timeout = "10s"
 object-store.bucket = "assets"
 """
 
+
 @pytest.fixture(scope="module")
 def arn_api(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService, s3: S3Service) -> Iterator[Deployment]:
     s3.create_bucket(SOURCE_BUCKET)

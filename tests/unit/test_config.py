@@ -358,7 +358,7 @@ class TestAliases:
     def test_older_placements_read_as_the_canonical_key(
         self, written: dict[str, object], canonical: dict[str, object]
     ) -> None:
-        from konifer_edge.config.loader import build_config
+        from konifer_edge.config.load import build_config
 
         profiles = {"variant-profiles": {"small": {"w": 10}}}
         from_alias = build_config({**profiles, "paths": {"/users": written}})

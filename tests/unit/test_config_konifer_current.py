@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from konifer_edge.config import ConfigError, load_config
-from konifer_edge.config.loader import IN_MEMORY_WARNING, build_config
+from konifer_edge.config.load import IN_MEMORY_WARNING, build_config
 
 
 def error_for(tree: dict[str, object]) -> ConfigError:

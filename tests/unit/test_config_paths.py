@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from konifer_edge.config import ConfigError, PathConfiguration, PathSettings
-from konifer_edge.config.loader import build_config
+from konifer_edge.config.load import build_config
 from konifer_edge.config.model import SUPPORTED_CONTENT_TYPES
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from konifer_edge.config import ConfigError, load_config
-from konifer_edge.config.loader import build_config
+from konifer_edge.config.load import build_config
 from konifer_edge.config.rules import RuleReference, UploadRuleset
 from tests.support.konifer_rule_examples import KONIFER_EXAMPLES
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from konifer_edge.config import ConfigError, load_config
-from konifer_edge.config.loader import build_config
+from konifer_edge.config.load import build_config
 
 PROFILES = {"variant-profiles": {"thumbnail": {"w": 128}}}
 

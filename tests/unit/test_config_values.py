@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from konifer_edge.config import CacheControlSettings, PostgresSettings, parse_duration
-from konifer_edge.config.durations import format_duration, parse_byte_size, parse_pixel_count
-from konifer_edge.config.loader import build_config
+from konifer_edge.config.decode import format_duration, parse_byte_size, parse_pixel_count
+from konifer_edge.config.load import build_config
 
 
 class TestDurations:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from konifer_edge.config import Config, ConfigError, load_config
-from konifer_edge.config.loader import ENVIRONMENT_OVERRIDES, IN_MEMORY_VARIABLE
+from konifer_edge.config.load import ENVIRONMENT_OVERRIDES, IN_MEMORY_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -19,20 +19,18 @@ from pyhocon import ConfigFactory
 from pyhocon.exceptions import ConfigException
 from pyparsing import ParseBaseException
 
-from konifer_edge.config.durations import format_duration
+from konifer_edge.config.decode import KeyPath, RawObject, decode_section, format_duration, plain_copy, set_path
 from konifer_edge.config.errors import ConfigError
-from konifer_edge.config.model import Config, PostgresSettings
-from konifer_edge.config.path_settings import PATHS_KEY, PathContext, build_path_configuration
-from konifer_edge.config.reader import Section
+from konifer_edge.config.model import Config, ConfigFile, PostgresSettings
 from konifer_edge.config.rules import (
-    API_KEY,
-    RULE_DEFINITIONS_KEY,
     RULE_INFERENCE_KEY,
     read_api,
     read_rule_definitions,
     read_rule_inference,
 )
 from konifer_edge.config.sections import (
+    PathContext,
+    build_path_configuration,
     read_bundle,
     read_cache,
     read_compat,
@@ -46,7 +44,6 @@ from konifer_edge.config.sections import (
     read_variant_generation,
 )
 from konifer_edge.config.transformations import read_variant_profiles
-from konifer_edge.config.tree import KeyPath, RawObject, plain_copy, set_path
 
 TOML_SUFFIXES: Final = frozenset({".toml"})
 HOCON_SUFFIXES: Final = frozenset({".conf", ".hocon", ".json"})
@@ -207,59 +204,36 @@ def _in_memory_requested(value: str) -> bool:
     raise ConfigError(IN_MEMORY_VARIABLE, f"expected true or false, got {value!r}")
 
 
-TOP_LEVEL_KEYS: Final = (
-    "http",
-    "data-store",
-    "object-store",
-    "source",
-    "url-signing",
-    "variant-generation",
-    "variant-profiles",
-    "cache",
-    "bundle",
-    RULE_DEFINITIONS_KEY,
-    API_KEY,
-    RULE_INFERENCE_KEY,
-    "logging",
-    "metrics",
-    "compat",
-    PATHS_KEY,
-)
-
-
 def build_config(tree: Mapping[str, object]) -> Config:
     """Validate a plain configuration tree (file and environment already merged)."""
-    root = Section.of(tree, "")
-    raw = {name: root.raw(name) for name in TOP_LEVEL_KEYS}
     # Unknown top-level keys first: a misspelt section would otherwise surface
     # only as a puzzling default somewhere else.
-    root.finish()
-    url_signing = read_url_signing(raw["url-signing"])
-    profiles = read_variant_profiles(raw["variant-profiles"])
-    signing_tree = raw["url-signing"]
-    rule_definitions = read_rule_definitions(Section.of(raw[RULE_DEFINITIONS_KEY], RULE_DEFINITIONS_KEY))
+    raw = decode_section(tree, ConfigFile, "")
+    url_signing = read_url_signing(raw.url_signing)
+    profiles = read_variant_profiles(raw.variant_profiles)
+    rule_definitions = read_rule_definitions(raw.rule_definitions)
     context = PathContext(
         profile_names=frozenset(profiles),
-        url_signing=signing_tree if isinstance(signing_tree, Mapping) else {},
+        url_signing=raw.url_signing if isinstance(raw.url_signing, Mapping) else {},
         rule_names=frozenset(rule_definitions),
     )
-    paths = build_path_configuration(raw[PATHS_KEY], context)
+    paths = build_path_configuration(raw.paths, context)
     return Config(
-        http=read_http(raw["http"]),
-        data_store=read_data_store(raw["data-store"]),
-        object_store=read_object_store(raw["object-store"]),
-        source=read_source(raw["source"]),
+        http=read_http(raw.http),
+        data_store=read_data_store(raw.data_store),
+        object_store=read_object_store(raw.object_store),
+        source=read_source(raw.source),
         url_signing=url_signing,
-        variant_generation=read_variant_generation(raw["variant-generation"]),
+        variant_generation=read_variant_generation(raw.variant_generation),
         variant_profiles=profiles,
-        cache=read_cache(raw["cache"]),
-        bundle=read_bundle(raw["bundle"]),
-        logging=read_logging(raw["logging"]),
-        metrics=read_metrics(raw["metrics"]),
-        compat=read_compat(raw["compat"]),
+        cache=read_cache(raw.cache),
+        bundle=read_bundle(raw.bundle),
+        logging=read_logging(raw.logging),
+        metrics=read_metrics(raw.metrics),
+        compat=read_compat(raw.compat),
         paths=paths,
         warnings=tuple(dict.fromkeys(context.warnings)),
         rule_definitions=rule_definitions,
-        api=read_api(raw[API_KEY]),
-        rule_inference=read_rule_inference(raw[RULE_INFERENCE_KEY]),
+        api=read_api(raw.api),
+        rule_inference=read_rule_inference(raw.rule_inference),
     )
