@@ -1,8 +1,7 @@
 """The parts built once at start-up (app.py) and shared by all handlers: infrastructure, no behaviour.
 
 Services do not take this class: each states the parts it reaches as a Protocol of ports
-(services/ports.py), and a `Runtime` is handed to them because it has those parts. Only the
-fetch path (services/fetch.py, and services/shares.py's `open_share` through it) still takes it whole.
+(services/ports.py), and a `Runtime` is handed to them because it has those parts.
 """
 
 from __future__ import annotations
