@@ -17,6 +17,7 @@ from konifer_edge.domain.models import Variant
 from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.rules.engine import RuleEngine
+from konifer_edge.security.api_keys import CachedKeys
 from konifer_edge.services.background import AccessTracker, BackgroundTasks
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
@@ -42,6 +43,8 @@ class Runtime:
     bodies: SmallBodyCache
     purge: PurgeHook
     shares: ShareRepository
+    keys: CachedKeys
+    """API keys by token, over the server's connection pool (security/key_store.py), cached a few seconds."""
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: BackgroundTasks = field(default_factory=BackgroundTasks)
