@@ -39,6 +39,8 @@ from konifer_edge.observability.logs import configure_logging
 from konifer_edge.observability.request_log import request_accounting
 from konifer_edge.rules.engine import RuleEngine
 from konifer_edge.rules.prompt_cache import PromptEmbeddingStore
+from konifer_edge.security.api_keys import CachedKeys, cache_ttl_from_environment
+from konifer_edge.security.key_store import KeyStore
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
 from konifer_edge.services.runtime import Runtime
@@ -213,6 +215,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             bodies=SmallBodyCache(config.cache.memory_size, config.cache.small_object_max_size),
             purge=purge,
             shares=ShareRepository(pool),
+            keys=CachedKeys(KeyStore(pool), cache_ttl_from_environment()),
             rules=rules,
         )
         app.state.replay = Replay(app.state.runtime)

@@ -32,13 +32,12 @@ from konifer_edge.http.uploads import (
 )
 from konifer_edge.http.url_errors import url_source_api_error
 from konifer_edge.http.wire import metadata_wire
-from konifer_edge.observability import metrics
 from konifer_edge.observability.request_log import CACHE_OUTCOME, mark
 from konifer_edge.security.access import enforce_access
 from konifer_edge.services import delivery
 from konifer_edge.services.delete import delete_assets
 from konifer_edge.services.fetch import resolve_fetch
-from konifer_edge.services.runtime import Runtime
+from konifer_edge.services.sources import SourceParts, download_source
 from konifer_edge.services.store import StoreRequest, store_asset
 from konifer_edge.services.update import update_asset
 from konifer_edge.sources.requested import UrlSource, choose_source
@@ -97,20 +96,17 @@ async def store(request: AnyRequest, asset_path: FromPath[str]) -> Response[byte
 
 
 async def _download_source(
-    runtime: Runtime, path: str, metadata: AssetMetadataInput, source: UrlSource | S3ObjectSource
+    parts: SourceParts, path: str, metadata: AssetMetadataInput, source: UrlSource | S3ObjectSource
 ) -> StoreRequest:
     validate_metadata(metadata)  # a bad body is refused before anything is fetched
+    try:
+        content = await download_source(parts, source)
+    except UrlSourceError as error:
+        raise url_source_api_error(error) from error
     if isinstance(source, S3ObjectSource):
-        content = await runtime.s3_objects.download(source)
         return StoreRequest(
             path=path, metadata=metadata, content=content, source=AssetSource.ARN, source_url=source.arn
         )
-    try:
-        content = await runtime.url_downloader.download(source.url)
-    except UrlSourceError as error:
-        metrics.URL_DOWNLOADS.labels(error.reason).inc()
-        raise url_source_api_error(error) from error
-    metrics.URL_DOWNLOADS.labels("ok").inc()
     return StoreRequest(path=path, metadata=metadata, content=content, source=AssetSource.URL, source_url=source.url)
 
 

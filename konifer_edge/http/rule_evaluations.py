@@ -15,21 +15,18 @@ import multipart
 from litestar import Response, post
 
 from konifer_edge.config.rules import MAX_PROMPTS, MAX_RULE_NAME_LENGTH, RuleDefinition, normalise_prompt
-from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from konifer_edge.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from konifer_edge.http.routes import MULTIPART_OVERHEAD_BYTES
 from konifer_edge.http.targets import AnyRequest, json_answer, runtime_of
 from konifer_edge.http.uploads import decode_json, read_body
 from konifer_edge.http.url_errors import url_source_api_error
-from konifer_edge.imaging.original import OriginalJob
-from konifer_edge.imaging.probe import sniff
-from konifer_edge.observability import metrics
 from konifer_edge.observability.request_log import ROUTE_KIND, mark
 from konifer_edge.rules.scoring import RuleScore
 from konifer_edge.security.access import require_api_key
 from konifer_edge.security.api_keys import WRITE
-from konifer_edge.services.runtime import Runtime
-from konifer_edge.services.store import probe_limits
-from konifer_edge.sources.requested import parse_s3_object_arn
+from konifer_edge.services.rule_evaluation import REASON, score_image
+from konifer_edge.services.sources import download_source
+from konifer_edge.sources.requested import UrlSource, parse_s3_object_arn
 from konifer_edge.sources.s3_object import S3ObjectSource
 from konifer_edge.sources.url import UrlSourceError
 
@@ -37,7 +34,6 @@ MAX_DEFINITIONS: Final = 10
 MAX_PROMPT_LENGTH: Final = 256
 METADATA_PART: Final = "metadata"
 ASSET_PART: Final = "asset"
-REASON: Final = "invalid_rule_evaluation"
 MAX_DEFINITIONS_BYTES: Final = 512 * 1024
 """Room for 10 definitions of 100 prompts of 256 characters, in JSON."""
 
@@ -96,7 +92,10 @@ async def evaluate_rules(request: AnyRequest) -> Response[bytes]:
     if media_type == "application/json":
         body = _decode(await read_body(request.stream(), MAX_DEFINITIONS_BYTES), what="JSON body")
         definitions = validate_definitions(body.definitions)
-        content = await _download(runtime, _source(body))
+        try:
+            content = await download_source(runtime, _source(body))
+        except UrlSourceError as error:
+            raise url_source_api_error(error) from error
     elif media_type == "multipart/form-data":
         limit = runtime.config.source.multipart.max_bytes
         declared = request.headers.get("content-length", "")
@@ -112,7 +111,7 @@ async def evaluate_rules(request: AnyRequest) -> Response[bytes]:
             "Send application/json with a url, or multipart/form-data with metadata and asset parts",
             reason="unsupported_request_type",
         )
-    scores = await _score(runtime, definitions, content)
+    scores = await score_image(runtime, definitions, content)
     return json_answer(EvaluationResponseWire(results=[_result_wire(scores[d.name]) for d in definitions]))
 
 
@@ -172,7 +171,7 @@ def _validate_threshold(threshold: float, where: str) -> float:
     return threshold
 
 
-def _source(body: EvaluationRequestWire) -> str | S3ObjectSource:
+def _source(body: EvaluationRequestWire) -> UrlSource | S3ObjectSource:
     """The image's source: `source.http.url`, `source.s3.arn` or the older top-level `url` (spec 06 section 9)."""
     source = body.source
     http_url = source.http.url if source is not None and source.http is not None else None
@@ -182,20 +181,7 @@ def _source(body: EvaluationRequestWire) -> str | S3ObjectSource:
         raise BadRequest("URL or S3 ARN must be supplied", reason=REASON)
     if len(given) > 1:
         raise BadRequest("Only one of source.http.url or source.s3.arn, or url can be supplied", reason=REASON)
-    return parse_s3_object_arn(arn) if arn is not None else given[0]
-
-
-async def _download(runtime: Runtime, source: str | S3ObjectSource) -> bytes:
-    if isinstance(source, S3ObjectSource):
-        # As for stores: the AWS default credential chain, the URL sources' size cap, no allowed-domains.
-        return await runtime.s3_objects.download(source)
-    try:
-        content = await runtime.url_downloader.download(source)
-    except UrlSourceError as error:
-        metrics.URL_DOWNLOADS.labels(error.reason).inc()
-        raise url_source_api_error(error) from error
-    metrics.URL_DOWNLOADS.labels("ok").inc()
-    return content
+    return parse_s3_object_arn(arn) if arn is not None else UrlSource(url=given[0])
 
 
 async def _read_parts(content_type: str, chunks: AsyncIterator[bytes], max_asset_bytes: int) -> tuple[bytes, bytes]:
@@ -235,20 +221,6 @@ async def _read_parts(content_type: str, chunks: AsyncIterator[bytes], max_asset
     if not parts.get(ASSET_PART):
         raise BadRequest("The multipart body has no 'asset' part", reason="missing_asset")
     return bytes(parts[METADATA_PART]), bytes(parts[ASSET_PART])
-
-
-async def _score(runtime: Runtime, definitions: list[RuleDefinition], content: bytes) -> dict[str, RuleScore]:
-    engine = runtime.rules
-    if engine is None:  # the route exists only with the API enabled, which loads the model
-        raise ServiceUnavailable("Upload rules are not loaded on this node", reason="rules_unavailable")
-    try:
-        sniff(content)
-    except UnsupportedMediaType as error:
-        raise BadRequest(f"{error.message}; the image must be in a storage format", reason=REASON) from error
-    job = OriginalJob(limits=probe_limits(runtime.config.paths.root.limits), rule_pixels=True)
-    examined = await runtime.decoding.examine(content, job)
-    assert examined.rule_pixels is not None
-    return await engine.score(definitions, examined.rule_pixels)
 
 
 def _result_wire(score: RuleScore) -> RuleResultWire:

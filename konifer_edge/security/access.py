@@ -36,16 +36,13 @@ from konifer_edge.security.api_keys import (
     CachedKeys,
     Unauthorized,
     authorize,
-    cache_ttl_from_environment,
     presented_token,
 )
-from konifer_edge.security.key_store import KeyStore
 from konifer_edge.security.signing import require_signature
 
 AnyRequest = Request[Any, Any, Any]
 
 _READ_METHODS: Final = frozenset({"GET", "HEAD"})
-_STATE_KEY: Final = "konifer_edge_api_keys"
 
 
 async def enforce_access(request: AnyRequest, path: str) -> None:
@@ -76,7 +73,7 @@ async def require_api_key(
     key's path prefix is not checked: call :func:`~konifer_edge.security.api_keys.authorize`
     again once the path is known.
     """
-    keys = _cached_keys(request)
+    keys: CachedKeys = request.app.state.runtime.keys
     token = presented_token(request.headers)
     if token is None:
         if open_until_first_key and not await keys.any_exist():
@@ -86,16 +83,6 @@ async def require_api_key(
             "An API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)", reason="missing_api_key"
         )
     return authorize(await keys.find(token), scope=scope, path=path)
-
-
-def _cached_keys(request: AnyRequest) -> CachedKeys:
-    """This worker's key cache, made on first use over the server's own connection pool."""
-    state = request.app.state
-    keys: CachedKeys | None = state.get(_STATE_KEY)
-    if keys is None:
-        keys = CachedKeys(KeyStore(request.app.state.runtime.repository.pool), cache_ttl_from_environment())
-        state[_STATE_KEY] = keys
-    return keys
 
 
 async def enforce_collection_access(request: AnyRequest, paths: Iterable[str]) -> None:

@@ -20,10 +20,54 @@ from konifer_edge.domain.models import Asset, Variant
 from konifer_edge.domain.selectors import FetchSelector, ReturnFormat
 from konifer_edge.domain.transformation import RequestedTransformation, query_parameters
 from konifer_edge.services import delivery
-from konifer_edge.services.delivery import LinkTarget
-from konifer_edge.services.runtime import Runtime
-from konifer_edge.services.variants import ResolvedVariant, resolve_variant
+from konifer_edge.services.delivery import DeliveryParts, LinkTarget
+from konifer_edge.services.ports import (
+    AssetLookup,
+    AssetResolution,
+    BodyCache,
+    FetchObjects,
+    FetchRecords,
+    FetchResolutions,
+    ObjectReads,
+)
+from konifer_edge.services.variants import ResolvedVariant, VariantParts, resolve_variant
 from konifer_edge.storage.object_store import ObjectNotFound
+
+
+class LookupParts(Protocol):
+    """Asking the database, past every cache, whether an entry still exists."""
+
+    @property
+    def repository(self) -> AssetLookup: ...
+
+
+class AssetParts(LookupParts, Protocol):
+    """Resolving the assets a selector names: the cache, else the database."""
+
+    @property
+    def resolutions(self) -> AssetResolution: ...
+
+
+class BodyParts(LookupParts, Protocol):
+    """Reading a variant's bytes: the body cache, else the object store."""
+
+    @property
+    def bodies(self) -> BodyCache: ...
+    @property
+    def objects(self) -> ObjectReads: ...
+
+
+class FetchParts(AssetParts, BodyParts, VariantParts, DeliveryParts, Protocol):
+    """All a fetch reaches: its assets, their variants, where a link or redirect points, the bytes."""
+
+    @property
+    def repository(self) -> FetchRecords: ...
+    @property
+    def resolutions(self) -> FetchResolutions: ...
+    @property
+    def objects(self) -> FetchObjects: ...
+    @property
+    def bodies(self) -> BodyCache: ...
 
 
 class FetchRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,34 +113,34 @@ class StoredBody:
     Nothing is read until the answer asks, so a 304, a HEAD or a 416 never touches the store.
     """
 
-    __slots__ = ("_assets", "_runtime", "key", "variant")
+    __slots__ = ("_assets", "_parts", "key", "variant")
 
-    def __init__(self, runtime: Runtime, variant: Variant, assets: list[Asset]) -> None:
-        self._runtime = runtime
+    def __init__(self, parts: BodyParts, variant: Variant, assets: list[Asset]) -> None:
+        self._parts = parts
         self._assets = assets
         self.variant = variant
         self.key = body_key(variant.bucket, variant.store_key)
 
     @property
     def in_memory(self) -> bool:
-        return self.variant.size <= self._runtime.bodies.max_body_bytes
+        return self.variant.size <= self._parts.bodies.max_body_bytes
 
     async def read(self) -> bytes:
-        body = self._runtime.bodies.get(self.key)
+        body = self._parts.bodies.get(self.key)
         if body is None:
             try:
-                body = await self._runtime.objects.read(self.variant.bucket, self.variant.store_key)
+                body = await self._parts.objects.read(self.variant.bucket, self.variant.store_key)
             except ObjectNotFound:
-                await raise_if_deleted(self._runtime, self._assets)
+                await raise_if_deleted(self._parts, self._assets)
                 raise
-            self._runtime.bodies.put(self.key, body)
+            self._parts.bodies.put(self.key, body)
         return body
 
     async def stream(self, byte_range: tuple[int, int] | None) -> AsyncIterator[bytes]:
         try:
-            _, chunks = await self._runtime.objects.stream(self.variant.bucket, self.variant.store_key, byte_range)
+            _, chunks = await self._parts.objects.stream(self.variant.bucket, self.variant.store_key, byte_range)
         except ObjectNotFound:
-            await raise_if_deleted(self._runtime, self._assets)
+            await raise_if_deleted(self._parts, self._assets)
             raise
         return chunks
 
@@ -128,21 +172,21 @@ class FetchOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def resolve_fetch(
-    runtime: Runtime, fetch: FetchRequest, assets_found: Callable[[str], None] | None = None
+    parts: FetchParts, fetch: FetchRequest, assets_found: Callable[[str], None] | None = None
 ) -> FetchOutcome:
     """The outcome of a fetch: assets, and for link, content and redirect the variant.
 
     ``assets_found`` hears which tier knew the assets as soon as they are known, so that a
     fetch that fails later (a render, a deleted entry) is still counted by it.
     """
-    assets, outcome, generation = await resolve_assets(runtime, fetch.path, fetch.selector, fetch.labels)
+    assets, outcome, generation = await resolve_assets(parts, fetch.path, fetch.selector, fetch.labels)
     if assets_found is not None:
         assets_found(outcome)
-    return await resolve_variants(runtime, fetch, assets, outcome, generation)
+    return await resolve_variants(parts, fetch, assets, outcome, generation)
 
 
 async def resolve_variants(
-    runtime: Runtime, fetch: FetchRequest, assets: list[Asset], asset_outcome: str, generation: int | None = None
+    parts: FetchParts, fetch: FetchRequest, assets: list[Asset], asset_outcome: str, generation: int | None = None
 ) -> FetchOutcome:
     """The rest of a fetch once its assets are known (share links resolve their own asset)."""
     resolved = FetchOutcome(request=fetch, assets=assets, asset_outcome=asset_outcome, generation=generation)
@@ -151,25 +195,25 @@ async def resolve_variants(
         return resolved
     try:
         if return_format is ReturnFormat.LINK:
-            return await _links(runtime, resolved)
+            return await _links(parts, resolved)
         if return_format is ReturnFormat.REDIRECT:
-            return await _redirect(runtime, resolved)
-        return await _content(runtime, resolved)
+            return await _redirect(parts, resolved)
+        return await _content(parts, resolved)
     except ObjectNotFound:
         # The entry was resolved, then deleted before its bytes were read (its objects go right
         # after the delete commits): the 404 it now is, not a storage failure.
-        await raise_if_deleted(runtime, assets)
+        await raise_if_deleted(parts, assets)
         raise
 
 
-async def _links(runtime: Runtime, resolved: FetchOutcome) -> FetchOutcome:
+async def _links(parts: FetchParts, resolved: FetchOutcome) -> FetchOutcome:
     fetch = resolved.request
     variants = []
     links = []
     for asset in resolved.assets:
-        variant = await resolve_variant(runtime, fetch.settings, asset, fetch.requested, accept=None)
+        variant = await resolve_variant(parts, fetch.settings, asset, fetch.requested, accept=None)
         target = await delivery.link_target(
-            runtime, fetch.settings, fetch.base_url, asset, variant.variant, _link_parameters(fetch, variant)
+            parts, fetch.settings, fetch.base_url, asset, variant.variant, _link_parameters(fetch, variant)
         )
         variants.append(variant)
         links.append(target)
@@ -186,33 +230,33 @@ def _link_parameters(fetch: FetchRequest, resolved: ResolvedVariant) -> dict[str
     return params
 
 
-async def _redirect(runtime: Runtime, resolved: FetchOutcome) -> FetchOutcome:
+async def _redirect(parts: FetchParts, resolved: FetchOutcome) -> FetchOutcome:
     fetch = resolved.request
     asset = resolved.assets[0]
     if fetch.settings.return_format.redirect.strategy is None:
         # Our own content URL negotiates and renders by itself; nothing to resolve here.
-        location = delivery.own_content_url(runtime, fetch.settings, fetch.base_url, asset, fetch.raw_transformation)
+        location = delivery.own_content_url(parts, fetch.settings, fetch.base_url, asset, fetch.raw_transformation)
         return msgspec.structs.replace(resolved, location=location)
-    variant = await resolve_variant(runtime, fetch.settings, asset, fetch.requested, accept=fetch.accept)
-    target = await delivery.object_store_target(runtime, fetch.settings, variant.variant)
+    variant = await resolve_variant(parts, fetch.settings, asset, fetch.requested, accept=fetch.accept)
+    target = await delivery.object_store_target(parts, fetch.settings, variant.variant)
     if target is None:
-        return _with_body(runtime, resolved, variant)
+        return _with_body(parts, resolved, variant)
     return msgspec.structs.replace(resolved, variants=[variant], location=target)
 
 
-async def _content(runtime: Runtime, resolved: FetchOutcome) -> FetchOutcome:
+async def _content(parts: FetchParts, resolved: FetchOutcome) -> FetchOutcome:
     fetch = resolved.request
-    variant = await resolve_variant(runtime, fetch.settings, resolved.assets[0], fetch.requested, accept=fetch.accept)
-    return _with_body(runtime, resolved, variant)
+    variant = await resolve_variant(parts, fetch.settings, resolved.assets[0], fetch.requested, accept=fetch.accept)
+    return _with_body(parts, resolved, variant)
 
 
-def _with_body(runtime: Runtime, resolved: FetchOutcome, variant: ResolvedVariant) -> FetchOutcome:
-    body = StoredBody(runtime, variant.variant, resolved.assets)
+def _with_body(parts: BodyParts, resolved: FetchOutcome, variant: ResolvedVariant) -> FetchOutcome:
+    body = StoredBody(parts, variant.variant, resolved.assets)
     return msgspec.structs.replace(resolved, variants=[variant], body=body)
 
 
 async def resolve_assets(
-    runtime: Runtime, path: str, selector: FetchSelector, labels: dict[str, str]
+    parts: AssetParts, path: str, selector: FetchSelector, labels: dict[str, str]
 ) -> tuple[list[Asset], str, int | None]:
     """The assets a selector names, newest first, which cache tier answered, and the path's generation.
 
@@ -221,12 +265,12 @@ async def resolve_assets(
 
     async def load() -> list[Asset]:
         if selector.entry_id is not None:
-            asset = await runtime.repository.find_entry(path, selector.entry_id)
+            asset = await parts.repository.find_entry(path, selector.entry_id)
             return [] if asset is None or not _has_labels(asset, labels) else [asset]
-        return await runtime.repository.find_newest(path, selector.order, selector.limit, labels)
+        return await parts.repository.find_newest(path, selector.order, selector.limit, labels)
 
     selector_key = f"{selector.entry_id}|{selector.order.value}|{selector.limit}|{sorted(labels.items())}"
-    assets, outcome, generation = await runtime.resolutions.assets(path, selector_key, load)
+    assets, outcome, generation = await parts.resolutions.assets(path, selector_key, load)
     if not assets and not selector.many:
         if selector.entry_id is not None:
             raise NotFound(f"No asset with entry id {selector.entry_id} at {path}", reason="asset_not_found")
@@ -238,8 +282,8 @@ def _has_labels(asset: Asset, labels: dict[str, str]) -> bool:
     return all(asset.labels.get(key) == value for key, value in labels.items())
 
 
-async def raise_if_deleted(runtime: Runtime, assets: list[Asset]) -> None:
+async def raise_if_deleted(parts: LookupParts, assets: list[Asset]) -> None:
     """NotFound if one of these resolved assets has been deleted since (asked of the database, past every cache)."""
     for asset in assets:
-        if await runtime.repository.find_entry(asset.path, asset.entry_id) is None:
+        if await parts.repository.find_entry(asset.path, asset.entry_id) is None:
             raise NotFound(f"The entry {asset.entry_id} at {asset.path} was deleted", reason="asset_not_found")

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from konifer_edge.config.rules import UploadRuleset
+from konifer_edge.config.rules import RuleDefinition, UploadRuleset
 from konifer_edge.domain.listing import ChildrenQuery, ListingCursor, ListingQuery
 from konifer_edge.domain.models import Asset, Variant
 from konifer_edge.domain.selectors import DeleteSelector, Order
@@ -27,6 +27,8 @@ from konifer_edge.domain.shares import Share
 from konifer_edge.imaging.original import ExaminedOriginal, OriginalJob
 from konifer_edge.imaging.pool import Lane
 from konifer_edge.rules.decision import Decision
+from konifer_edge.rules.scoring import RuleScore
+from konifer_edge.sources.s3_object import S3ObjectSource
 from konifer_edge.storage.object_store import StoredObject
 from konifer_edge.storage.repository import AgingVariant, ChildPath, DeletedAssets, NewAsset, NewVariant, ObjectRef
 from konifer_edge.storage.shares import NewShare
@@ -75,6 +77,10 @@ class VariantRecords(Protocol):
     async def find_variant(self, asset_id: uuid.UUID, transformation_key: str) -> Variant | None: ...
 
     async def add_variant(self, asset_id: uuid.UUID, variant: NewVariant, now: datetime) -> Variant | None: ...
+
+
+class FetchRecords(AssetLookup, VariantRecords, Protocol):
+    """A fetch finds its assets, then their variants."""
 
 
 class VariantAging(Protocol):
@@ -132,6 +138,10 @@ class Presigning(Protocol):
     async def presigned_get_url(self, bucket: str, key: str, ttl: timedelta) -> str | None: ...
 
 
+class FetchObjects(RenderObjects, Presigning, Protocol):
+    """A fetch renders, reads the bytes it sends, and presigns where a redirect strategy says so."""
+
+
 # -- the caches (cache/resolution.py, cache/shared.py, cache/single_flight.py) ----------------------
 
 
@@ -147,10 +157,31 @@ class VariantCache(Invalidation, Protocol):
     ) -> tuple[Variant | None, str]: ...
 
 
+class AssetResolution(Protocol):
+    """The assets a selector names at a path: which tier knew them, and the path's generation."""
+
+    async def assets(
+        self, path: str, selector_key: str, load: Callable[[], Awaitable[list[Asset]]]
+    ) -> tuple[list[Asset], str, int | None]: ...
+
+
+class FetchResolutions(AssetResolution, VariantCache, Protocol):
+    """A fetch resolves its assets, then their variants, through the same cache."""
+
+
 class BodyKeeping(Protocol):
     """Keeping a small variant's bytes in memory (cache/bodies.py), so its first answer reads nothing back."""
 
     def put(self, key: str, body: bytes) -> None: ...
+
+
+class BodyCache(BodyKeeping, Protocol):
+    """Reading a small variant's bytes from memory, and keeping them there once read."""
+
+    @property
+    def max_body_bytes(self) -> int: ...
+
+    def get(self, key: str) -> bytes | None: ...
 
 
 class RenderLocks(Protocol):
@@ -188,6 +219,21 @@ class Decoding(Protocol):
 
 class RuleDecisions(Protocol):
     async def decide(self, ruleset: UploadRuleset, pixels: bytes) -> Decision: ...
+
+
+class RuleScoring(Protocol):
+    async def score(self, definitions: Sequence[RuleDefinition], pixels: bytes) -> dict[str, RuleScore]: ...
+
+
+# -- the sources (sources/url.py, sources/s3_object.py) ---------------------------------------------
+
+
+class UrlDownloads(Protocol):
+    async def download(self, url: str) -> bytes: ...
+
+
+class S3ObjectDownloads(Protocol):
+    async def download(self, source: S3ObjectSource) -> bytes: ...
 
 
 # -- the services' own helpers (services/background.py, object_reaper.py, cdn.py) ------------------

@@ -1,8 +1,7 @@
 """The parts built once at start-up (app.py) and shared by all handlers: infrastructure, no behaviour.
 
 Services do not take this class: each states the parts it reaches as a Protocol of ports
-(services/ports.py), and a `Runtime` is handed to them because it has those parts. Only the
-fetch path (services/fetch.py, and services/shares.py's `open_share` through it) still takes it whole.
+(services/ports.py), and a `Runtime` is handed to them because it has those parts.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from konifer_edge.domain.models import Variant
 from konifer_edge.imaging.decode_pool import DecodePool
 from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.rules.engine import RuleEngine
+from konifer_edge.security.api_keys import CachedKeys
 from konifer_edge.services.background import AccessTracker, BackgroundTasks
 from konifer_edge.services.cdn import PurgeHook
 from konifer_edge.services.object_reaper import ObjectReaper
@@ -43,6 +43,8 @@ class Runtime:
     bodies: SmallBodyCache
     purge: PurgeHook
     shares: ShareRepository
+    keys: CachedKeys
+    """API keys by token, over the server's connection pool (security/key_store.py), cached a few seconds."""
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: BackgroundTasks = field(default_factory=BackgroundTasks)

@@ -24,9 +24,8 @@ from konifer_edge.domain.models import Asset
 from konifer_edge.domain.selectors import FetchSelector, Order, ReturnFormat
 from konifer_edge.domain.shares import Share, refuse_unless_active
 from konifer_edge.domain.transformation import RequestedTransformation, parse_transformation
-from konifer_edge.services.fetch import resolve_assets
+from konifer_edge.services.fetch import AssetParts, resolve_assets
 from konifer_edge.services.ports import AssetLookup, ShareRecords
-from konifer_edge.services.runtime import Runtime
 from konifer_edge.services.variants import check_on_demand_mode, check_transformation
 from konifer_edge.storage.shares import NewShare
 
@@ -41,6 +40,10 @@ class ShareParts(Protocol):
     def repository(self) -> AssetLookup: ...
     @property
     def shares(self) -> ShareRecords: ...
+
+
+class OpeningParts(ShareParts, AssetParts, Protocol):
+    """Opening a share resolves its asset as a fetch does, through the resolution cache."""
 
 
 class ShareRequest(msgspec.Struct, frozen=True):
@@ -138,11 +141,10 @@ async def revoke_share(parts: ShareParts, share: Share, now: datetime) -> None:
         raise NotFound(f"No share with id {share.id}", reason="share_not_found")
 
 
-# The Runtime, not ShareParts: the assets are resolved by services/fetch.py, which takes the whole Runtime.
-async def open_share(runtime: Runtime, token: str, entry_id: int | None, now: datetime) -> OpenedShare:
+async def open_share(parts: OpeningParts, token: str, entry_id: int | None, now: datetime) -> OpenedShare:
     """The share a token names and what it serves now: 404 unknown, 410 no longer usable."""
     # A token that cannot be one of ours is unknown without asking the database.
-    share = await runtime.shares.find_by_token(token_digest(token)) if _TOKEN_SHAPE.fullmatch(token) else None
+    share = await parts.shares.find_by_token(token_digest(token)) if _TOKEN_SHAPE.fullmatch(token) else None
     if share is None:
         raise NotFound("No share link with this token", reason="share_not_found")
     refuse_unless_active(share, now)
@@ -152,9 +154,9 @@ async def open_share(runtime: Runtime, token: str, entry_id: int | None, now: da
         return_format=ReturnFormat.CONTENT, entry_id=share.entry_id if entry_id is None else entry_id
     )
     # The generation is left out: share answers are never recorded for the fast path (each serve counts).
-    assets, outcome, _ = await resolve_assets(runtime, share.path, selector, {})
-    settings = runtime.config.paths.resolve(share.path)
-    requested = _requested(runtime, settings, share.transformation)
+    assets, outcome, _ = await resolve_assets(parts, share.path, selector, {})
+    settings = parts.config.paths.resolve(share.path)
+    requested = _requested(parts, settings, share.transformation)
     return OpenedShare(share=share, asset=assets[0], settings=settings, requested=requested, asset_outcome=outcome)
 
 

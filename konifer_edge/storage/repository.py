@@ -191,12 +191,6 @@ class AssetRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        """The server's connection pool, shared by the stores of other tables (API keys) so that they
-        open no connections of their own and close with it."""
-        return self._pool
-
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import assert_refused, check_config
+from tests.support.cli import assert_refused, check_config
 
 # Konifer v0.10's HOCON, in its current map layout: every section 8 and 9 setting at once.
 KONIFER_V010_CONF = """

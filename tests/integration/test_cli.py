@@ -7,11 +7,8 @@ non-zero exit; `migrate` is idempotent; the embedded PostgreSQL keeps its data a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.metadata
 import json
-import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -25,11 +22,10 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support.cli import assert_refused, check_config, cli_env, run_cli, stop_leftover_postgres, write
 from tests.support.images import make_image
-from tests.support.server import CONFIG_VARIABLES, RunningServer
+from tests.support.server import RunningServer
 from tests.support.services import PostgresService, free_port
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Spec 05 section 5, verbatim.
 SPEC_TOML = """
@@ -155,45 +151,6 @@ variant-profiles = [
   { name = thumbnail, w = 128, fit = fill }
 ]
 """
-
-
-def cli_env(overrides: dict[str, str] | None) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-    env.update(overrides or {})
-    return env
-
-
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "konifer_edge", *args],
-        cwd=cwd,
-        env=cli_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(text)
-    return path
-
-
-def check_config(
-    tmp_path: Path, name: str, text: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return run_cli("check-config", str(write(tmp_path, name, text)), cwd=tmp_path, env=env)
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], key: str) -> None:
-    assert result.returncode != 0, f"accepted:\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert key in result.stderr, f"{key!r} not named in stderr:\n{result.stderr}"
-    assert "Traceback" not in result.stderr, result.stderr
 
 
 # -- --version -------------------------------------------------------------------------------------
@@ -486,23 +443,8 @@ def embedded_data_dir() -> Iterator[Path]:
     try:
         yield root / "data"
     finally:
-        _stop_leftover_postgres(root / "data" / "postgres")
+        stop_leftover_postgres(root / "data" / "postgres")
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _stop_leftover_postgres(pgdata: Path) -> None:
-    if not (pgdata / "postmaster.pid").exists():
-        return
-    from pgserver._commands import POSTGRES_BIN_PATH
-
-    owner = pwd.getpwuid(pgdata.stat().st_uid).pw_name
-    with contextlib.suppress(subprocess.SubprocessError, OSError):
-        subprocess.run(
-            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-            user=owner,
-        )
 
 
 def test_embedded_postgres_keeps_assets_across_a_restart(embedded_data_dir: Path) -> None:

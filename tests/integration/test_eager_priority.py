@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import start_deployment
-from tests.integration.test_imaging_api import wait_for
 from tests.support.deployment import Deployment
 from tests.support.images import describe, make_image
+from tests.support.polling import wait_for
 from tests.support.services import PostgresService
 
 CONFIG = """

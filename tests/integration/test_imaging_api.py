@@ -14,7 +14,7 @@ import functools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import thumbhash
 from tests.integration.conftest import start_deployment
 from tests.support.deployment import Deployment
 from tests.support.images import FORMATS, MIME_TYPES, describe, heif_compression, loader_name, make_image
+from tests.support.polling import wait_for
 from tests.support.services import PostgresService
 
 HEIF_CODEC = {"avif": "av1", "heic": "hevc"}
@@ -206,15 +207,6 @@ def near(actual: Sequence[float], expected: Sequence[float], tolerance: float = 
 def cache_status(response: httpx.Response) -> str:
     status: str = response.headers.get("K-Cache-Status", "<missing>")
     return status
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll an inherently asynchronous outcome, bounded."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _rows_at(api: Deployment, path: str) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_cli import _stop_leftover_postgres
+from tests.support.cli import stop_leftover_postgres
 from tests.support.images import make_image
 from tests.support.server import RunningServer
 
@@ -32,7 +32,7 @@ def scratch() -> Iterator[Path]:
         yield root
     finally:
         for pgdata in (root / "tmp").glob("konifer-edge-*/postgres"):
-            _stop_leftover_postgres(pgdata)
+            stop_leftover_postgres(pgdata)
         shutil.rmtree(root, ignore_errors=True)
 
 
