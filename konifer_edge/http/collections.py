@@ -56,7 +56,7 @@ from konifer_edge.http.wire import metadata_wire
 from konifer_edge.observability.request_log import ROUTE_KIND, mark
 from konifer_edge.security.access import enforce_collection_access
 from konifer_edge.services.bundles import plan_bundle, stream_bundle
-from konifer_edge.services.collections import browse_paths, label_keys, list_assets
+from konifer_edge.services.collections import browse_paths, label_keys, list_assets, listed_entries
 from konifer_edge.services.runtime import Runtime
 
 LIST_VIEW = "list"
@@ -277,13 +277,9 @@ async def create_bundle(request: AnyRequest) -> Response[Any]:
     data = decode_json(body, BundleRequestWire, what="bundle request", reason="invalid_bundle")
     requested = _bundle_entries(data, runtime.config.bundle.max_entries)
     await enforce_collection_access(request, [path for path, _ in requested])
-    found = {(asset.path, asset.entry_id): asset for asset in await runtime.repository.find_entries(requested)}
-    missing = [pair for pair in requested if pair not in found]
-    if missing:
-        path, entry_id = missing[0]
-        raise NotFound(f"No entry {entry_id} at {path} ({len(missing)} of the listed entries are missing)")
+    assets = await listed_entries(runtime, requested)
     transformation = transformation_from_json(data.transformation)
-    return await _bundle_answer(runtime, [found[pair] for pair in requested], transformation, "bundle")
+    return await _bundle_answer(runtime, assets, transformation, "bundle")
 
 
 def _bundle_entries(data: BundleRequestWire, max_entries: int) -> list[tuple[str, int]]:

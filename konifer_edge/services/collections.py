@@ -6,6 +6,7 @@ from typing import Protocol
 
 import msgspec
 
+from konifer_edge.domain.errors import NotFound
 from konifer_edge.domain.listing import ChildrenQuery, ListingCursor, ListingQuery
 from konifer_edge.domain.models import Asset
 from konifer_edge.services.ports import AssetListing
@@ -47,3 +48,13 @@ async def label_keys(parts: ListingParts, path: str | None) -> list[str]:
     if path is None:
         return []
     return await parts.repository.label_keys(path, MAX_LABEL_KEYS)
+
+
+async def listed_entries(parts: ListingParts, requested: list[tuple[str, int]]) -> list[Asset]:
+    """The assets at these (path, entry id) pairs, in the order listed; 404 naming the first one missing."""
+    found = {(asset.path, asset.entry_id): asset for asset in await parts.repository.find_entries(requested)}
+    missing = [pair for pair in requested if pair not in found]
+    if missing:
+        path, entry_id = missing[0]
+        raise NotFound(f"No entry {entry_id} at {path} ({len(missing)} of the listed entries are missing)")
+    return [found[pair] for pair in requested]

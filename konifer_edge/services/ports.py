@@ -70,6 +70,8 @@ class AssetListing(Protocol):
 
     async def label_keys(self, path: str, limit: int) -> list[str]: ...
 
+    async def find_entries(self, entries: Sequence[tuple[str, int]]) -> list[Asset]: ...
+
 
 class VariantRecords(Protocol):
     """Finding a rendered variant, and recording one."""
