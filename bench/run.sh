@@ -73,7 +73,7 @@ if [ ! -f "$node_dir/node_modules/ipx/bin/ipx.mjs" ]; then
 fi
 
 # Everything after this is bounded: each wrk run has its duration, each step a timeout, and the
-# whole suite a ceiling (the default run takes about 12 minutes on 2 cores).
+# whole suite a ceiling (the default run takes about 16 minutes on 2 cores).
 limit=${BENCH_TIME_LIMIT:-45m}
 timeout --kill-after=60 "$limit" .venv/bin/python "$bench/suite.py" "$@"
 # A partial run (BENCH_ONLY) has no goals table to show; only a full one replaces the README's.

@@ -29,7 +29,7 @@ CONNECTIONS = (1, 8, 32)
 DURATION = float(os.environ.get("BENCH_DURATION", "8"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "2"))
 SCALE_DURATION = float(os.environ.get("BENCH_SCALE_DURATION", "5"))
-SCALE_LEVELS = (10, 1_000, 100_000) + ((1_000_000,) if os.environ.get("BENCH_SCALE_1M") == "1" else ())
+SCALE_LEVELS = (10, 1_000, 100_000) + (() if os.environ.get("BENCH_SCALE_1M") == "0" else (1_000_000,))
 CORES = os.cpu_count() or 1
 KONIFER_WORKERS = int(os.environ.get("BENCH_KONIFER_WORKERS", str(CORES)))
 PROFILE = os.environ.get("BENCH_PROFILE", "1") != "0"

@@ -8,7 +8,7 @@ Environment knobs (all optional):
   BENCH_DURATION=8          seconds per wrk run (1, 8 and 32 connections each)
   BENCH_WARMUP=2            seconds of warm-up load before each series
   BENCH_SCALE_DURATION=5    seconds per wrk run in the scale scenario
-  BENCH_SCALE_1M=1          also seed and measure 1,000,000 assets (adds ~3-5 minutes)
+  BENCH_SCALE_1M=0          skip the 1,000,000-asset level (saves ~3-5 minutes)
   BENCH_KONIFER_WORKERS=N   konifer-edge --workers (default: the number of cores)
   BENCH_PROFILE=0           skip the py-spy profiles of missed goals
   BENCH_KEEP_TMP=1          keep bench/tmp/<run> (data directories, logs) after the run
