@@ -42,6 +42,7 @@ _ICC_OPTIONS: dict[str, object] = {"intent": "relative", "black_point_compensati
 # libvips' HEIF saver writes an EXIF block whenever it writes metadata at all, and its
 # container cannot be edited afterwards: stripping EXIF from AVIF means stripping everything.
 _HEIF = frozenset({ImageFormat.AVIF})
+_HEIF_CONTAINERS = frozenset({ImageFormat.AVIF, ImageFormat.HEIC})
 
 
 class Rendered(msgspec.Struct, frozen=True):
@@ -300,6 +301,10 @@ def _strip_metadata(image: pyvips.Image, plan: Plan) -> pyvips.Image:
 def _encode(image: pyvips.Image, plan: Plan) -> bytes:
     quality = plan.quality
     strip_all = "exif" in plan.strip and plan.format in _HEIF
+    if plan.format in _HEIF_CONTAINERS:
+        # libheif would turn an orientation into the container's rotation and mirror, which every
+        # decoder applies: the answer keeps the stored pixels, as every other format's does.
+        image = _without(image, "orientation")
     match plan.format:
         case ImageFormat.JPEG:
             data = image.jpegsave_buffer(Q=quality, optimize_coding=True)
