@@ -18,6 +18,7 @@ import pillow_heif
 import pylibjxl
 
 from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.imaging.colour import GRAYSCALE, SRGB, colour_space_of_profile
 from konifer_edge.imaging.vips import pyvips
 
 CODEC_FORMATS = frozenset({ImageFormat.HEIC, ImageFormat.JPEG_XL})
@@ -38,6 +39,8 @@ class CodecHeader(msgspec.Struct, frozen=True):
 
     width: int
     height: int
+    colour_space: str | None = None
+    """Konifer's name for it when the header tells (HEIC); None when only a decode does (JPEG XL)."""
 
 
 def is_codec_format(image_format: ImageFormat) -> bool:
@@ -48,8 +51,12 @@ def read_header(data: bytes | memoryview, image_format: ImageFormat) -> CodecHea
     """The displayed size, from the header alone: limits are checked on it before any decode."""
     try:
         if image_format is ImageFormat.HEIC:
-            width, height = pillow_heif.open_heif(bytes(data), convert_hdr_to_8bit=True).size
-            return CodecHeader(width=int(width), height=int(height))
+            heif = pillow_heif.open_heif(bytes(data), convert_hdr_to_8bit=True)
+            width, height = heif.size
+            profile = heif.info.get("icc_profile")
+            grey = str(heif.mode).startswith(("L", "I"))
+            space = colour_space_of_profile(bytes(profile)) if profile else (GRAYSCALE if grey else SRGB)
+            return CodecHeader(width=int(width), height=int(height), colour_space=space)
         info = pylibjxl.probe(bytes(data))
         if info.get("have_animation"):
             raise pyvips.Error("animated JPEG XL is not supported", "only one frame is read")

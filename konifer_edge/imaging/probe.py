@@ -93,11 +93,14 @@ def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> Pro
 
 
 def _probe_with_codec(data: bytes | memoryview, image_format: ImageFormat, limits: ProbeLimits) -> ProbedImage:
-    """HEIC and JPEG XL: the size from the header and the limits first, then the one decode that
-    proves the signature's codec reads the bytes and yields the profile and orientation."""
+    """HEIC and JPEG XL: the size from the header and the limits first. A HEIC header also names
+    its profile (and its orientation is always upright); a JPEG XL's profile and EXIF orientation
+    come only with a decode. The full decode that proves every byte follows in any case."""
     try:
         header = codecs.read_header(data, image_format)
         _check_limits(header.width, header.height, 1, limits)
+        if header.colour_space is not None:
+            return _codec_probed(image_format, header.width, header.height, header.colour_space, 1)
         image = codecs.decode(data, image_format)
     except VIPS_ERRORS as error:
         raise BadRequest(
@@ -105,18 +108,24 @@ def _probe_with_codec(data: bytes | memoryview, image_format: ImageFormat, limit
             " features that are not supported (animation, depth or auxiliary images only)",
             reason="undecodable_image",
         ) from error
-    return ProbedImage(
-        format=image_format,
-        attributes=Attributes(
-            width=int(image.width),
-            height=int(image.height),
-            format=image_format.short_name,
-            page_count=1,
-            loop=0,
-            color_space=detect_colour_space(image),
-            orientation=orientation_of(image),
-        ),
+    return _codec_probed(
+        image_format, int(image.width), int(image.height), detect_colour_space(image), orientation_of(image)
     )
+
+
+def _codec_probed(
+    image_format: ImageFormat, width: int, height: int, colour_space: str, orientation: int
+) -> ProbedImage:
+    attributes = Attributes(
+        width=width,
+        height=height,
+        format=image_format.short_name,
+        page_count=1,
+        loop=0,
+        color_space=colour_space,
+        orientation=orientation,
+    )
+    return ProbedImage(format=image_format, attributes=attributes)
 
 
 def orientation_of(image: pyvips.Image) -> int:
