@@ -19,23 +19,23 @@ WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY konifer_edge ./konifer_edge
 
-# Every runtime dependency ships a manylinux wheel and pyvips runs in ABI mode (it opens Debian's
-# libvips at run time), so no compiler and no libvips headers are needed here. The `rules` extra
+# Every runtime dependency ships a manylinux wheel: libvips 8.18 is pyvips-binary's, HEIC and JPEG XL
+# are pillow-heif's libheif and pylibjxl's libjxl (docs/imaging.md), so no compiler is needed here. The `rules` extra
 # (ONNX Runtime, tokenizers, numpy) is included so upload rules work once the model is mounted at
 # /app/models/siglip2-base-patch16-224 (docs/upload-rules.md); it is imported only when rules are configured.
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --no-cache-dir --upgrade pip \
     && /opt/venv/bin/python -m pip install --no-cache-dir "/src[rules]"
 
-# ---- runtime: Debian's libvips 8.14 (all seven formats), the venv, an unprivileged user ----
+# ---- runtime: the venv (libvips and the image codecs are in its wheels), an unprivileged user ----
 FROM python:3.11-slim-bookworm AS runtime
 
-# libvips42 has no Recommends on Debian 12; libheif1 (libde265 + x265 for HEIC, aom + dav1d for AVIF),
-# libjxl0.7, libwebp7 and libcgif0 arrive as plain dependencies. Versions are not pinned so that a
-# rebuild picks up Debian's security updates (Debian removes superseded versions from its mirrors).
+# No system libvips: the wheels bundle their libraries and link only the C and C++ runtimes, as
+# manylinux expects of the system. Versions are not pinned so that a rebuild picks up Debian's
+# security updates (Debian removes superseded versions from its mirrors).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libvips42 \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libstdc++6 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --gid 10001 konifer \
@@ -54,8 +54,8 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     TMPDIR=/app/tmp
 
-# The image does not build unless pyvips writes and reads back JPEG, PNG, WebP, AVIF, JPEG XL, HEIC
-# and GIF, and konifer_edge.app imports. Operators can re-run it in a container:
+# The image does not build unless JPEG, PNG, WebP, AVIF, JPEG XL, HEIC and GIF are written and read
+# back (libvips, libheif, libjxl) and konifer_edge.app imports. Operators can re-run it in a container:
 #   docker run --rm --entrypoint bash konifer-edge:0.1.0 /usr/local/lib/konifer-edge/dockerfile_steps.sh verify
 RUN bash /usr/local/lib/konifer-edge/dockerfile_steps.sh verify /opt/venv/bin/python
 

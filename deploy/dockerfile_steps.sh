@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The RUN steps of the repository's Dockerfile, for a Debian 12 machine without a container engine.
 #
-#   deploy/dockerfile_steps.sh packages                  runtime stage: Debian's libvips42, lists cleaned (root)
+#   deploy/dockerfile_steps.sh packages                  runtime stage: libstdc++6, lists cleaned (root)
 #   deploy/dockerfile_steps.sh venv [VENV] [SOURCE]      builder stage: a venv holding the package (pip install .)
 #   deploy/dockerfile_steps.sh user [DATA_DIR]           runtime stage: user and group 10001, the data directory (root)
-#   deploy/dockerfile_steps.sh verify [PYTHON]           runtime stage: pyvips encodes and decodes all seven formats
+#   deploy/dockerfile_steps.sh verify [PYTHON]           runtime stage: all seven formats encode and decode
 #   deploy/dockerfile_steps.sh all [VENV]                every step above, in the Dockerfile's order
 #
 # Defaults: VENV /opt/venv, SOURCE the repository root, DATA_DIR /data, PYTHON VENV/bin/python.
@@ -15,7 +15,7 @@
 # and the pip command must stay equal to the Dockerfile's; tests/unit/test_deploy_files.py checks it.
 set -euo pipefail
 
-RUNTIME_PACKAGES=(libvips42)
+RUNTIME_PACKAGES=(libstdc++6)
 APP_UID=10001
 APP_USER=konifer
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,16 +25,16 @@ as_root() {
 }
 
 step_packages() {
-  # Dockerfile, runtime stage. libvips42 has no Recommends on Debian 12: libheif1 (with libde265,
-  # x265, aom and dav1d), libjxl0.7, libwebp7, libcgif0 and libspng come in as plain dependencies.
+  # Dockerfile, runtime stage. libvips and the HEIC and JPEG XL codecs come as wheels that bundle
+  # their libraries (docs/imaging.md); all three link the system's C++ runtime, as manylinux expects.
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${RUNTIME_PACKAGES[@]}"
   as_root rm -rf /var/lib/apt/lists/*
 }
 
 step_venv() {
-  # Dockerfile, builder stage. Every runtime dependency ships a manylinux wheel and pyvips runs in
-  # ABI mode, so no compiler and no libvips headers are needed.
+  # Dockerfile, builder stage. Every runtime dependency ships a manylinux wheel (libvips itself is
+  # pyvips-binary's), so no compiler and no libvips headers are needed.
   local venv="${1:-/opt/venv}" source="${2:-$REPO_ROOT}"
   "${BASE_PYTHON:-python3}" -m venv "$venv"
   "$venv/bin/python" -m pip install --no-cache-dir --upgrade pip
@@ -55,12 +55,15 @@ step_user() {
 step_verify() {
   local python="${1:-/opt/venv/bin/python}"
   "$python" - <<'PY'
-"""Smoke check of the installed libvips: each of the seven formats is written and read back."""
+"""Smoke check of the installed codecs: each of the seven formats is written and read back."""
 
 import importlib
 import sys
 
 import pyvips
+
+from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.imaging import codecs
 
 # The service's own libvips set-up (untrusted loaders blocked, JPEG XL let through), so the check
 # sees exactly what a render sees; importing the app also proves every runtime dependency loads.
@@ -72,18 +75,24 @@ for package in ("onnxruntime", "tokenizers", "numpy"):
 
 COLOUR = (200, 80, 40)
 TOLERANCE = 12.0
-# The encoder calls of konifer_edge/imaging/transform.py, the loader libvips must pick, and the
-# leading bytes of each container or codestream.
+# The encoder calls of konifer_edge/imaging/transform.py, the loader that must read the bytes back,
+# and the leading bytes of each container or codestream. HEIC and JPEG XL go through
+# konifer_edge/imaging/codecs.py (libheif and libjxl), the rest through libvips.
 CASES = {
     "jpeg": (lambda i: i.jpegsave_buffer(Q=80, optimize_coding=True), "jpegload", (b"\xff\xd8\xff",)),
     "png": (lambda i: i.pngsave_buffer(compression=6), "pngload", (b"\x89PNG\r\n\x1a\n",)),
     "webp": (lambda i: i.webpsave_buffer(Q=80, effort=4), "webpload", (b"RIFF",)),
     "avif": (lambda i: i.heifsave_buffer(Q=80, compression="av1", effort=4), "heifload", (b"ftypavif",)),
-    "heic": (lambda i: i.heifsave_buffer(Q=80, compression="hevc", effort=4), "heifload", (b"ftypheic",)),
-    "jxl": (lambda i: i.jxlsave_buffer(Q=80, effort=4), "jxlload", (b"\xff\x0a", b"\x00\x00\x00\x0cJXL ")),
+    "heic": (lambda i: codecs.encode(i, ImageFormat.HEIC, 80, keep_exif=True), "heifload", (b"ftypheic",)),
+    "jxl": (
+        lambda i: codecs.encode(i, ImageFormat.JPEG_XL, 80, keep_exif=True),
+        "jxlload",
+        (b"\xff\x0a", b"\x00\x00\x00\x0cJXL "),
+    ),
     "gif": (lambda i: i.gifsave_buffer(), "gifload", (b"GIF8",)),
 }
-HEIF_COMPRESSION = {"avif": "av1", "heic": "hevc"}
+CODEC_DECODERS = {"heic": ImageFormat.HEIC, "jxl": ImageFormat.JPEG_XL}
+HEIF_COMPRESSION = {"avif": "av1"}
 
 image = pyvips.Image.black(96, 64).new_from_image(list(COLOUR)).copy(interpretation="srgb").cast("uchar")
 failures = []
@@ -92,7 +101,10 @@ for name, (encode, loader, magics) in CASES.items():
         data = encode(image)
         if not any(data.startswith(magic) or data[4:12] == magic for magic in magics):
             raise ValueError(f"unexpected leading bytes {data[:12]!r}")
-        decoded = pyvips.Image.new_from_buffer(data, "")
+        if name in CODEC_DECODERS:
+            decoded = codecs.decode(data, CODEC_DECODERS[name])
+        else:
+            decoded = pyvips.Image.new_from_buffer(data, "")
         if not decoded.get("vips-loader").startswith(loader):
             raise ValueError(f"read back by {decoded.get('vips-loader')}, expected {loader}")
         if (decoded.width, decoded.height) != (image.width, image.height):

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs konifer-edge into ./.venv on Debian 12: Debian's libvips (all seven formats, see
-# docs/imaging.md) and the Python package. Pass "test" to add the test tools too.
+# Installs konifer-edge into ./.venv on Debian 12. libvips and the HEIC and JPEG XL codecs come as
+# wheels (docs/imaging.md): no system libvips is used. Pass "test" to add the test tools too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-system_packages=(libvips42)
+# The wheels of libvips, libheif and libjxl link the system C++ runtime (present on any Debian 12).
+system_packages=(libstdc++6)
 # The end-to-end test drives Debian's Chromium with Playwright (never Playwright's own browser);
 # Playwright's bundled node driver needs libatomic.so.1, which a fresh Debian 12 lacks.
 if [ "${1:-}" = "test" ]; then system_packages+=(chromium libatomic1); fi

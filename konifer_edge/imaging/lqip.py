@@ -8,7 +8,9 @@ import blurhash
 import thumbhash
 from PIL import Image as PillowImage
 
+from konifer_edge.domain.formats import sniff_format
 from konifer_edge.domain.models import Lqip
+from konifer_edge.imaging import codecs
 from konifer_edge.imaging.frames import page_height
 from konifer_edge.imaging.vips import pyvips
 
@@ -58,6 +60,10 @@ def decode_thumbnail(data: bytes, pages: int) -> pyvips.Image:
     A store does this once: a file damaged or cut short anywhere, in any frame, fails here,
     and the tiny result feeds the placeholders.
     """
+    image_format = sniff_format(data[:64])
+    if image_format is not None and codecs.is_codec_format(image_format):
+        # Decoded whole by its own codec (which fails on any damage), then made small.
+        return codecs.decode(data, image_format).thumbnail_image(THUMBHASH_SIZE, height=THUMBHASH_SIZE).copy_memory()
     options = "fail_on=truncated" + (",n=-1" if pages > 1 else "")
     thumbnail = pyvips.Image.thumbnail_buffer(
         data, THUMBHASH_SIZE, height=THUMBHASH_SIZE, option_string=options

@@ -1,8 +1,8 @@
 """Metadata the encoders write on their own, taken out of the encoded bytes.
 
-libvips 8.14's JPEG and WebP savers build a fresh EXIF block (resolution, orientation)
-for every image, whether or not it had EXIF; `strip=exif` must leave none. Both
-containers are simple segment lists, so the block is cut out of the bytes.
+libvips' JPEG, WebP and (since 8.15) PNG savers build a fresh EXIF block (resolution,
+orientation) for every image, whether or not it had EXIF; `strip=exif` must leave none.
+The three containers are simple segment or chunk lists, so the block is cut out of the bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from konifer_edge.domain.formats import ImageFormat
 
 _EXIF_APP1 = b"Exif\0\0"
 _WEBP_EXIF_FLAG = 0x08
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def strip_exif_from_container(data: bytes, image_format: ImageFormat) -> bytes:
@@ -20,7 +21,25 @@ def strip_exif_from_container(data: bytes, image_format: ImageFormat) -> bytes:
         return _jpeg_without_exif(data)
     if image_format is ImageFormat.WEBP:
         return _webp_without_exif(data)
+    if image_format is ImageFormat.PNG:
+        return _png_without_exif(data)
     return data
+
+
+def _png_without_exif(data: bytes) -> bytes:
+    """Drop the eXIf chunk; every other chunk is kept byte for byte (each carries its own CRC)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    kept = [_PNG_SIGNATURE]
+    position = len(_PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        end = position + 12 + length
+        if data[position + 4 : position + 8] != b"eXIf":
+            kept.append(data[position:end])
+        position = end
+    kept.append(data[position:])
+    return b"".join(kept)
 
 
 def _jpeg_without_exif(data: bytes) -> bytes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from konifer_edge.domain.formats import sniff_format
+from konifer_edge.imaging import codecs
 from konifer_edge.imaging.vips import pyvips
 
 IMAGE_SIZE: Final = 224
@@ -23,9 +25,15 @@ def model_pixels(content: bytes) -> bytes:
     EXIF orientation is deliberately not applied, as Konifer's tensor transform does not rotate. Images
     smaller than 224 pixels are enlarged, so every upload yields a full tensor.
     """
-    image = pyvips.Image.thumbnail_buffer(
-        content, IMAGE_SIZE, height=IMAGE_SIZE, crop="centre", size="both", no_rotate=True
-    )
+    image_format = sniff_format(content[:64])
+    if image_format is not None and codecs.is_codec_format(image_format):
+        image = codecs.decode(content, image_format).thumbnail_image(
+            IMAGE_SIZE, height=IMAGE_SIZE, crop="centre", size="both", no_rotate=True
+        )
+    else:
+        image = pyvips.Image.thumbnail_buffer(
+            content, IMAGE_SIZE, height=IMAGE_SIZE, crop="centre", size="both", no_rotate=True
+        )
     if image.interpretation != "srgb":
         image = image.colourspace("srgb")
     if image.hasalpha():

@@ -7,18 +7,18 @@ import msgspec
 from konifer_edge.domain.errors import BadRequest, UnsupportedMediaType
 from konifer_edge.domain.formats import ImageFormat, sniff_format
 from konifer_edge.domain.models import Attributes
+from konifer_edge.imaging import codecs
 from konifer_edge.imaging.colour import detect_colour_space
 from konifer_edge.imaging.vips import VIPS_ERRORS, pyvips
 
 # The loader libvips must pick for each format: a file whose signature says one
-# format but which a different loader claims is a polyglot and is refused.
+# format but which a different loader claims is a polyglot and is refused. HEIC and
+# JPEG XL never reach libvips' loaders: only their own codec reads them (imaging/codecs.py).
 _LOADER_PREFIX = {
     ImageFormat.JPEG: "jpegload",
     ImageFormat.PNG: "pngload",
     ImageFormat.WEBP: "webpload",
     ImageFormat.AVIF: "heifload",
-    ImageFormat.JPEG_XL: "jxlload",
-    ImageFormat.HEIC: "heifload",
     ImageFormat.GIF: "gifload",
 }
 
@@ -56,6 +56,8 @@ DEFAULT_LIMITS = ProbeLimits()
 def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> ProbedImage:
     """Identify the format from the bytes and read the attributes from the header only."""
     image_format = sniff(data)
+    if codecs.is_codec_format(image_format):
+        return _probe_with_codec(data, image_format, limits)
     try:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
         loader = str(image.get("vips-loader"))
@@ -88,6 +90,42 @@ def probe(data: bytes | memoryview, limits: ProbeLimits = DEFAULT_LIMITS) -> Pro
             orientation=orientation,
         ),
     )
+
+
+def _probe_with_codec(data: bytes | memoryview, image_format: ImageFormat, limits: ProbeLimits) -> ProbedImage:
+    """HEIC and JPEG XL: the size from the header and the limits first. A HEIC header also names
+    its profile (and its orientation is always upright); a JPEG XL's profile and EXIF orientation
+    come only with a decode. The full decode that proves every byte follows in any case."""
+    try:
+        header = codecs.read_header(data, image_format)
+        _check_limits(header.width, header.height, 1, limits)
+        if header.colour_space is not None:
+            return _codec_probed(image_format, header.width, header.height, header.colour_space, 1)
+        image = codecs.decode(data, image_format)
+    except VIPS_ERRORS as error:
+        raise BadRequest(
+            f"The {image_format.short_name} image cannot be read: it is damaged, truncated or uses"
+            " features that are not supported (animation, depth or auxiliary images only)",
+            reason="undecodable_image",
+        ) from error
+    return _codec_probed(
+        image_format, int(image.width), int(image.height), detect_colour_space(image), orientation_of(image)
+    )
+
+
+def _codec_probed(
+    image_format: ImageFormat, width: int, height: int, colour_space: str, orientation: int
+) -> ProbedImage:
+    attributes = Attributes(
+        width=width,
+        height=height,
+        format=image_format.short_name,
+        page_count=1,
+        loop=0,
+        color_space=colour_space,
+        orientation=orientation,
+    )
+    return ProbedImage(format=image_format, attributes=attributes)
 
 
 def orientation_of(image: pyvips.Image) -> int:

@@ -3,7 +3,8 @@
 Konifer's order: resize (w, h, fit, g), then rotate and flip, then filter, then blur,
 then pad; colour space, alpha and metadata are settled last, for the output format.
 Resizing uses libvips' thumbnail (shrink-on-load), so no more pixels are decoded than
-the output needs.
+the output needs. HEIC and JPEG XL are decoded and encoded outside libvips (imaging/codecs.py):
+those are decoded whole, then thumbnailed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 
 import msgspec
 
-from konifer_edge.domain.formats import ImageFormat
+from konifer_edge.domain.formats import ImageFormat, sniff_format
 from konifer_edge.domain.models import Attributes, Lqip
 from konifer_edge.domain.transformation import (
     ANIMATED_FORMATS,
@@ -25,7 +26,7 @@ from konifer_edge.domain.transformation import (
     Plan,
     Rotation,
 )
-from konifer_edge.imaging import colour
+from konifer_edge.imaging import codecs, colour
 from konifer_edge.imaging.frames import map_frames, page_count, page_height
 from konifer_edge.imaging.lqip import compute_lqips
 from konifer_edge.imaging.metadata import strip_exif_from_container
@@ -38,9 +39,10 @@ _METADATA_FIELDS = {"exif": "exif-data", "icc": "icc-profile-data", "iptc": "ipt
 # Interpretations no encoder writes as they are: turned into sRGB before any step.
 _FOREIGN_SPACES = frozenset({"cmyk", "lab", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "fourier", "histogram"})
 _ICC_OPTIONS: dict[str, object] = {"intent": "relative", "black_point_compensation": True}
-# libvips 8.14's HEIF saver writes an EXIF block whenever it writes metadata at all, and
-# its container cannot be edited afterwards: stripping EXIF there means stripping everything.
-_HEIF = frozenset({ImageFormat.AVIF, ImageFormat.HEIC})
+# libvips' HEIF saver writes an EXIF block whenever it writes metadata at all, and its
+# container cannot be edited afterwards: stripping EXIF from AVIF means stripping everything.
+_HEIF = frozenset({ImageFormat.AVIF})
+_HEIF_CONTAINERS = frozenset({ImageFormat.AVIF, ImageFormat.HEIC})
 
 
 class Rendered(msgspec.Struct, frozen=True):
@@ -68,7 +70,10 @@ def render(source: bytes, source_pages: int, plan: Plan, lqip_kinds: tuple[str, 
         image = image.copy_memory()
     data = _encode(image, plan)
     # What the bytes say about themselves, read back from their header: what the encoder kept.
-    written = pyvips.Image.new_from_buffer(data, "")
+    if codecs.is_codec_format(plan.format):
+        written = codecs.decode(data, plan.format)
+    else:
+        written = pyvips.Image.new_from_buffer(data, "")
     frames = page_count(image) if animated else 1
     attributes = Attributes(
         width=int(image.width),
@@ -86,6 +91,9 @@ def render(source: bytes, source_pages: int, plan: Plan, lqip_kinds: tuple[str, 
 
 def _load(source: bytes, plan: Plan, animated: bool) -> pyvips.Image:
     """Decode, shrinking on load to the planned size. Orientation waits: sizes come first."""
+    source_format = sniff_format(source[:64])
+    if source_format is not None and codecs.is_codec_format(source_format):
+        return _load_decoded(codecs.decode(source, source_format), plan)
     options = "n=-1" if animated else ""
     if not plan.resize:
         # Turning and mirroring top to bottom read rows out of order; a sequential decode
@@ -101,6 +109,18 @@ def _load(source: bytes, plan: Plan, animated: bool) -> pyvips.Image:
         # The plan already kept the aspect for `fit`; force its exact size, no refitting.
         keywords["size"] = "force"
     return pyvips.Image.thumbnail_buffer(source, plan.width, **keywords)
+
+
+def _load_decoded(image: pyvips.Image, plan: Plan) -> pyvips.Image:
+    """The same sizing as _load, on pixels a codec outside libvips decoded (never animated)."""
+    if not plan.resize:
+        return image
+    keywords: dict[str, object] = {"height": plan.height, "no_rotate": True}
+    if plan.fit in (Fit.FILL, Fit.CROP):
+        keywords["crop"] = _CROP[plan.gravity]
+    else:
+        keywords["size"] = "force"
+    return image.thumbnail_image(plan.width, **keywords)
 
 
 def _cover_frames(source: bytes, plan: Plan, options: str) -> pyvips.Image:
@@ -281,6 +301,10 @@ def _strip_metadata(image: pyvips.Image, plan: Plan) -> pyvips.Image:
 def _encode(image: pyvips.Image, plan: Plan) -> bytes:
     quality = plan.quality
     strip_all = "exif" in plan.strip and plan.format in _HEIF
+    if plan.format in _HEIF_CONTAINERS:
+        # libheif would turn an orientation into the container's rotation and mirror, which every
+        # decoder applies: the answer keeps the stored pixels, as every other format's does.
+        image = _without(image, "orientation")
     match plan.format:
         case ImageFormat.JPEG:
             data = image.jpegsave_buffer(Q=quality, optimize_coding=True)
@@ -290,10 +314,9 @@ def _encode(image: pyvips.Image, plan: Plan) -> bytes:
             data = image.webpsave_buffer(Q=quality, effort=4)
         case ImageFormat.AVIF:
             data = image.heifsave_buffer(Q=quality, compression="av1", effort=4, strip=strip_all)
-        case ImageFormat.HEIC:
-            data = image.heifsave_buffer(Q=quality, compression="hevc", effort=4, strip=strip_all)
-        case ImageFormat.JPEG_XL:
-            data = image.jxlsave_buffer(Q=quality, effort=4)
+        case ImageFormat.HEIC | ImageFormat.JPEG_XL:
+            assert quality is not None, "lossy formats always have a quality"
+            data = codecs.encode(image, plan.format, quality, keep_exif="exif" not in plan.strip)
         case ImageFormat.GIF:
             data = image.gifsave_buffer()
     if "exif" in plan.strip:

@@ -6,11 +6,9 @@ import pyvips
 
 # Loaders libvips marks untrusted (ImageMagick, PDF, SVG, ...) never see client bytes.
 pyvips.block_untrusted_set(True)
-# libvips 8.14 marks its JPEG XL codec untrusted as well, but JPEG XL in and out is part
-# of the contract. Only these two classes are let through: the loader sees client bytes
-# only after the signature sniff and the header limits, and the saver only our pixels.
-pyvips.operation_block_set("VipsForeignLoadJxl", False)
-pyvips.operation_block_set("VipsForeignSaveJxl", False)
+# The bundled libvips has no JPEG XL and cannot decode HEIC: imaging/codecs.py does both.
+# Its HEIF loader still parses HEIC headers, so it is kept away from HEIC bytes by callers
+# (they dispatch on the signature) rather than blocked, which would also block AVIF.
 # Decoded pixels are never reused across requests, so libvips' operation cache only costs memory.
 pyvips.cache_set_max(0)
 

@@ -28,7 +28,7 @@ import thumbhash
 
 from tests.integration.conftest import start_deployment
 from tests.support.deployment import Deployment
-from tests.support.images import FORMATS, MIME_TYPES, describe, heif_compression, loader_name, make_image
+from tests.support.images import FORMATS, MIME_TYPES, describe, heif_compression, load, loader_name, make_image
 from tests.support.polling import wait_for
 from tests.support.services import PostgresService
 
@@ -109,14 +109,14 @@ def half_transparent_png() -> bytes:
 @functools.cache
 def oriented_jpeg() -> bytes:
     """The quadrants stored sideways: 400x300 pixels with EXIF orientation 6 (display turned 90° clockwise)."""
-    image = pyvips.Image.new_from_buffer(quadrants_png(), "").copy()
+    image = load(quadrants_png()).copy()
     image.set_type(pyvips.GValue.gint_type, "orientation", 6)
     return bytes(image.jpegsave_buffer(Q=95))
 
 
 @functools.cache
 def exif_tagged_jpeg() -> bytes:
-    image = pyvips.Image.new_from_buffer(quadrants_png(), "").copy()
+    image = load(quadrants_png()).copy()
     image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "konifer-test-artist")
     image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-ImageDescription", "konifer-test-description")
     return bytes(image.jpegsave_buffer(Q=90))
@@ -192,7 +192,7 @@ def variant_rows(api: Deployment, path: str) -> int:
 
 
 def decoded(response: httpx.Response) -> pyvips.Image:
-    return pyvips.Image.new_from_buffer(response.content, "")
+    return load(response.content)
 
 
 def pixel(image: pyvips.Image, x: int, y: int) -> list[float]:

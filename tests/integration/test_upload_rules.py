@@ -20,6 +20,7 @@ import pyvips
 
 from tests.support.aws import aws_env
 from tests.support.deployment import Deployment
+from tests.support.images import load, save
 from tests.support.services import PostgresService, S3Service
 from tests.support.source_server import SourceServer
 from tests.support.tiny_siglip import build_tiny_model, embedding_of_colour, expected_score
@@ -111,8 +112,7 @@ label-rules = [ {{ rule = "anything", labels = {{ spelled = "label-rules" }} }} 
 
 def solid(rgb: tuple[int, int, int], fmt: str = ".png", size: tuple[int, int] = (40, 30)) -> bytes:
     image = pyvips.Image.black(*size, bands=3).new_from_image(list(rgb)).cast("uchar")
-    data: bytes = image.write_to_buffer(fmt)
-    return data
+    return save(image, fmt)
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +289,7 @@ def test_rules_score_the_upload_as_sent_not_as_preprocessed(rules_api: Deploymen
     assert blue.status_code == 201, blue.text
     assert blue.json()["labels"] == {"kind": "blue"}
     stored = rules_api.client.get(f"/assets{path}/-/entry/{blue.json()['entryId']}/content")
-    pixel = pyvips.Image.new_from_buffer(stored.content, "").getpoint(5, 5)
+    pixel = load(stored.content).getpoint(5, 5)
     assert len(set(pixel[:3])) == 1  # grey
 
 

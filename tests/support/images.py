@@ -6,7 +6,10 @@ from typing import Any
 
 import pyvips
 
-__all__ = ["FORMATS", "ImageInfo", "describe", "make_image"]
+from konifer_edge.domain.formats import ImageFormat, sniff_format
+from konifer_edge.imaging import codecs
+
+__all__ = ["FORMATS", "ImageInfo", "describe", "load", "make_image", "save"]
 
 # fmt -> (save suffix, save options). AVIF and HEIC share heifsave; only the codec differs.
 _SAVERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -14,7 +17,6 @@ _SAVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "png": (".png", {}),
     "webp": (".webp", {"Q": 80}),
     "avif": (".avif", {"Q": 60, "compression": "av1", "effort": 0}),
-    # libvips 8.14's jxlsave takes effort 3..9 and only warns (keeping its default) below that.
     "jxl": (".jxl", {"Q": 80, "effort": 3}),
     "heic": (".heic", {"Q": 60, "compression": "hevc", "effort": 0}),
     "gif": (".gif", {}),
@@ -102,8 +104,33 @@ def make_image(
         image.set_type(pyvips.GValue.array_int_type, "delay", [delay_ms] * frames)
         image.set_type(pyvips.GValue.gint_type, "loop", loop)
     suffix, options = _SAVERS[fmt]
+    return save(image, suffix, **options)
+
+
+# The two formats the bundled libvips neither decodes nor encodes: their own codecs, the ones the
+# service uses (libheif through pillow-heif, libjxl through pylibjxl), make and read them here.
+_CODEC_SUFFIXES = {".heic": ImageFormat.HEIC, ".heif": ImageFormat.HEIC, ".jxl": ImageFormat.JPEG_XL}
+
+
+def save(image: pyvips.Image, suffix: str, **options: Any) -> bytes:
+    """`image.write_to_buffer(suffix, **options)`, with HEIC and JPEG XL written by their codecs."""
+    codec = _CODEC_SUFFIXES.get(suffix)
+    if codec is not None:
+        return codecs.encode(image, codec, int(options.get("Q", 80)), keep_exif=True)
     data: bytes = image.write_to_buffer(suffix, **options)
     return data
+
+
+def load(data: bytes, **options: Any) -> pyvips.Image:
+    """`pyvips.Image.new_from_buffer(data, "")`, with HEIC and JPEG XL read by their codecs.
+
+    Those come back with `vips-loader` "heifload_libheif" or "jxlload_libjxl": the family names
+    libvips' own loaders had ("heif", "jxl") are kept as the prefix.
+    """
+    fmt = sniff_format(data[:64])
+    if fmt is not None and codecs.is_codec_format(fmt):
+        return codecs.decode(data, fmt)
+    return pyvips.Image.new_from_buffer(data, "", **options)
 
 
 class ImageInfo:
@@ -132,9 +159,9 @@ def describe(data: bytes) -> ImageInfo:
     `heif_compression` to tell them apart. libvips' GIF loader always returns RGBA, so `alpha` is
     True for every GIF.
     """
-    image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+    image = load(data, access="sequential")
     loader = str(image.get("vips-loader"))
-    fmt = loader.removesuffix("_buffer").removesuffix("load")
+    fmt = loader.split("load", 1)[0]
     fields = image.get_fields()
     pages = int(image.get("n-pages")) if "n-pages" in fields else 1
     height = int(image.get("page-height")) if "page-height" in fields else image.height
@@ -143,6 +170,13 @@ def describe(data: bytes) -> ImageInfo:
 
 def heif_compression(data: bytes) -> str | None:
     """The HEIF codec: "av1" for AVIF, "hevc" for HEIC, None if libvips does not load it as HEIF."""
+    fmt = sniff_format(data[:64])
+    if fmt is ImageFormat.HEIC:
+        # libheif (pillow-heif) decodes only HEVC: a file it reads is HEVC-coded
+        codecs.decode(data, ImageFormat.HEIC)
+        return "hevc"
+    if fmt is not ImageFormat.AVIF:
+        return None
     image = pyvips.Image.new_from_buffer(data, "")
     if "heif-compression" not in image.get_fields():
         return None

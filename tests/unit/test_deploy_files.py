@@ -2,7 +2,7 @@
 
 No container engine runs here, so the Dockerfile is checked by rules (and by hadolint when it is
 installed), the compose file and the Kubernetes manifests by structure, and the image's format smoke
-check by running it on this Debian 12 machine, whose libvips42 is the one the image installs.
+check by running it on this machine with this interpreter, whose wheels are the ones the image installs.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def test_the_service_runs_as_the_unprivileged_user() -> None:
 
 def test_apt_installs_without_recommends_and_cleans_its_lists() -> None:
     apt_runs = [i.arguments for i in INSTRUCTIONS if i.keyword == "RUN" and "apt-get" in i.arguments]
-    assert apt_runs, "the runtime stage installs libvips42 with apt"
+    assert apt_runs, "the runtime stage installs the C++ runtime the wheels link with apt"
     for run in apt_runs:
         assert "apt-get update" in run, "update and install in the same layer"
         assert "--no-install-recommends" in run and " -y " in f" {run} "
@@ -234,7 +234,7 @@ def test_hadolint_finds_nothing() -> None:
 
 
 def test_steps_script_smoke_check_encodes_and_decodes_all_seven_formats() -> None:
-    """The `verify` step the image build runs, on this machine's Debian libvips42 and this interpreter."""
+    """The `verify` step the image build runs, on this interpreter's libvips, libheif and libjxl wheels."""
     result = subprocess.run(
         ["bash", str(STEPS_SCRIPT), "verify", sys.executable], capture_output=True, text=True, timeout=180
     )
