@@ -17,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from konifer_edge.observability import metrics
-from konifer_edge.observability.logs import ACCESS_LOGGER, fields
+from konifer_edge.observability.logs import ACCESS_LINES, ACCESS_LOGGER, access_line, fields, writes_lines_directly
 
 log = logging.getLogger(ACCESS_LOGGER)
 
@@ -120,18 +120,38 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
             metrics.SERVED_BYTES.labels(route).inc(sent)
             if 400 <= status < 500:
                 metrics.REJECTED_INPUTS.labels(state.get(REJECT_REASON, "other")).inc()
-            if route not in ("health", "metrics"):
-                line = AccessLine(
-                    method=str(scope.get("method", "")),
-                    path=logged_path(str(scope.get("path", ""))),
-                    route=route,
-                    status=status,
-                    duration_ms=round(duration * 1000, 3),
-                    cache=cache,
-                    bytes=sent,
-                    request_id=request_id,
-                    failed=state.get(RESPONSE_CUT),
-                )
-                log.info("%s %s %d", line.method, line.path, status, extra=fields(line))
+            if route not in _UNLOGGED_ROUTES and log.isEnabledFor(logging.INFO):
+                _log_access(scope, state, route, status, duration, cache, sent, request_id)
 
     return middleware
+
+
+_UNLOGGED_ROUTES = frozenset({"health", "metrics"})
+
+
+def _log_access(
+    scope: Scope,
+    state: dict[str, Any],
+    route: str,
+    status: int,
+    duration: float,
+    cache: str,
+    sent: int,
+    request_id: str,
+) -> None:
+    line = AccessLine(
+        method=str(scope.get("method", "")),
+        path=logged_path(str(scope.get("path", ""))),
+        route=route,
+        status=status,
+        duration_ms=round(duration * 1000, 3),
+        cache=cache,
+        bytes=sent,
+        request_id=request_id,
+        failed=state.get(RESPONSE_CUT),
+    )
+    message = f"{line.method} {line.path} {status}"
+    if writes_lines_directly():
+        ACCESS_LINES.add(access_line(time.time(), message, line))
+    else:
+        log.info("%s", message, extra=fields(line))
