@@ -130,7 +130,8 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
     async def start(app: Litestar, stack: AsyncExitStack) -> None:
         """Open everything a worker needs; each resource goes on `stack`, which releases it."""
         metrics.export_at_zero(_known_label_values())
-        # First on the stack, so run last: the last requests' access lines are not lost.
+        # Entered first, so left last: the last requests' counts and access lines are not lost.
+        await stack.enter_async_context(metrics.folding())
         stack.callback(ACCESS_LINES.flush)
         pool = await create_pool(dsn, max_size=config.data_store.postgresql.pool_size)
         stack.push_async_callback(pool.close)

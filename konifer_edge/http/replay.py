@@ -147,7 +147,7 @@ class Replay:
         mark(scope, ROUTE_KIND, answer.route_kind)
         mark(scope, CACHE_OUTCOME, "memory")
         if answer.counts_as_variant_lookup:
-            metrics.VARIANT_LOOKUPS.labels("hit").inc()
+            metrics.LOOKUPS.add(("hit",))
         if answer.variant is not None:
             runtime.access.touch(answer.variant)
         if answer.etag is not None and not_modified(header(scope, b"if-none-match"), answer.etag):

@@ -115,17 +115,18 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
             duration = time.perf_counter() - started
             route = state.get(ROUTE_KIND) or _route_of(scope)
             cache = state.get(CACHE_OUTCOME, "none")
-            metrics.REQUESTS.labels(route, f"{status // 100}xx", cache).inc()
-            metrics.REQUEST_DURATION.labels(route).observe(duration)
-            metrics.SERVED_BYTES.labels(route).inc(sent)
+            metrics.HTTP_REQUESTS.add((route, _STATUS_CLASSES.get(status) or f"{status // 100}xx", cache))
+            metrics.HTTP_DURATION.observe((route,), duration)
+            metrics.HTTP_BYTES.add((route,), sent)
             if 400 <= status < 500:
-                metrics.REJECTED_INPUTS.labels(state.get(REJECT_REASON, "other")).inc()
+                metrics.REFUSALS.add((state.get(REJECT_REASON, "other"),))
             if route not in _UNLOGGED_ROUTES and log.isEnabledFor(logging.INFO):
                 _log_access(scope, state, route, status, duration, cache, sent, request_id)
 
     return middleware
 
 
+_STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 _UNLOGGED_ROUTES = frozenset({"health", "metrics"})
 
 
