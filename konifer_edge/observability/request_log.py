@@ -7,6 +7,7 @@ JSON-escaped strings.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -54,7 +55,21 @@ def _request_id(scope: Scope) -> str:
             text: str = value.decode("ascii")
             if text.isprintable():
                 return text
-    return os.urandom(16).hex()
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def _new_id_series() -> None:
+    """Request ids are this process's random prefix and a counter: unique without a syscall each."""
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count()
+
+
+_id_prefix = ""
+_id_counter = itertools.count()
+_new_id_series()
+# A forked worker must not repeat its parent's (or a sibling's) ids.
+os.register_at_fork(after_in_child=_new_id_series)
 
 
 _ASSET_ROUTES = {"GET": "fetch", "HEAD": "fetch", "POST": "store", "PUT": "update", "DELETE": "delete"}
