@@ -35,7 +35,7 @@ from konifer_edge.imaging.pool import ImagingPool
 from konifer_edge.imaging.vips import pyvips
 from konifer_edge.observability import metrics
 from konifer_edge.observability.health import HEALTH_ROUTES, metrics_endpoint
-from konifer_edge.observability.logs import configure_logging
+from konifer_edge.observability.logs import ACCESS_LINES, configure_logging
 from konifer_edge.observability.request_log import request_accounting
 from konifer_edge.rules.engine import RuleEngine
 from konifer_edge.rules.prompt_cache import PromptEmbeddingStore
@@ -132,6 +132,9 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
     async def start(app: Litestar, stack: AsyncExitStack) -> None:
         """Open everything a worker needs; each resource goes on `stack`, which releases it."""
         metrics.export_at_zero(_known_label_values())
+        # Entered first, so left last: the last requests' counts and access lines are not lost.
+        await stack.enter_async_context(metrics.folding())
+        stack.callback(ACCESS_LINES.flush)
         pool = await create_pool(dsn, max_size=config.data_store.postgresql.pool_size)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as connection:

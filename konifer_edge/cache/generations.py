@@ -18,7 +18,7 @@ import mmap
 import os
 import secrets
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -47,10 +47,18 @@ class GenerationsUnavailable(Exception):
         self.last_known = last_known
 
 
+GenerationReader = Callable[[], int | None]
+"""Reads one path's current generation at once; None when generations cannot be trusted right now."""
+
+
 class Generations(Protocol):
     async def current(self, path: str) -> int: ...
 
     async def bump(self, paths: Iterable[str]) -> None: ...
+
+    def reader(self, path: str) -> GenerationReader | None:
+        """A reader of ``path``'s generation that needs no waiting, or None when every read must wait."""
+        ...
 
 
 class SharedMemoryGenerations:
@@ -77,6 +85,18 @@ class SharedMemoryGenerations:
         epoch: int = _SLOT.unpack_from(self._map, _EPOCH_OFFSET)[0]
         value: int = _SLOT.unpack_from(self._map, slot_of(path) * _SLOT.size)[0]
         return (epoch << 64) | value
+
+    def reader(self, path: str) -> GenerationReader:
+        # The slot found once: a reader that is kept (a recorded answer's) hashes nothing per read.
+        offset = slot_of(path) * _SLOT.size
+        unpack, mapped = _SLOT.unpack_from, self._map
+
+        def read() -> int:
+            epoch: int = unpack(mapped, _EPOCH_OFFSET)[0]
+            value: int = unpack(mapped, offset)[0]
+            return (epoch << 64) | value
+
+        return read
 
     async def bump(self, paths: Iterable[str]) -> None:
         with self._locked():
@@ -142,6 +162,9 @@ class RedisGenerations:
             await self._client.set(_EPOCH_KEY, _new_epoch(), nx=True)
             epoch, value = await self._client.mget(keys)
         return (int(epoch or 0) << 64) | int(value or 0)
+
+    def reader(self, path: str) -> None:
+        return None  # every read asks Redis
 
     async def bump(self, paths: Iterable[str]) -> None:
         try:

@@ -26,7 +26,12 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 import asyncpg.pool
 
-from konifer_edge.cache.generations import GenerationsUnavailable, SharedMemoryGenerations, slot_of
+from konifer_edge.cache.generations import (
+    GenerationReader,
+    GenerationsUnavailable,
+    SharedMemoryGenerations,
+    slot_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +102,15 @@ class PostgresGenerations:
         if not self._listening.is_set():
             raise GenerationsUnavailable("not listening for invalidations from other nodes", last_known)
         return last_known
+
+    def reader(self, path: str) -> GenerationReader:
+        local, listening = self._local.reader(path), self._listening
+
+        def read() -> int | None:
+            # Unknown while not listening, as `current` says by raising.
+            return local() if listening.is_set() else None
+
+        return read
 
     async def bump(self, paths: Iterable[str]) -> None:
         slots = sorted({slot_of(path) for path in paths})

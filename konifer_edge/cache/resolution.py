@@ -19,7 +19,7 @@ import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from konifer_edge.cache.generations import Generations, GenerationsUnavailable
+from konifer_edge.cache.generations import GenerationReader, Generations, GenerationsUnavailable
 from konifer_edge.domain.models import Asset, Variant
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,10 @@ class ResolutionCache:
 
     async def generation(self, path: str) -> int | None:
         return (await self._generation_or_last_known(path))[0]
+
+    def generation_reader(self, path: str) -> GenerationReader | None:
+        """Reads ``path``'s generation without waiting (None: unknown now), if the generations allow."""
+        return self._generations.reader(path)
 
     async def _generation_or_last_known(self, path: str) -> tuple[int | None, int | None]:
         """The path's generation, or None and the generation this node last knew (if any)."""

@@ -33,18 +33,18 @@ from litestar.types import (
     ASGIApp,
     HTTPResponseBodyEvent,
     HTTPResponseStartEvent,
-    HTTPScope,
     Receive,
     Scope,
     Send,
 )
 
+from konifer_edge.cache.generations import GenerationReader
 from konifer_edge.cache.resolution import LruCache
 from konifer_edge.domain.models import Variant
 from konifer_edge.domain.selectors import ReturnFormat
 from konifer_edge.http.headers import etag_matches
 from konifer_edge.observability import metrics
-from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND, mark
+from konifer_edge.observability.request_log import CACHE_OUTCOME, ROUTE_KIND
 from konifer_edge.services.fetch import FetchOutcome
 from konifer_edge.services.runtime import Runtime
 
@@ -90,6 +90,8 @@ class RecordedAnswer(msgspec.Struct, frozen=True, kw_only=True):
     variant: Variant | None = None
     """The variant an image answer sends, so that its use still counts for idle expiry."""
     counts_as_variant_lookup: bool = False
+    generation_now: GenerationReader | None = None
+    """Reads the path's generation without waiting (its slot found once, when recorded), if possible."""
 
 
 class Replay:
@@ -111,9 +113,18 @@ class Replay:
         kept = {name: value for name, value in response.headers.items() if name != "Content-Length"}
         selector = outcome.request.selector
         route_kind = f"fetch_{selector.return_format.value}"
+        generation_now = self.runtime.resolutions.generation_reader(outcome.request.path)
         if selector.return_format.is_metadata:
             # Metadata is a function of the rows alone, and any write to the path moves its generation.
-            answer = _answer(outcome.request.path, outcome.generation, route_kind, kept, "application/json", content)
+            answer = _answer(
+                outcome.request.path,
+                outcome.generation,
+                route_kind,
+                kept,
+                "application/json",
+                content,
+                generation_now=generation_now,
+            )
             self._put(scope, answer, by_accept=False, by_origin=False)
             return
         if selector.return_format is ReturnFormat.LINK:
@@ -131,6 +142,7 @@ class Replay:
                 content,
                 variant=stored[0].variant if stored else None,
                 counts_as_variant_lookup=bool(stored),
+                generation_now=generation_now,
             )
             by_accept = any(resolved.negotiated for resolved in outcome.variants)
             self._put(scope, answer, by_accept=by_accept, by_origin=True)
@@ -150,6 +162,7 @@ class Replay:
             body_key=outcome.body.key,
             variant=resolved.variant,
             counts_as_variant_lookup=resolved.source is not None,
+            generation_now=generation_now,
         )
         self._put(scope, answer, by_accept=resolved.negotiated, by_origin=False)
 
@@ -167,28 +180,38 @@ class Replay:
             found = self._answers.get(found.key(target, accept, origin))
         return found if isinstance(found, RecordedAnswer) else None
 
-    async def answer(self, scope: HTTPScope, send: Send) -> bool:
-        """Send the recorded answer to this request, if there is one still valid; False otherwise."""
-        if header(scope, b"range"):
-            return False
-        answer = self.find(request_target(scope), header(scope, b"accept"), request_origin(scope))
+    def find_for(self, scope: Scope) -> tuple[RecordedAnswer, bytes, str] | None:
+        """The recorded answer to this request, its body and the request's `If-None-Match`, if one
+        was recorded and its body is still in memory; whether it is still current is the caller's check."""
+        accept = if_none_match = host = ""
+        # One pass over the request's headers for the four that matter here.
+        for name, value in scope["headers"]:
+            if name == b"range":
+                return None
+            if name == b"accept":
+                accept = bytes(value).decode("latin-1")
+            elif name == b"if-none-match":
+                if_none_match = bytes(value).decode("latin-1")
+            elif name == b"host":
+                host = bytes(value).decode("latin-1")
+        answer = self.find(request_target(scope), accept, _origin(scope, host))
         if answer is None:
-            return False
-        runtime = self.runtime
-        body = answer.body if answer.body_key is None else runtime.bodies.get(answer.body_key)
-        if body is None or await runtime.resolutions.generation(answer.path) != answer.generation:
-            return False
-        mark(scope, ROUTE_KIND, answer.route_kind)
-        mark(scope, CACHE_OUTCOME, "memory")
+            return None
+        body = answer.body if answer.body_key is None else self.runtime.bodies.get(answer.body_key)
+        return None if body is None else (answer, body, if_none_match)
+
+    def served(self, scope: Scope, answer: RecordedAnswer) -> None:
+        """Account for ``answer`` being sent to this request."""
+        state = scope.setdefault("state", {})
+        state[ROUTE_KIND] = answer.route_kind
+        state[CACHE_OUTCOME] = "memory"
         if answer.counts_as_variant_lookup:
-            metrics.VARIANT_LOOKUPS.labels("hit").inc()
+            metrics.LOOKUPS.add(_HIT)
         if answer.variant is not None:
-            runtime.access.touch(answer.variant)
-        if answer.etag is not None and not_modified(header(scope, b"if-none-match"), answer.etag):
-            await _send(send, 304, answer.headers, b"")
-            return True
-        await _send(send, 200, answer.length_and_type, b"" if scope["method"] == "HEAD" else body)
-        return True
+            self.runtime.access.touch(answer.variant)
+
+
+_HIT: Final = ("hit",)
 
 
 def _recordable(method: str, outcome: FetchOutcome, response: Response[Any]) -> bool:
@@ -227,6 +250,7 @@ def _answer(
     body_key: str | None = None,
     variant: Variant | None = None,
     counts_as_variant_lookup: bool = False,
+    generation_now: GenerationReader | None = None,
 ) -> RecordedAnswer:
     listed = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
     length = len(body) if body is not None else size
@@ -246,6 +270,7 @@ def _answer(
         body_key=body_key,
         variant=variant,
         counts_as_variant_lookup=counts_as_variant_lookup,
+        generation_now=generation_now,
     )
 
 
@@ -264,7 +289,11 @@ def request_target(scope: Scope) -> str:
 
 def request_origin(scope: Scope) -> str:
     """Scheme and `Host` as sent: what a link's URL is built from when no public URL is configured."""
-    return f"{scope.get('scheme', 'http')}://{header(scope, b'host')}"
+    return _origin(scope, header(scope, b"host"))
+
+
+def _origin(scope: Scope, host: str) -> str:
+    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 def header(scope: Scope, name: bytes) -> str:
@@ -278,18 +307,39 @@ def serve_recorded_answers(app: ASGIApp, replay_of: Callable[[], Replay | None])
     """Wrap ``app`` so that recorded answers are sent directly; everything else reaches ``app``."""
 
     async def fast_path(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and scope["path"].startswith("/assets/"):
-            replay = replay_of()
-            fetching = scope["method"] in ("GET", "HEAD")
-            if fetching and replay is not None and await replay.answer(scope, send):
+        # The whole replay in this one coroutine: an await layer costs as much as a check here.
+        found = _recorded(scope, replay_of)
+        if found is not None:
+            replay, answer, body, if_none_match, head = found
+            read = answer.generation_now
+            current = read() if read is not None else await replay.runtime.resolutions.generation(answer.path)
+            if current == answer.generation:
+                replay.served(scope, answer)
+                headers = answer.length_and_type
+                status = 200
+                if answer.etag is not None and not_modified(if_none_match, answer.etag):
+                    status, headers, body = 304, answer.headers, b""
+                elif head:
+                    body = b""
+                start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers}
+                await send(start)
+                content: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+                await send(content)
                 return
         await app(scope, receive, send)
 
     return fast_path
 
 
-async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers}
-    await send(start)
-    content: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
-    await send(content)
+def _recorded(
+    scope: Scope, replay_of: Callable[[], Replay | None]
+) -> tuple[Replay, RecordedAnswer, bytes, str, bool] | None:
+    """The replay, the answer, its body, the request's `If-None-Match` and whether it is a HEAD."""
+    if scope["type"] != ScopeType.HTTP or scope["method"] not in _FETCHING or not scope["path"].startswith("/assets/"):
+        return None
+    replay = replay_of()
+    found = replay.find_for(scope) if replay is not None else None
+    return None if replay is None or found is None else (replay, *found, scope["method"] == "HEAD")
+
+
+_FETCHING: Final = frozenset({"GET", "HEAD"})

@@ -3,12 +3,20 @@
 Every line on stderr is one JSON object with the same leading fields, whoever logs it: ``time``
 (UTC, ISO 8601 with milliseconds), ``level``, ``logger`` and ``message``; a traceback comes as
 ``exception``, and the access log adds its request fields after these. One parser reads them all.
+
+Access lines skip the logging machinery: they are written by `LineBatch` in the same format, a
+batch at a time (`ACCESS_FLUSH_SECONDS` after the first line of a batch at the latest, and at
+shutdown), when the lines go to the stream `configure_logging` set up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import logging
 import os
+import select
 import sys
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -36,12 +44,27 @@ class LogLine(msgspec.Struct):
     message: str
 
 
+_second: tuple[int, str] = (0, "")
+
+
+def utc_time(timestamp: float) -> str:
+    """``timestamp`` as the ``time`` field writes it: UTC, ISO 8601, milliseconds (``...T12:00:00.250+00:00``)."""
+    global _second
+    whole = int(timestamp)
+    second, text = _second
+    if whole != second:
+        # Formatting a datetime costs more than the rest of an access line; one per second is enough.
+        text = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+        _second = (whole, text)
+    return f"{text}.{int((timestamp - whole) * 1000):03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record; the object given as ``extra=fields(...)`` adds its fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         common = LogLine(
-            time=datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            time=utc_time(record.created),
             level=record.levelname.lower(),
             logger=record.name,
             message=record.getMessage(),
@@ -60,6 +83,84 @@ class JsonFormatter(logging.Formatter):
             if inner:
                 line += b"," + inner
         return (line + b"}").decode()
+
+
+ACCESS_FLUSH_SECONDS: Final = 0.1
+# A pipe takes a write of up to PIPE_BUF bytes whole: lines of several workers never interleave.
+_BATCH_BYTES: Final = select.PIPE_BUF
+
+
+class LineBatch:
+    """Whole JSON lines bound for stderr, written together instead of one write per line.
+
+    A batch is written when the next line would make it larger than `_BATCH_BYTES`, and
+    ``delay`` seconds after its first line at the latest (a timer on the running event loop;
+    at once when there is none). `flush` writes what is pending: at shutdown, and at exit.
+    """
+
+    def __init__(self, delay: float = ACCESS_FLUSH_SECONDS) -> None:
+        self._delay = delay
+        self._lines: list[bytes] = []
+        self._size = 0
+
+    def add(self, line: bytes) -> None:
+        """Queue ``line``, which ends with a newline."""
+        if self._size + len(line) > _BATCH_BYTES:
+            self.flush()
+        lines = self._lines
+        lines.append(line)
+        self._size += len(line)
+        if len(lines) == 1:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+            else:
+                # A timer that fires after its batch was written by size writes an early, smaller batch.
+                loop.call_later(self._delay, self.flush)
+
+    def flush(self) -> None:
+        lines = self._lines
+        if not lines:
+            return
+        self._lines = []
+        self._size = 0
+        _write_stderr(b"".join(lines))
+
+
+def _write_stderr(data: bytes) -> None:
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        stream.write(data.decode("utf-8", "replace"))
+        stream.flush()
+        return
+    # Lines other loggers wrote through the stream go first.
+    stream.flush()
+    view = memoryview(data)
+    # A stderr nobody reads any more loses its lines; that is no reason to fail a request.
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(descriptor, view) :]
+
+
+ACCESS_LINES = LineBatch()
+atexit.register(ACCESS_LINES.flush)
+_direct = False
+
+
+def writes_lines_directly() -> bool:
+    """Whether `configure_logging` set up the stderr handler, so a `LineBatch` may write beside it."""
+    return _direct
+
+
+def access_line(timestamp: float, message: str, values: msgspec.Struct) -> bytes:
+    """The line `JsonFormatter` would write for an INFO record of the access logger, ``values`` its fields."""
+    head = f'{{"time":"{utc_time(timestamp)}","level":"info","logger":"{ACCESS_LOGGER}","message":'
+    return head.encode() + msgspec.json.encode(message) + b"," + msgspec.json.encode(values)[1:] + b"\n"
 
 
 def fields(values: msgspec.Struct | dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +185,9 @@ def configure_logging(level: LogLevel | None = None) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    global _direct
     numeric = logging.getLevelName((level or level_from_environment()).upper())
+    ACCESS_LINES.flush()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -103,6 +206,7 @@ def configure_logging(level: LogLevel | None = None) -> None:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     # Python's own warnings become log lines too, in the same format.
     logging.captureWarnings(True)
+    _direct = True
 
 
 def granian_log_config(level: LogLevel) -> dict[str, Any]:

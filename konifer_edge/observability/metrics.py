@@ -2,15 +2,24 @@
 
 A path or entry id never becomes a label. With several Granian workers, prometheus-client's
 multiprocess mode aggregates every worker's samples (`PROMETHEUS_MULTIPROC_DIR`).
+
+The metrics every request moves (requests, durations, bytes, refusals, variant lookups) are counted
+in plain numbers first (`Pending`) and folded into prometheus-client at most `FOLD_INTERVAL_SECONDS`
+later and before every exposition: in multiprocess mode each increment takes a lock and writes a
+mapped file, which would cost more than serving a recorded answer does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 import os
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -90,8 +99,115 @@ def export_at_zero(known: Mapping[MetricWrapperBase, Iterable[str]]) -> None:
             metric.labels(value)
 
 
+FOLD_INTERVAL_SECONDS: Final = 1.0
+
+
+class PendingCounter:
+    """Increments of a labelled counter, kept in this process until `fold` adds them to it.
+
+    The series of a label set is created at its first increment (at zero until the fold), so a
+    scrape never misses a series because its count is still pending.
+    """
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[tuple[str, ...], Counter] = {}
+        self._pending: dict[tuple[str, ...], float] = {}
+        _PENDING.append(self)
+
+    def add(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        pending = self._pending
+        if labels in pending:
+            pending[labels] += amount
+        else:
+            self._children[labels] = self._counter.labels(*labels)
+            pending[labels] = amount
+
+    def fold(self) -> None:
+        pending = self._pending
+        for labels, amount in pending.items():
+            if amount:
+                # Zeroed in place: label sets are few, and a known one stays on the cheap branch of `add`.
+                pending[labels] = 0.0
+                self._children[labels].inc(amount)
+
+
+class PendingHistogram:
+    """Observations of a labelled histogram, kept as bucket counts and a sum until `fold`."""
+
+    def __init__(self, histogram: Histogram, buckets: tuple[float, ...]) -> None:
+        self._histogram = histogram
+        self._bounds = (*buckets, math.inf)
+        self._children: dict[tuple[str, ...], Histogram] = {}
+        # Per label set: the count of each bucket (not cumulative), then the sum.
+        self._pending: dict[tuple[str, ...], list[float]] = {}
+        _PENDING.append(self)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        counts = self._pending.get(labels)
+        if counts is None:
+            self._children[labels] = self._histogram.labels(*labels)
+            counts = self._pending[labels] = [0.0] * (len(self._bounds) + 1)
+        # The bucket prometheus-client would pick: the first upper bound >= value.
+        counts[bisect_left(self._bounds, value)] += 1
+        counts[-1] += value
+
+    def fold(self) -> None:
+        for labels, counts in self._pending.items():
+            if not any(counts):
+                continue
+            child = self._children[labels]
+            # prometheus-client has no call that adds many observations at once: its own `observe`
+            # adds the value to `_sum` and one to the value's (non-cumulative) bucket.
+            for index, count in enumerate(counts[:-1]):
+                if count:
+                    child._buckets[index].inc(count)
+            child._sum.inc(counts[-1])
+            counts[:] = [0.0] * len(counts)
+
+
+_PENDING: list[PendingCounter | PendingHistogram] = []
+
+
+def fold_pending() -> None:
+    """Add what this process counted since the last fold to prometheus-client's values."""
+    for pending in _PENDING:
+        pending.fold()
+
+
+@asynccontextmanager
+async def folding(interval: float = FOLD_INTERVAL_SECONDS) -> AsyncIterator[None]:
+    """Fold pending counts every ``interval`` seconds while open, and once more on leaving."""
+
+    async def fold_forever() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            fold_pending()
+
+    task = asyncio.create_task(fold_forever(), name="metrics fold")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        fold_pending()
+
+
+HTTP_REQUESTS = PendingCounter(REQUESTS)
+HTTP_DURATION = PendingHistogram(REQUEST_DURATION, _FAST)
+HTTP_BYTES = PendingCounter(SERVED_BYTES)
+REFUSALS = PendingCounter(REJECTED_INPUTS)
+LOOKUPS = PendingCounter(VARIANT_LOOKUPS)
+
+
 def exposition() -> tuple[bytes, str]:
-    """The text format, aggregated over workers when running in multiprocess mode."""
+    """The text format, aggregated over workers when running in multiprocess mode.
+
+    This worker's pending counts are folded first, so its own requests are all in the answer;
+    another worker's may be up to `FOLD_INTERVAL_SECONDS` behind.
+    """
+    fold_pending()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

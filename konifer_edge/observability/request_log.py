@@ -7,6 +7,7 @@ JSON-escaped strings.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from konifer_edge.observability import metrics
-from konifer_edge.observability.logs import ACCESS_LOGGER, fields
+from konifer_edge.observability.logs import ACCESS_LINES, ACCESS_LOGGER, access_line, fields, writes_lines_directly
 
 log = logging.getLogger(ACCESS_LOGGER)
 
@@ -54,7 +55,21 @@ def _request_id(scope: Scope) -> str:
             text: str = value.decode("ascii")
             if text.isprintable():
                 return text
-    return os.urandom(16).hex()
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def _new_id_series() -> None:
+    """Request ids are this process's random prefix and a counter: unique without a syscall each."""
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count()
+
+
+_id_prefix = ""
+_id_counter = itertools.count()
+_new_id_series()
+# A forked worker must not repeat its parent's (or a sibling's) ids.
+os.register_at_fork(after_in_child=_new_id_series)
 
 
 _ASSET_ROUTES = {"GET": "fetch", "HEAD": "fetch", "POST": "store", "PUT": "update", "DELETE": "delete"}
@@ -115,23 +130,44 @@ def request_accounting(app: ASGIApp) -> ASGIApp:
             duration = time.perf_counter() - started
             route = state.get(ROUTE_KIND) or _route_of(scope)
             cache = state.get(CACHE_OUTCOME, "none")
-            metrics.REQUESTS.labels(route, f"{status // 100}xx", cache).inc()
-            metrics.REQUEST_DURATION.labels(route).observe(duration)
-            metrics.SERVED_BYTES.labels(route).inc(sent)
+            metrics.HTTP_REQUESTS.add((route, _STATUS_CLASSES.get(status) or f"{status // 100}xx", cache))
+            metrics.HTTP_DURATION.observe((route,), duration)
+            metrics.HTTP_BYTES.add((route,), sent)
             if 400 <= status < 500:
-                metrics.REJECTED_INPUTS.labels(state.get(REJECT_REASON, "other")).inc()
-            if route not in ("health", "metrics"):
-                line = AccessLine(
-                    method=str(scope.get("method", "")),
-                    path=logged_path(str(scope.get("path", ""))),
-                    route=route,
-                    status=status,
-                    duration_ms=round(duration * 1000, 3),
-                    cache=cache,
-                    bytes=sent,
-                    request_id=request_id,
-                    failed=state.get(RESPONSE_CUT),
-                )
-                log.info("%s %s %d", line.method, line.path, status, extra=fields(line))
+                metrics.REFUSALS.add((state.get(REJECT_REASON, "other"),))
+            if route not in _UNLOGGED_ROUTES and log.isEnabledFor(logging.INFO):
+                _log_access(scope, state, route, status, duration, cache, sent, request_id)
 
     return middleware
+
+
+_STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
+_UNLOGGED_ROUTES = frozenset({"health", "metrics"})
+
+
+def _log_access(
+    scope: Scope,
+    state: dict[str, Any],
+    route: str,
+    status: int,
+    duration: float,
+    cache: str,
+    sent: int,
+    request_id: str,
+) -> None:
+    line = AccessLine(
+        method=str(scope.get("method", "")),
+        path=logged_path(str(scope.get("path", ""))),
+        route=route,
+        status=status,
+        duration_ms=round(duration * 1000, 3),
+        cache=cache,
+        bytes=sent,
+        request_id=request_id,
+        failed=state.get(RESPONSE_CUT),
+    )
+    message = f"{line.method} {line.path} {status}"
+    if writes_lines_directly():
+        ACCESS_LINES.add(access_line(time.time(), message, line))
+    else:
+        log.info("%s", message, extra=fields(line))

@@ -137,7 +137,7 @@ async def resolve_variant(
         return ResolvedVariant(variant=original, cache_status="hit", negotiated=negotiated, plan=plan)
     variant, source = await _stored_or_rendered(parts, settings, asset, plan, lane)
     rendered_here = source == "rendered"
-    metrics.VARIANT_LOOKUPS.labels("miss" if rendered_here else "hit").inc()
+    metrics.LOOKUPS.add(("miss" if rendered_here else "hit",))
     parts.access.touch(variant)
     return ResolvedVariant(
         variant=variant,

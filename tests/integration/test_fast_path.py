@@ -49,6 +49,20 @@ def test_a_repeat_is_the_same_answer(api: Deployment) -> None:
     assert partial.status_code == 206 and partial.content == second.content[:10]
 
 
+def test_each_answer_carries_its_request_id(api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(api.client, path, IMAGE, metadata=FIRST)
+    url = f"/assets{path}/-/entry/0/content"
+    made = [api.client.get(url).headers["x-request-id"] for _ in range(4)]  # the full route, then replays
+    assert len(set(made)) == len(made)
+    assert all(len(made_id) == 32 and int(made_id, 16) >= 0 for made_id in made)
+    for _ in range(2):
+        assert api.client.get(url, headers={"X-Request-ID": "edge-42 a"}).headers["x-request-id"] == "edge-42 a"
+    # Not printable ASCII: replaced by one of ours.
+    replaced = api.client.get(url, headers={"X-Request-ID": "bad\tid"}).headers["x-request-id"]
+    assert len(replaced) == 32 and replaced not in made
+
+
 def test_writes_retire_recorded_answers(api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
     stored(api.client, path, IMAGE, metadata=FIRST)

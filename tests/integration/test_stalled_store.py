@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -92,12 +93,18 @@ def _cut_count(node: Deployment, route: str) -> float:
     return 0.0
 
 
-def _access_lines(node: Deployment, path: str) -> list[dict[str, object]]:
-    lines = []
-    for line in node.server.stderr_path.read_text(errors="replace").splitlines():
-        if line.startswith("{") and path in line:
-            lines.append(json.loads(line))
-    return lines
+def _access_lines(node: Deployment, path: str, route: str) -> list[dict[str, object]]:
+    """The access lines of ``route`` for ``path``, waiting for the first: lines are written in batches."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = []
+        for line in node.server.stderr_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and path in line:
+                lines.append(json.loads(line))
+        logged = [line for line in lines if line.get("route") == route]
+        if logged or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("kind", ["content", "download"])
@@ -142,7 +149,7 @@ def test_a_body_held_after_it_started_cuts_the_connection_and_says_so(
     assert 0 < len(body) < len(image)
     assert image.startswith(body)
     assert _cut_count(node, route) == cuts_before + 1
-    logged = [line for line in _access_lines(node, path) if line.get("route") == route]
+    logged = _access_lines(node, path, route)
     assert logged[-1]["status"] == 200
     assert logged[-1]["failed"]
     assert logged[-1]["bytes"] == len(body)

@@ -11,6 +11,8 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -18,6 +20,8 @@ import pytest
 from litestar import Response
 from litestar.response import Redirect, Stream
 
+from konifer_edge.cache.generations import SharedMemoryGenerations
+from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.config import Config, load_config
 from konifer_edge.domain.models import Asset, AssetSource, Attributes, Lqip, Variant
 from konifer_edge.domain.selectors import FetchSelector, ReturnFormat
@@ -261,8 +265,10 @@ def test_a_presigned_redirect_is_never_kept_by_a_cdn() -> None:
     assert response.headers["Vary"] == "Accept"
 
 
-def _replay() -> Replay:
-    runtime: Any = None  # recording and finding never reach the runtime
+def _replay(tmp_path: Path) -> Replay:
+    # Recording asks the runtime only for a reader of the path's generation.
+    generations = SharedMemoryGenerations(tmp_path / "generations.bin")
+    runtime: Any = SimpleNamespace(resolutions=ResolutionCache(generations, None))
     return Replay(runtime)
 
 
@@ -274,10 +280,10 @@ class _Request:
 
 
 @pytest.mark.parametrize("negotiated", [False, True])
-def test_an_entry_image_is_recorded_with_its_complete_header_list(negotiated: bool) -> None:
+def test_an_entry_image_is_recorded_with_its_complete_header_list(negotiated: bool, tmp_path: Path) -> None:
     outcome, _ = _content(negotiated=negotiated)
     response = _answer(outcome)
-    replay = _replay()
+    replay = _replay(tmp_path)
     request: Any = _Request("GET", accept="image/webp")
     replay.record(request, outcome, response)
     target = "/assets/photos/-/entry/7?"
@@ -291,6 +297,7 @@ def test_an_entry_image_is_recorded_with_its_complete_header_list(negotiated: bo
     assert b"content-length" not in dict(recorded.headers)
     assert recorded.body is None and recorded.body_key == "assets/photos/a"
     assert recorded.counts_as_variant_lookup
+    assert recorded.generation_now is not None and recorded.generation_now() == 0
 
 
 def test_only_whole_public_get_answers_of_an_entry_in_memory_are_recorded() -> None:
@@ -314,14 +321,14 @@ def test_only_whole_public_get_answers_of_an_entry_in_memory_are_recorded() -> N
     )
 
 
-def test_metadata_is_recorded_with_its_body() -> None:
+def test_metadata_is_recorded_with_its_body(tmp_path: Path) -> None:
     variant = _variant()
     outcome = FetchOutcome(
         request=_request(ReturnFormat.METADATA, entry_id=None), assets=[_asset(variant)], asset_outcome="redis"
     )
     outcome = msgspec.structs.replace(outcome, generation=5)
     response = _answer(outcome)
-    replay = _replay()
+    replay = _replay(tmp_path)
     request: Any = _Request("GET")
     replay.record(request, outcome, response)
     recorded = replay.find("/assets/photos/-/entry/7?", "")

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import select
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from konifer_edge.config import ConfigError, load_config
-from konifer_edge.observability.logs import JsonFormatter, fields
+from konifer_edge.observability.logs import (
+    ACCESS_FLUSH_SECONDS,
+    ACCESS_LOGGER,
+    JsonFormatter,
+    LineBatch,
+    access_line,
+    fields,
+    utc_time,
+)
 
 
 def test_defaults_are_info_and_metrics_on_the_main_port() -> None:
@@ -72,3 +85,60 @@ def test_a_traceback_is_a_field_of_the_same_line() -> None:
     line = JsonFormatter().format(record("failed", error=True))
     value = json.loads(line)
     assert "ValueError: boom" in value["exception"] and "\n" not in line
+
+
+class AccessFields(msgspec.Struct, omit_defaults=True):
+    method: str
+    path: str
+    status: int
+    failed: str | None = None
+
+
+@pytest.mark.parametrize("timestamp", [0.0, 1_765_000_000.0, 1_765_000_000.0004, 1_765_000_000.9991, 1_765_000_059.5])
+def test_the_cached_clock_writes_what_datetime_writes(timestamp: float) -> None:
+    expected = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    assert utc_time(timestamp) == expected
+    assert utc_time(timestamp + 1) == datetime.fromtimestamp(timestamp + 1, UTC).isoformat(timespec="milliseconds")
+
+
+def test_an_access_line_is_the_line_the_formatter_writes() -> None:
+    values = AccessFields(method="GET", path='/a "b"\n', status=200)
+    logger = logging.getLogger(ACCESS_LOGGER)
+    made = logger.makeRecord(
+        logger.name, logging.INFO, __file__, 1, "%s", ('GET /a "b"\n 200',), None, extra=fields(values)
+    )
+    made.created = 1_765_000_000.25
+    written = access_line(made.created, 'GET /a "b"\n 200', values)
+    assert written == (JsonFormatter().format(made) + "\n").encode()
+    assert written.count(b"\n") == 1
+
+
+def test_lines_are_written_whole_in_batches_no_larger_than_a_pipe_takes_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[int] = []
+    real_write = os.write
+
+    def counting_write(descriptor: int, data: bytes | memoryview) -> int:
+        writes.append(len(data))
+        return real_write(descriptor, data)
+
+    with (tmp_path / "stderr").open("w") as stream:
+        monkeypatch.setattr(sys, "stderr", stream)
+        monkeypatch.setattr(os, "write", counting_write)
+        batch = LineBatch()
+        lines = [b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * (n % 300)) for n in range(200)]
+        for line in lines:  # no event loop here: each line is written at once
+            batch.add(line)
+        assert len(writes) == len(lines)
+        writes.clear()
+
+        async def add_all() -> None:
+            for line in lines:
+                batch.add(line)
+            await asyncio.sleep(ACCESS_FLUSH_SECONDS * 3)
+
+        asyncio.run(add_all())
+    assert 1 < len(writes) < len(lines) / 4
+    assert max(writes) <= select.PIPE_BUF
+    assert (tmp_path / "stderr").read_bytes() == b"".join(lines) * 2
