@@ -338,12 +338,12 @@ def test_metadata_is_recorded_with_its_body(tmp_path: Path) -> None:
     assert (recorded.route_kind, recorded.generation) == ("fetch_metadata", 5)
 
 
-def test_links_are_recorded_per_origin_unless_they_expire() -> None:
+def test_links_are_recorded_per_origin_unless_they_expire(tmp_path: Path) -> None:
     outcome, _ = _content(ReturnFormat.LINK)
     lasting = msgspec.structs.replace(outcome, links=[LinkTarget(url="https://img.example/assets/photos/-/entry/7")])
     response = _answer(lasting)
     assert _recordable("GET", lasting, response)
-    replay = _replay()
+    replay = _replay(tmp_path)
     request: Any = _Request("GET")
     request.scope["headers"].append((b"host", b"img.example"))
     replay.record(request, lasting, response)
