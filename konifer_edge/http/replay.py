@@ -5,9 +5,9 @@ usually transformed, small enough to be in the body cache; and the metadata of w
 a path. The first time, the full route answers and `record` keeps what it sent, keyed by
 the exact request target (and the `Accept` header when the answer was negotiated). The
 next time, `serve_recorded_answers`, an ASGI layer in front of the framework, checks that
-the path's generation has not moved (every store, update, delete and render bumps it, on
-every node) and sends the recorded headers and body: no routing, parsing, resolving or
-header building.
+the path's generation has not moved (every store, update and delete bumps it, on every
+node; a render moves only the variants generation, which metadata answers also check) and
+sends the recorded headers and body: no routing, parsing, resolving or header building.
 
 What may be recorded is decided in one place, `_recordable`: only answers that no request
 detail but the target can change: `GET`s of a public path with a known generation; an
@@ -77,6 +77,8 @@ class RecordedAnswer(msgspec.Struct, frozen=True, kw_only=True):
     variant: Variant | None = None
     """The variant an image answer sends, so that its use still counts for idle expiry."""
     counts_as_variant_lookup: bool = False
+    with_variants: bool = False
+    """The answer lists variants (metadata): a render at the path retires it too."""
 
 
 class Replay:
@@ -99,8 +101,17 @@ class Replay:
         selector = outcome.request.selector
         route_kind = f"fetch_{selector.return_format.value}"
         if selector.return_format.is_metadata:
-            # Metadata is a function of the rows alone, and any write to the path moves its generation.
-            answer = _answer(outcome.request.path, outcome.generation, route_kind, kept, "application/json", content)
+            # Metadata is a function of the rows alone: any write to the path moves its generation, and a
+            # render its variants generation (``outcome.generation`` combines both for metadata).
+            answer = _answer(
+                outcome.request.path,
+                outcome.generation,
+                route_kind,
+                kept,
+                "application/json",
+                content,
+                with_variants=True,
+            )
             self._put(request_target(scope), "", answer, varies_by_accept=False)
             return
         resolved = outcome.variants[0]
@@ -142,7 +153,10 @@ class Replay:
             return False
         runtime = self.runtime
         body = answer.body if answer.body_key is None else runtime.bodies.get(answer.body_key)
-        if body is None or await runtime.resolutions.generation(answer.path) != answer.generation:
+        if body is None:
+            return False
+        current = await runtime.resolutions.generation(answer.path, with_variants=answer.with_variants)
+        if current != answer.generation:
             return False
         mark(scope, ROUTE_KIND, answer.route_kind)
         mark(scope, CACHE_OUTCOME, "memory")
@@ -189,6 +203,7 @@ def _answer(
     body_key: str | None = None,
     variant: Variant | None = None,
     counts_as_variant_lookup: bool = False,
+    with_variants: bool = False,
 ) -> RecordedAnswer:
     listed = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
     length = len(body) if body is not None else size
@@ -208,6 +223,7 @@ def _answer(
         body_key=body_key,
         variant=variant,
         counts_as_variant_lookup=counts_as_variant_lookup,
+        with_variants=with_variants,
     )
 
 

@@ -146,6 +146,12 @@ class VariantCache(Invalidation, Protocol):
         self, path: str, asset: Asset, plan_key: str, load: Callable[[], Awaitable[Variant | None]]
     ) -> tuple[Variant | None, str]: ...
 
+    async def remember_variant(self, path: str, asset: Asset, plan_key: str, variant: Variant) -> None: ...
+
+    async def variants_added(self, paths: Iterable[str]) -> None:
+        """A render added a variant: what lists variants (metadata) is retired everywhere, nothing else."""
+        ...
+
 
 class BodyKeeping(Protocol):
     """Keeping a small variant's bytes in memory (cache/bodies.py), so its first answer reads nothing back."""

@@ -250,8 +250,10 @@ async def _render_and_store(
         # The answer that asked for this render needs these bytes next: keep them rather than read
         # back what was just written.
         parts.bodies.put(body_key(original.bucket, store_key), rendered.data)
-        # The asset's cached metadata lists its variants; it must list this one now.
-        await parts.resolutions.invalidate([asset.path])
+        # The asset's metadata lists its variants; it must list this one now. Nothing else changed:
+        # which asset each selector names, and every other variant, stay resolved and recorded.
+        await parts.resolutions.variants_added([asset.path])
+        await parts.resolutions.remember_variant(asset.path, asset, plan.key, variant)
         return variant
     # Another node stored it first (or the asset was deleted meanwhile): keep theirs.
     with contextlib.suppress(Exception):

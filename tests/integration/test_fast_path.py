@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.access import CACHE_TTL, assert_refused, bearer, create_key, eventually, signed
 from tests.support.assets import stored
@@ -88,6 +89,39 @@ def test_newest_metadata_is_replayed_until_the_path_changes(api: Deployment) -> 
     assert api.client.delete(f"/assets{path}/-/all").status_code == 204
     assert api.client.get(newest).status_code == 404
     assert api.client.get(both).json() == []
+
+
+def database_calls(api: Deployment, operation: str) -> float:
+    """How often the server has run one repository operation so far (its duration histogram's count)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(api.client.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == "konifer_database_duration_seconds_count" and sample.labels.get("operation") == operation
+    )
+
+
+def test_a_render_retires_only_what_lists_variants(fs_api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(fs_api.client, path, IMAGE, metadata=FIRST)
+    hot = f"/assets{path}/-/entry/0/content?w=10"
+    metadata = f"/assets{path}/-/entry/0/metadata"
+    first = fs_api.client.get(hot)
+    assert first.status_code == 200 and first.headers["k-cache-status"] == "miss"
+    assert len(fs_api.client.get(metadata).json()["variants"]) == 2
+    entries, lookups = database_calls(fs_api, "find_entry"), database_calls(fs_api, "find_variant")
+    rendered = fs_api.client.get(f"/assets{path}/-/entry/0/content?w=12")
+    assert rendered.status_code == 200 and rendered.headers["k-cache-status"] == "miss"
+    # The entry stayed resolved across the render, and the recorded answer of the other variant
+    # still answers: neither asks the database again.
+    status, headers, content = comparable(first)
+    assert comparable(fs_api.client.get(hot)) == (status, {**headers, "k-cache-status": "hit"}, content)
+    assert describe(fs_api.client.get(f"/assets{path}/-/entry/0/content?w=12").content).width == 12
+    assert database_calls(fs_api, "find_entry") == entries
+    # What lists variants lists the new one at once.
+    assert len(fs_api.client.get(metadata).json()["variants"]) == 3
+    assert len(fs_api.client.get(f"/assets{path}/-/metadata").json()["variants"]) == 3
+    assert database_calls(fs_api, "find_variant") >= lookups
 
 
 def test_negotiated_answers_are_kept_per_accept(fs_api: Deployment) -> None:
