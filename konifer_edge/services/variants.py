@@ -183,7 +183,10 @@ async def _stored_or_rendered(
         return existing, tier
 
     async def render_unless_stored() -> tuple[Variant, bool]:
-        again = await parts.repository.find_variant(asset.id, plan.key)
+        # The database missed a moment ago; asking it again would only catch a render that ended in
+        # between, and one of this worker's own is already remembered in memory. Another worker's or
+        # node's is caught by its lock below, and a race past both by the row insert.
+        again = await parts.resolutions.known_variant(asset.path, asset, plan.key)
         if again is not None:
             return again, False
         # Across nodes: one holds the render lock, the others wait for its row to appear.
