@@ -210,7 +210,9 @@ class AccessNotes(Protocol):
 class Spawning(Protocol):
     """Starting work that outlives the request (`services.background.BackgroundTasks`)."""
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
+    def spawn(self, work: Coroutine[Any, Any, None], *, finish: bool = False) -> None:
+        """``finish``: shutdown lets it end (a while) rather than cancelling it at once."""
+        ...
 
 
 class ReaperSignal(Protocol):

@@ -40,6 +40,7 @@ from konifer_edge.services.ports import (
     RenderLocks,
     RenderObjects,
     RenderPool,
+    Spawning,
     VariantCache,
     VariantRecords,
 )
@@ -71,6 +72,8 @@ class VariantParts(Protocol):
     def access(self) -> AccessNotes: ...
     @property
     def bodies(self) -> BodyKeeping: ...
+    @property
+    def upkeep(self) -> Spawning: ...
 
 
 class ConfiguredVariantParts(VariantParts, Protocol):
@@ -201,7 +204,9 @@ async def _stored_or_rendered(
             return await _render_and_store(parts, settings, asset, plan, lane, flight), True
         finally:
             if token is not None:
-                await parts.shared.unlock(lock_name, token)
+                # The row is in (or the render failed): whoever waits polls for the row, not the lock,
+                # so releasing it need not hold up this answer.
+                parts.upkeep.spawn(_unlock(parts, lock_name, token), finish=True)
 
     flight = f"{asset.id}:{plan.key}"
     if lane == EAGER:
@@ -212,6 +217,14 @@ async def _stored_or_rendered(
         parts.imaging.promote(flight)
         (variant, rendered), leader = await parts.renders.run(flight, render_unless_stored)
     return variant, "rendered" if rendered and leader else "database"
+
+
+async def _unlock(parts: VariantParts, name: str, token: str) -> None:
+    try:
+        await parts.shared.unlock(name, token)
+    except Exception:
+        # A lock not released expires (Redis) or goes with its connection (PostgreSQL).
+        log.warning("could not release the render lock %s", name, exc_info=True)
 
 
 async def _wait_for_variant(parts: VariantParts, asset: Asset, key: str) -> Variant | None:
