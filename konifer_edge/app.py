@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 from prometheus_client.metrics import MetricWrapperBase
 
-from konifer_edge.cache.bodies import SmallBodyCache
+from konifer_edge.cache.bodies import SmallBodyCache, originals_cache
 from konifer_edge.cache.generations import Generations, RedisGenerations, SharedMemoryGenerations
 from konifer_edge.cache.postgres_generations import PostgresGenerations
 from konifer_edge.cache.resolution import ResolutionCache
@@ -216,6 +216,7 @@ def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False)
             shared=shared,
             resolutions=ResolutionCache(generations, redis_client, config.cache.resolution_entries),
             bodies=SmallBodyCache(config.cache.memory_size, config.cache.small_object_max_size),
+            originals=originals_cache(config.cache.originals_memory_size),
             purge=purge,
             shares=ShareRepository(pool),
             rules=rules,

@@ -161,6 +161,12 @@ class BodyKeeping(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
 
 
+class BodyMemory(BodyKeeping, Protocol):
+    """Bytes kept in memory by key, read back (cache/bodies.py)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+
 class RenderLocks(Protocol):
     """The lock one node holds while it renders a variant, so that the others wait for its row."""
 

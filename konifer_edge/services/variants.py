@@ -36,6 +36,7 @@ from konifer_edge.observability import metrics
 from konifer_edge.services.ports import (
     AccessNotes,
     BodyKeeping,
+    BodyMemory,
     RenderFlights,
     RenderLocks,
     RenderObjects,
@@ -72,6 +73,8 @@ class VariantParts(Protocol):
     def access(self) -> AccessNotes: ...
     @property
     def bodies(self) -> BodyKeeping: ...
+    @property
+    def originals(self) -> BodyMemory: ...
     @property
     def upkeep(self) -> Spawning: ...
 
@@ -241,7 +244,7 @@ async def _render_and_store(
     parts: VariantParts, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane, flight: str
 ) -> Variant:
     original = asset.original
-    source = await parts.objects.read(original.bucket, original.store_key)
+    source = await _original_bytes(parts, original)
     async with metrics.timed(metrics.RENDER_DURATION, plan.format.short_name):
         rendered = await parts.imaging.run_in(
             lane, flight, render, source, original.attributes.page_count, plan, settings.image.lqip
@@ -278,6 +281,21 @@ async def _render_and_store(
     if existing is None:
         raise NotFound(f"The entry {asset.entry_id} at {asset.path} was deleted", reason="asset_not_found")
     return existing
+
+
+async def _original_bytes(parts: VariantParts, original: Variant) -> bytes:
+    """The original's encoded bytes, from memory when a render read them a moment ago.
+
+    Encoded, not decoded: libvips decodes a JPEG at the scale it needs (shrink-on-load), which
+    costs less than resizing a full decode kept in memory.
+    """
+    key = body_key(original.bucket, original.store_key)
+    kept = parts.originals.get(key)
+    if kept is not None:
+        return kept
+    source = await parts.objects.read(original.bucket, original.store_key)
+    parts.originals.put(key, source)
+    return source
 
 
 def _hash(data: bytes) -> str:

@@ -91,14 +91,18 @@ def test_newest_metadata_is_replayed_until_the_path_changes(api: Deployment) -> 
     assert api.client.get(both).json() == []
 
 
-def database_calls(api: Deployment, operation: str) -> float:
-    """How often the server has run one repository operation so far (its duration histogram's count)."""
+def operations(api: Deployment, family: str, operation: str) -> float:
+    """How often the server has run one operation so far (its duration histogram's count)."""
     return sum(
         sample.value
-        for family in text_string_to_metric_families(api.client.get("/metrics").text)
-        for sample in family.samples
-        if sample.name == "konifer_database_duration_seconds_count" and sample.labels.get("operation") == operation
+        for metric in text_string_to_metric_families(api.client.get("/metrics").text)
+        for sample in metric.samples
+        if sample.name == f"konifer_{family}_duration_seconds_count" and sample.labels.get("operation") == operation
     )
+
+
+def database_calls(api: Deployment, operation: str) -> float:
+    return operations(api, "database", operation)
 
 
 def test_a_render_retires_only_what_lists_variants(fs_api: Deployment) -> None:
@@ -124,6 +128,17 @@ def test_a_render_retires_only_what_lists_variants(fs_api: Deployment) -> None:
     assert len(fs_api.client.get(metadata).json()["variants"]) == 3
     assert len(fs_api.client.get(f"/assets{path}/-/metadata").json()["variants"]) == 3
     assert database_calls(fs_api, "find_variant") == lookups + 1
+
+
+def test_first_requests_of_one_asset_read_its_original_once(fs_api: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(fs_api.client, path, make_image("jpg", 300, 200), metadata=FIRST)
+    reads = operations(fs_api, "object_store", "read")
+    for width in (50, 60, 70):
+        answer = fs_api.client.get(f"/assets{path}/-/entry/0/content?w={width}")
+        assert answer.headers["k-cache-status"] == "miss" and describe(answer.content).width == width
+    # The original once (then from memory), and no rendered variant read back.
+    assert operations(fs_api, "object_store", "read") == reads + 1
 
 
 def test_negotiated_answers_are_kept_per_accept(fs_api: Deployment) -> None:
