@@ -156,20 +156,6 @@ class ResolutionCache:
             await self._store(key, variant)
         return variant, "database"
 
-    async def known_variant(self, path: str, asset: Asset, plan_key: str) -> Variant | None:
-        """The variant if this worker already holds it: a look in memory only, asking nobody."""
-        generation = (await self._generation_or_last_known(path))[0]
-        if generation is None:
-            return None
-        kept = self._local.get(f"v:{generation}:{asset.id}:{plan_key}")
-        return kept if isinstance(kept, Variant) else None
-
-    async def remember_variant(self, path: str, asset: Asset, plan_key: str, variant: Variant) -> None:
-        """Keep a variant just stored by this worker, so that its next lookup here asks nobody."""
-        generation = (await self._generation_or_last_known(path))[0]
-        if generation is not None:
-            self._local.put(f"v:{generation}:{asset.id}:{plan_key}", variant, ENTRY_TTL_SECONDS)
-
     async def invalidate(self, paths: Iterable[str]) -> None:
         """Every node forgets what it resolved at these paths (both generations move, in effect)."""
         await self._bump(list(paths))

@@ -191,11 +191,8 @@ async def _stored_or_rendered(
 
     async def render_unless_stored() -> tuple[Variant, bool]:
         # The database missed a moment ago; asking it again would only catch a render that ended in
-        # between, and one of this worker's own is already remembered in memory. Another worker's or
-        # node's is caught by its lock below, and a race past both by the row insert.
-        again = await parts.resolutions.known_variant(asset.path, asset, plan.key)
-        if again is not None:
-            return again, False
+        # between. A render still running here is joined through the single flight, one elsewhere
+        # is caught by its lock below, and a race past both is settled by the row insert.
         # Across nodes: one holds the render lock, the others wait for its row to appear.
         lock_name = f"render:{asset.id}:{plan.key}"
         token = await parts.shared.try_lock(lock_name, RENDER_LOCK_SECONDS)
@@ -277,7 +274,6 @@ async def _render_and_store(
         # The asset's metadata lists its variants; it must list this one now. Nothing else changed:
         # which asset each selector names, and every other variant, stay resolved and recorded.
         await parts.resolutions.variants_added([asset.path])
-        await parts.resolutions.remember_variant(asset.path, asset, plan.key, variant)
         return variant
     # Another node stored it first (or the asset was deleted meanwhile): keep theirs.
     with contextlib.suppress(Exception):
