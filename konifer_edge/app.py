@@ -184,6 +184,9 @@ def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False)
         postgres_generations: PostgresGenerations | None = None
         if redis_client:
             generations = RedisGenerations(redis_client)
+        elif alone:
+            # No other node shares the embedded database: the workers' shared memory is every copy.
+            generations = SharedMemoryGenerations(data_dir / "generations.bin")
         else:
             # Without Redis, other nodes on the same database hear of this node's writes through it.
             local_generations = SharedMemoryGenerations(data_dir / "generations.bin")
