@@ -15,11 +15,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 from prometheus_client.metrics import MetricWrapperBase
 
-from konifer_edge.cache.bodies import SmallBodyCache
+from konifer_edge.cache.bodies import SmallBodyCache, originals_cache
 from konifer_edge.cache.generations import Generations, RedisGenerations, SharedMemoryGenerations
 from konifer_edge.cache.postgres_generations import PostgresGenerations
 from konifer_edge.cache.resolution import ResolutionCache
-from konifer_edge.cache.shared import PostgresLocks, RedisState, SharedState
+from konifer_edge.cache.shared import NodeLocks, PostgresLocks, RedisState, SharedState
 from konifer_edge.config import Config, load_config
 from konifer_edge.domain.formats import ImageFormat
 from konifer_edge.http.answers import STREAMED_ROUTES
@@ -128,7 +128,9 @@ def _known_label_values() -> dict[MetricWrapperBase, tuple[str, ...]]:
     }
 
 
-def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
+def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False) -> Litestar:
+    """The app of one worker; ``alone``: the database is this node's own (embedded), no other node shares it."""
+
     async def start(app: Litestar, stack: AsyncExitStack) -> None:
         """Open everything a worker needs; each resource goes on `stack`, which releases it."""
         metrics.export_at_zero(_known_label_values())
@@ -173,17 +175,23 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
         redis_client = _redis_client(config.cache.redis_url)
         if redis_client is not None:
             stack.push_async_callback(redis_client.aclose)
-        shared: SharedState = (
-            RedisState(redis_client)
-            if redis_client
+        shared: SharedState
+        if redis_client:
+            shared = RedisState(redis_client)
+        elif alone:
+            # Nothing outside this node can render into its database: its workers' file locks suffice.
+            shared = NodeLocks(data_dir / "render-locks")
+        else:
             # Locks are held for a render: at most as many as renders can run, plus one.
-            else PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks"))
-        )
+            shared = PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks"))
         stack.push_async_callback(shared.close)
         generations: Generations
         postgres_generations: PostgresGenerations | None = None
         if redis_client:
             generations = RedisGenerations(redis_client)
+        elif alone:
+            # No other node shares the embedded database: the workers' shared memory is every copy.
+            generations = SharedMemoryGenerations(data_dir / "generations.bin")
         else:
             # Without Redis, other nodes on the same database hear of this node's writes through it.
             local_generations = SharedMemoryGenerations(data_dir / "generations.bin")
@@ -216,6 +224,7 @@ def create_app(config: Config, data_dir: Path, dsn: str) -> Litestar:
             shared=shared,
             resolutions=ResolutionCache(generations, redis_client, config.cache.resolution_entries),
             bodies=SmallBodyCache(config.cache.memory_size, config.cache.small_object_max_size),
+            originals=originals_cache(config.cache.originals_memory_size),
             purge=purge,
             shares=ShareRepository(pool),
             keys=CachedKeys(KeyStore(pool), cache_ttl_from_environment()),
@@ -268,7 +277,7 @@ def create_app_from_env() -> ASGIApp:
     dsn = database_dsn(config)
     if dsn is None:
         raise RuntimeError("no database: `konifer-edge serve` starts the embedded one before the workers")
-    app = create_app(config, data_dir, dsn)
+    app = create_app(config, data_dir, dsn, alone=os.environ.get(ENV_EMBEDDED_DSN) is not None)
     # CORS outside the fast path, so that replayed answers get headers for their own request's Origin.
     return request_accounting(
         cors_for_paths(serve_recorded_answers(app, lambda: app.state.get("replay")), config.paths)

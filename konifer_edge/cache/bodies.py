@@ -35,3 +35,17 @@ class SmallBodyCache:
         while self.used_bytes > self._budget:
             _, evicted = self._bodies.popitem(last=False)
             self.used_bytes -= len(evicted)
+
+
+# An original may take at most this share of its cache's budget, so that one huge image cannot
+# push out every other (and a burst of first requests of one asset is what the cache is for).
+_ORIGINAL_SHARE = 4
+
+
+def originals_cache(budget_bytes: int) -> SmallBodyCache:
+    """Recently rendered-from originals' encoded bytes, so that a burst of first requests of one
+    asset's variants reads the original once. Store keys are never reused for other content, so an
+    entry cannot go stale: a replaced original has a new key, and a deleted asset is no longer
+    resolved to reach its old one.
+    """
+    return SmallBodyCache(budget_bytes, budget_bytes // _ORIGINAL_SHARE)

@@ -4,6 +4,14 @@ An in-process LRU answers most lookups; Redis, where configured, shares entries 
 nodes; PostgreSQL is the truth behind both. Every key carries its path's generation, so
 a write that bumps the generation makes every older entry unreachable on every node.
 Entries also age out, which bounds staleness if a bump was lost while Redis was down.
+
+A path has two generations. The path's own moves with every store, update and delete (and
+variant expiry); the "variants" one moves when a render adds a variant. A new variant changes
+no selector's answer and no stored variant, only the variant lists that metadata shows: so
+content resolutions (and recorded content answers) depend on the first alone and survive
+renders, while metadata resolutions depend on both. The variants generation is kept as one
+more path (`variants_key`) in the same counters, so every carrier (shared memory, Redis,
+PostgreSQL notifications) takes it to every worker and node as it takes the path's own.
 """
 
 from __future__ import annotations
@@ -42,6 +50,16 @@ class _Assets(msgspec.Struct):
     assets: list[Asset]
 
 
+def variants_key(path: str) -> str:
+    """The name the path's variants generation is counted under (no path contains a NUL)."""
+    return f"{path}\0variants"
+
+
+def _combined(generation: int, listed: int) -> int:
+    # Both are below 2**128 (epoch << 64 | counter), so the pair maps to one int without collisions.
+    return (generation << 128) | listed
+
+
 class LruCache:
     """A bounded map from key to (value, expiry); the least recently used goes first."""
 
@@ -77,20 +95,30 @@ class ResolutionCache:
         self._local = LruCache(max_entries)
 
     async def assets(
-        self, path: str, selector_key: str, load: Callable[[], Awaitable[list[Asset]]]
+        self,
+        path: str,
+        selector_key: str,
+        load: Callable[[], Awaitable[list[Asset]]],
+        *,
+        with_variants: bool = False,
     ) -> tuple[list[Asset], str, int | None]:
         """The assets a selector names at a path, where the answer came from, and the path's
-        generation it is valid for (None when generations are unavailable)."""
-        generation, last_known = await self._generation_or_last_known(path)
+        generation it is valid for (None when generations are unavailable).
+
+        ``with_variants``: the answer shows the assets' variant lists (metadata), so it is kept
+        under both of the path's generations, and the one returned is their combination.
+        """
+        kind = "m" if with_variants else "a"
+        generation, last_known = await self._generation_or_last_known(path, with_variants=with_variants)
         if generation is None:
             try:
                 return await load(), "database", None
             except DATABASE_UNAVAILABLE:
-                kept = self._local.get(f"a:{last_known}:{path}:{selector_key}") if last_known is not None else None
+                kept = self._local.get(f"{kind}:{last_known}:{path}:{selector_key}") if last_known is not None else None
                 if not isinstance(kept, _Assets):
                     raise
                 return kept.assets, "memory", None
-        key = f"a:{generation}:{path}:{selector_key}"
+        key = f"{kind}:{generation}:{path}:{selector_key}"
         local = self._local.get(key)
         if isinstance(local, _Assets):
             return local.assets, "memory", generation
@@ -129,24 +157,56 @@ class ResolutionCache:
         return variant, "database"
 
     async def invalidate(self, paths: Iterable[str]) -> None:
-        paths = list(paths)
-        if paths:
+        """Every node forgets what it resolved at these paths (both generations move, in effect)."""
+        await self._bump(list(paths))
+
+    async def variants_added(self, paths: Iterable[str]) -> None:
+        """A variant was added at these paths: only what lists variants (metadata) is retired."""
+        await self._bump([variants_key(path) for path in paths])
+
+    async def _bump(self, keys: list[str]) -> None:
+        if keys:
             try:
-                await self._generations.bump(paths)
+                await self._generations.bump(keys)
             except _REDIS_ERRORS as error:
                 log.warning("could not bump generations (entries age out within %ss): %r", ENTRY_TTL_SECONDS, error)
 
-    async def generation(self, path: str) -> int | None:
-        return (await self._generation_or_last_known(path))[0]
+    async def generation(self, path: str, *, with_variants: bool = False) -> int | None:
+        """The path's generation (combined with its variants generation ``with_variants``); None if unknown."""
+        return (await self._generation_or_last_known(path, with_variants=with_variants))[0]
 
-    def generation_reader(self, path: str) -> GenerationReader | None:
-        """Reads ``path``'s generation without waiting (None: unknown now), if the generations allow."""
-        return self._generations.reader(path)
+    def generation_reader(self, path: str, *, with_variants: bool = False) -> GenerationReader | None:
+        """Reads what `generation` would answer without waiting (None: unknown now), if the generations allow."""
+        own = self._generations.reader(path)
+        if not with_variants or own is None:
+            return own
+        listed = self._generations.reader(variants_key(path))
+        if listed is None:
+            return None
 
-    async def _generation_or_last_known(self, path: str) -> tuple[int | None, int | None]:
+        def read_both() -> int | None:
+            generation, variants = own(), listed()
+            return None if generation is None or variants is None else _combined(generation, variants)
+
+        return read_both
+
+    async def _generation_or_last_known(
+        self, path: str, *, with_variants: bool = False
+    ) -> tuple[int | None, int | None]:
         """The path's generation, or None and the generation this node last knew (if any)."""
+        generation, last_known = await self._current(path)
+        if not with_variants or (generation is None and last_known is None):
+            return generation, last_known
+        listed, listed_last_known = await self._current(variants_key(path))
+        if generation is not None and listed is not None:
+            return _combined(generation, listed), None
+        mine = generation if generation is not None else last_known
+        theirs = listed if listed is not None else listed_last_known
+        return None, _combined(mine, theirs) if mine is not None and theirs is not None else None
+
+    async def _current(self, key: str) -> tuple[int | None, int | None]:
         try:
-            return await self._generations.current(path), None
+            return await self._generations.current(key), None
         except GenerationsUnavailable as unavailable:
             return None, unavailable.last_known  # said once where it became unavailable, not on every read
         except _REDIS_ERRORS as error:

@@ -1,15 +1,21 @@
 """State shared by every node: short-lived locks today, resolution entries as they come.
 
-With a Redis URL the nodes share Valkey/Redis; without one, an in-process stand-in gives
-the same semantics on a single node. A Redis outage degrades to per-node behaviour
-instead of failing requests.
+With a Redis URL the nodes share Valkey/Redis; without one, several nodes on one database
+share PostgreSQL advisory locks, and a single node (its own embedded database) needs only
+file locks among its workers. A Redis outage degrades to per-node behaviour instead of
+failing requests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
+import os
 import secrets
 import time
+from pathlib import Path
 from typing import Protocol
 
 import asyncpg
@@ -57,6 +63,51 @@ class InProcessState:
 
     async def close(self) -> None:
         return None
+
+
+class NodeLocks:
+    """Locks among the worker processes of one node: a file lock per name, with no round trip.
+
+    For a node that is alone on its database (the embedded one), where nothing outside the node
+    can render. The kernel releases a dead holder's lock with its process, so no expiry is needed.
+    A lock file is removed on release; a worker that opened it just before may still take the old
+    file's lock while another takes the new one's, which costs at most a duplicate render (the
+    row insert keeps one).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._directory = directory
+        self._held: dict[str, tuple[int, Path]] = {}
+
+    async def try_lock(self, name: str, ttl_seconds: float) -> str | None:
+        file = self._directory / hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+        descriptor = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+        token = secrets.token_hex(8)
+        self._held[token] = (descriptor, file)
+        return token
+
+    async def unlock(self, name: str, token: str) -> None:
+        held = self._held.pop(token, None)
+        if held is None:
+            return
+        descriptor, file = held
+        with contextlib.suppress(FileNotFoundError):
+            file.unlink()
+        os.close(descriptor)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for descriptor, _ in self._held.values():
+            os.close(descriptor)
+        self._held.clear()
 
 
 class RedisState:

@@ -221,6 +221,8 @@ class CacheSettings(Decoded, frozen=True, kw_only=True):
     """Byte budget of each worker's cache of small variant bodies."""
     small_object_max_size: Annotated[int, msgspec.Meta(ge=0, extra=SIZE)] = 256 * 1024
     """Variant bodies up to this size are kept in memory; larger ones always stream."""
+    originals_memory_size: Annotated[int, msgspec.Meta(ge=0, extra=SIZE)] = 64 * 1024 * 1024
+    """Byte budget of each worker's cache of recently rendered-from originals (encoded bytes); 0 turns it off."""
     newest_max_age: WholeSeconds = 60
     """Seconds a CDN may keep a newest-at-path answer when the path configures no cache-control."""
     newest_stale_while_revalidate: WholeSeconds = 600

@@ -48,6 +48,7 @@ __all__ = [
     "Rotation",
     "hex_colour",
     "is_identity",
+    "keeps_placeholders",
     "parse_transformation",
     "plan_transformation",
     "query_parameters",
@@ -320,6 +321,32 @@ def is_identity(plan: Plan, original: Attributes, requested: RequestedTransforma
         and plan.color_space is ColorSpace.ORIGIN
         # quality means nothing to the lossless encoders (plan.quality is None for them)
         and (plan.quality is None or requested.quality is None)
+    )
+
+
+def keeps_placeholders(plan: Plan, original: Attributes) -> bool:
+    """The plan only scales the original, so the original's LQIPs describe its output as well.
+
+    Konifer copies the original's placeholders onto such variants instead of computing them. Anything
+    that changes what a 32-pixel thumbnail looks like rules it out: cropping or stretching (the
+    aspect ratio must stay within a pixel), turning, mirroring, filters, blur, padding, a colour-space
+    change or a dropped ICC profile, an orientation tag the placeholder may have applied and the
+    variant not, and flattening transparency into a JPEG.
+    """
+    # Fill, crop and stretch only scale when the box has the original's shape.
+    reshaped = abs(plan.width * original.height - plan.height * original.width) > max(original.width, original.height)
+    if plan.resize and plan.fit is not Fit.FIT and reshaped:
+        return False
+    return (
+        plan.rotate in (Rotation.R0, Rotation.AUTO)
+        and original.orientation in (None, 1)
+        and plan.flip is Flip.NONE
+        and plan.filter is Filter.NONE
+        and not plan.blur
+        and not plan.pad
+        and "icc" not in plan.strip
+        and plan.color_space is ColorSpace.ORIGIN
+        and (plan.format is not ImageFormat.JPEG or original.format == ImageFormat.JPEG.short_name)
     )
 
 

@@ -6,9 +6,9 @@ a path. The first time, the full route answers and `record` keeps what it sent, 
 the exact request target (and the `Accept` header when the answer was negotiated, and where the
 request came in when a link answer is built from it). The
 next time, `serve_recorded_answers`, an ASGI layer in front of the framework, checks that
-the path's generation has not moved (every store, update, delete and render bumps it, on
-every node) and sends the recorded headers and body: no routing, parsing, resolving or
-header building.
+the path's generation has not moved (every store, update and delete bumps it, on every
+node; a render moves only the variants generation, which metadata answers also check) and
+sends the recorded headers and body: no routing, parsing, resolving or header building.
 
 What may be recorded is decided in one place, `_recordable`: only answers that no request
 detail but the target can change: `GET`s of a public path with a known generation; an
@@ -92,6 +92,8 @@ class RecordedAnswer(msgspec.Struct, frozen=True, kw_only=True):
     counts_as_variant_lookup: bool = False
     generation_now: GenerationReader | None = None
     """Reads the path's generation without waiting (its slot found once, when recorded), if possible."""
+    with_variants: bool = False
+    """The answer lists variants (metadata): a render at the path retires it too."""
 
 
 class Replay:
@@ -113,9 +115,13 @@ class Replay:
         kept = {name: value for name, value in response.headers.items() if name != "Content-Length"}
         selector = outcome.request.selector
         route_kind = f"fetch_{selector.return_format.value}"
-        generation_now = self.runtime.resolutions.generation_reader(outcome.request.path)
+        resolutions = self.runtime.resolutions
+        generation_now = resolutions.generation_reader(
+            outcome.request.path, with_variants=selector.return_format.is_metadata
+        )
         if selector.return_format.is_metadata:
-            # Metadata is a function of the rows alone, and any write to the path moves its generation.
+            # Metadata is a function of the rows alone: any write to the path moves its generation, and a
+            # render its variants generation (``outcome.generation`` combines both for metadata).
             answer = _answer(
                 outcome.request.path,
                 outcome.generation,
@@ -124,6 +130,7 @@ class Replay:
                 "application/json",
                 content,
                 generation_now=generation_now,
+                with_variants=True,
             )
             self._put(scope, answer, by_accept=False, by_origin=False)
             return
@@ -251,6 +258,7 @@ def _answer(
     variant: Variant | None = None,
     counts_as_variant_lookup: bool = False,
     generation_now: GenerationReader | None = None,
+    with_variants: bool = False,
 ) -> RecordedAnswer:
     listed = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
     length = len(body) if body is not None else size
@@ -271,6 +279,7 @@ def _answer(
         variant=variant,
         counts_as_variant_lookup=counts_as_variant_lookup,
         generation_now=generation_now,
+        with_variants=with_variants,
     )
 
 
@@ -312,7 +321,11 @@ def serve_recorded_answers(app: ASGIApp, replay_of: Callable[[], Replay | None])
         if found is not None:
             replay, answer, body, if_none_match, head = found
             read = answer.generation_now
-            current = read() if read is not None else await replay.runtime.resolutions.generation(answer.path)
+            current = (
+                read()
+                if read is not None
+                else await replay.runtime.resolutions.generation(answer.path, with_variants=answer.with_variants)
+            )
             if current == answer.generation:
                 replay.served(scope, answer)
                 headers = answer.length_and_type

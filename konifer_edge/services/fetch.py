@@ -270,7 +270,10 @@ async def resolve_assets(
         return await parts.repository.find_newest(path, selector.order, selector.limit, labels)
 
     selector_key = f"{selector.entry_id}|{selector.order.value}|{selector.limit}|{sorted(labels.items())}"
-    assets, outcome, generation = await parts.resolutions.assets(path, selector_key, load)
+    # Metadata lists variants, so it alone must also follow renders (cache/resolution.py).
+    assets, outcome, generation = await parts.resolutions.assets(
+        path, selector_key, load, with_variants=selector.return_format.is_metadata
+    )
     if not assets and not selector.many:
         if selector.entry_id is not None:
             raise NotFound(f"No asset with entry id {selector.entry_id} at {path}", reason="asset_not_found")

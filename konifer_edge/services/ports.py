@@ -158,12 +158,21 @@ class VariantCache(Invalidation, Protocol):
         self, path: str, asset: Asset, plan_key: str, load: Callable[[], Awaitable[Variant | None]]
     ) -> tuple[Variant | None, str]: ...
 
+    async def variants_added(self, paths: Iterable[str]) -> None:
+        """A render added a variant: what lists variants (metadata) is retired everywhere, nothing else."""
+        ...
+
 
 class AssetResolution(Protocol):
     """The assets a selector names at a path: which tier knew them, and the path's generation."""
 
     async def assets(
-        self, path: str, selector_key: str, load: Callable[[], Awaitable[list[Asset]]]
+        self,
+        path: str,
+        selector_key: str,
+        load: Callable[[], Awaitable[list[Asset]]],
+        *,
+        with_variants: bool = False,
     ) -> tuple[list[Asset], str, int | None]: ...
 
 
@@ -177,13 +186,17 @@ class BodyKeeping(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
 
 
-class BodyCache(BodyKeeping, Protocol):
+class BodyMemory(BodyKeeping, Protocol):
+    """Bytes kept in memory by key, read back (cache/bodies.py)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+
+class BodyCache(BodyMemory, Protocol):
     """Reading a small variant's bytes from memory, and keeping them there once read."""
 
     @property
     def max_body_bytes(self) -> int: ...
-
-    def get(self, key: str) -> bytes | None: ...
 
 
 class RenderLocks(Protocol):
@@ -250,7 +263,9 @@ class AccessNotes(Protocol):
 class Spawning(Protocol):
     """Starting work that outlives the request (`services.background.BackgroundTasks`)."""
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
+    def spawn(self, work: Coroutine[Any, Any, None], *, finish: bool = False) -> None:
+        """``finish``: shutdown lets it end (a while) rather than cancelling it at once."""
+        ...
 
 
 class ReaperSignal(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from konifer_edge.cache.bodies import SmallBodyCache
+from konifer_edge.cache.bodies import SmallBodyCache, originals_cache
 from konifer_edge.cache.resolution import ResolutionCache
 from konifer_edge.cache.shared import SharedState
 from konifer_edge.cache.single_flight import SingleFlight
@@ -45,6 +45,8 @@ class Runtime:
     shares: ShareRepository
     keys: CachedKeys
     """API keys by token, over the server's connection pool (security/key_store.py), cached a few seconds."""
+    originals: SmallBodyCache = field(default_factory=lambda: originals_cache(0))
+    """Originals' bytes recently rendered from (``cache.originals-memory-size``)."""
     renders: SingleFlight[tuple[Variant, bool]] = field(default_factory=SingleFlight)
     access: AccessTracker = field(default_factory=AccessTracker)
     upkeep: BackgroundTasks = field(default_factory=BackgroundTasks)

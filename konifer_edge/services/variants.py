@@ -20,13 +20,14 @@ from konifer_edge.cache.bodies import body_key
 from konifer_edge.config import Config, PathSettings
 from konifer_edge.domain.errors import BadRequest, NotFound
 from konifer_edge.domain.formats import ImageFormat, new_store_key
-from konifer_edge.domain.models import Asset, Variant
+from konifer_edge.domain.models import Asset, Lqip, Variant
 from konifer_edge.domain.negotiation import choose_format
 from konifer_edge.domain.transformation import (
     ANIMATED_FORMATS,
     Plan,
     RequestedTransformation,
     is_identity,
+    keeps_placeholders,
     parse_transformation,
     plan_transformation,
 )
@@ -36,10 +37,12 @@ from konifer_edge.observability import metrics
 from konifer_edge.services.ports import (
     AccessNotes,
     BodyKeeping,
+    BodyMemory,
     RenderFlights,
     RenderLocks,
     RenderObjects,
     RenderPool,
+    Spawning,
     VariantCache,
     VariantRecords,
 )
@@ -71,6 +74,10 @@ class VariantParts(Protocol):
     def access(self) -> AccessNotes: ...
     @property
     def bodies(self) -> BodyKeeping: ...
+    @property
+    def originals(self) -> BodyMemory: ...
+    @property
+    def upkeep(self) -> Spawning: ...
 
 
 class ConfiguredVariantParts(VariantParts, Protocol):
@@ -183,9 +190,9 @@ async def _stored_or_rendered(
         return existing, tier
 
     async def render_unless_stored() -> tuple[Variant, bool]:
-        again = await parts.repository.find_variant(asset.id, plan.key)
-        if again is not None:
-            return again, False
+        # The database missed a moment ago; asking it again would only catch a render that ended in
+        # between. A render still running here is joined through the single flight, one elsewhere
+        # is caught by its lock below, and a race past both is settled by the row insert.
         # Across nodes: one holds the render lock, the others wait for its row to appear.
         lock_name = f"render:{asset.id}:{plan.key}"
         token = await parts.shared.try_lock(lock_name, RENDER_LOCK_SECONDS)
@@ -198,7 +205,9 @@ async def _stored_or_rendered(
             return await _render_and_store(parts, settings, asset, plan, lane, flight), True
         finally:
             if token is not None:
-                await parts.shared.unlock(lock_name, token)
+                # The row is in (or the render failed): whoever waits polls for the row, not the lock,
+                # so releasing it need not hold up this answer.
+                parts.upkeep.spawn(_unlock(parts, lock_name, token), finish=True)
 
     flight = f"{asset.id}:{plan.key}"
     if lane == EAGER:
@@ -209,6 +218,14 @@ async def _stored_or_rendered(
         parts.imaging.promote(flight)
         (variant, rendered), leader = await parts.renders.run(flight, render_unless_stored)
     return variant, "rendered" if rendered and leader else "database"
+
+
+async def _unlock(parts: VariantParts, name: str, token: str) -> None:
+    try:
+        await parts.shared.unlock(name, token)
+    except Exception:
+        # A lock not released expires (Redis) or goes with its connection (PostgreSQL).
+        log.warning("could not release the render lock %s", name, exc_info=True)
 
 
 async def _wait_for_variant(parts: VariantParts, asset: Asset, key: str) -> Variant | None:
@@ -225,11 +242,15 @@ async def _render_and_store(
     parts: VariantParts, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane, flight: str
 ) -> Variant:
     original = asset.original
-    source = await parts.objects.read(original.bucket, original.store_key)
+    source = await _original_bytes(parts, original)
+    lqip_kinds = settings.image.lqip
+    copied = _copied_placeholders(original, plan, lqip_kinds)
     async with metrics.timed(metrics.RENDER_DURATION, plan.format.short_name):
         rendered = await parts.imaging.run_in(
-            lane, flight, render, source, original.attributes.page_count, plan, settings.image.lqip
+            lane, flight, render, source, original.attributes.page_count, plan, () if copied else lqip_kinds
         )
+    if copied is not None:
+        rendered = msgspec.structs.replace(rendered, lqip=copied)
     metrics.RENDERS.labels(plan.format.short_name).inc()
     del source
     store_key = new_store_key(plan.format)
@@ -250,8 +271,9 @@ async def _render_and_store(
         # The answer that asked for this render needs these bytes next: keep them rather than read
         # back what was just written.
         parts.bodies.put(body_key(original.bucket, store_key), rendered.data)
-        # The asset's cached metadata lists its variants; it must list this one now.
-        await parts.resolutions.invalidate([asset.path])
+        # The asset's metadata lists its variants; it must list this one now. Nothing else changed:
+        # which asset each selector names, and every other variant, stay resolved and recorded.
+        await parts.resolutions.variants_added([asset.path])
         return variant
     # Another node stored it first (or the asset was deleted meanwhile): keep theirs.
     with contextlib.suppress(Exception):
@@ -260,6 +282,35 @@ async def _render_and_store(
     if existing is None:
         raise NotFound(f"The entry {asset.entry_id} at {asset.path} was deleted", reason="asset_not_found")
     return existing
+
+
+def _copied_placeholders(original: Variant, plan: Plan, kinds: tuple[str, ...]) -> Lqip | None:
+    """The original's LQIPs for a variant that only scales it, when it has every kind the path wants.
+
+    Computing them adds 40-55% to a render; an original stored before the path enabled a kind has
+    none of it, and its variants then compute their own.
+    """
+    if not kinds or not keeps_placeholders(plan, original.attributes):
+        return None
+    found = {kind: getattr(original.lqip, kind) for kind in kinds}
+    if any(value is None for value in found.values()):
+        return None
+    return Lqip(**found)
+
+
+async def _original_bytes(parts: VariantParts, original: Variant) -> bytes:
+    """The original's encoded bytes, from memory when a render read them a moment ago.
+
+    Encoded, not decoded: libvips decodes a JPEG at the scale it needs (shrink-on-load), which
+    costs less than resizing a full decode kept in memory.
+    """
+    key = body_key(original.bucket, original.store_key)
+    kept = parts.originals.get(key)
+    if kept is not None:
+        return kept
+    source = await parts.objects.read(original.bucket, original.store_key)
+    parts.originals.put(key, source)
+    return source
 
 
 def _hash(data: bytes) -> str:

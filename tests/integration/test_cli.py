@@ -15,6 +15,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -484,3 +485,41 @@ def test_embedded_postgres_keeps_assets_across_a_restart(embedded_data_dir: Path
     # The per-path entry counter survived as well: ids go on, never restart.
     assert again.status_code == 201, again.text
     assert again.json()["entryId"] == stored.json()["entryId"] + 1
+
+
+def test_an_embedded_node_renders_a_variant_once_across_its_workers(embedded_data_dir: Path) -> None:
+    config = embedded_data_dir.parent / "konifer.toml"
+    config.write_text('[object-store]\nprovider = "filesystem"\n')
+    server = RunningServer(
+        embedded_data_dir,
+        config,
+        env={"DATABASE_URL": "", "IN_MEMORY": ""},
+        startup_timeout=120,
+        extra_args=("--workers", "2"),
+    )
+    path = "/alone/user/1"
+    with server:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            stored = client.post(
+                f"/assets{path}",
+                files={
+                    "metadata": (None, "{}", "application/json"),
+                    "asset": ("a.png", make_image("png", 300, 200), "image/png"),
+                },
+            )
+            assert stored.status_code == 201, stored.text
+        url = f"{server.base_url}/assets{path}/-/content?w=77&format=webp"
+
+        def fetch(_: int) -> str:
+            # A new connection each, so that either worker may take it.
+            answer = httpx.get(url, timeout=60)
+            assert answer.status_code == 200, answer.text
+            return answer.headers["K-Cache-Status"]
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(fetch, range(8)))
+        listed = httpx.get(f"{server.base_url}/assets{path}/-/metadata", timeout=30).json()["variants"]
+    # The workers of a node alone on its database share file locks, not the database's.
+    assert statuses.count("miss") == 1, statuses
+    assert len(listed) == 2
+    assert (embedded_data_dir / "render-locks").is_dir()

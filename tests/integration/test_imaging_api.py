@@ -835,6 +835,26 @@ def test_lqips_where_enabled(fs_api: Deployment) -> None:
     assert linked["lqip"] == variant["lqip"]
 
 
+def test_a_pure_resize_takes_the_originals_lqips(fs_api: Deployment) -> None:
+    path = f"/lqip/{uuid.uuid4().hex[:12]}/image"
+    original = store(fs_api, path, make_image("png", 400, 200))["variants"][0]["lqip"]
+    _check_lqip(original, 2.0)
+    resized = fetch(fs_api, path, {"w": "100", "format": "webp"})
+    assert decoded(resized).width == 100
+    # As Konifer does: only scaled, the variant's placeholders are the original's.
+    assert resized.headers["K-LQIP-Blurhash"] == original["blurhash"]
+    assert resized.headers["K-LQIP-Thumbhash"] == original["thumbhash"]
+    # A crop changes what the placeholder shows: it gets its own.
+    square = fetch(fs_api, path, {"w": "100", "h": "100", "fit": "crop"})
+    _check_lqip({"blurhash": square.headers["K-LQIP-Blurhash"], "thumbhash": square.headers["K-LQIP-Thumbhash"]}, 1.0)
+    assert square.headers["K-LQIP-Thumbhash"] != original["thumbhash"]
+    by_size = {variant["attributes"]["height"]: variant["lqip"] for variant in generated(metadata(fs_api, path))}
+    assert by_size == {
+        50: original,
+        100: {"blurhash": square.headers["K-LQIP-Blurhash"], "thumbhash": square.headers["K-LQIP-Thumbhash"]},
+    }
+
+
 def test_no_lqips_elsewhere(fs_api: Deployment) -> None:
     path = unique()
     stored = store(fs_api, path, make_image("png", 400, 200))

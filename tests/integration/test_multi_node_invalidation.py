@@ -84,6 +84,16 @@ def _writes_are_seen_on_the_other_node(pair: Pair, path: str) -> None:
     assert second.client.get(link).content != old_link[1]
     assert second.client.get(entry_one).status_code == 200
 
+    # render: a new variant is listed on the other node, whose entry content stays as it was
+    _read_twice(second, metadata)
+    _read_twice(second, entry_one)
+    pinned = f"/assets{path}/-/entry/1/content"
+    assert _read_twice(second, pinned) == (200, two)
+    assert first.client.get(f"/assets{path}/-/entry/1/content?w=8").status_code == 200
+    _seen(pair, lambda: len(second.client.get(metadata).json()["variants"]) == 2)
+    assert len(second.client.get(entry_one).json()["variants"]) == 2
+    assert second.client.get(pinned).content == two
+
     # update
     _read_twice(second, metadata)
     assert first.client.put(f"/assets{path}/-/entry/1", json={"alt": "changed"}).status_code == 200

@@ -5,6 +5,8 @@ from konifer_edge.cache.bodies import SmallBodyCache
 from konifer_edge.cache.generations import SharedMemoryGenerations, slot_of
 from konifer_edge.cache.postgres_generations import decode_values, encode_values
 from konifer_edge.cache.resolution import LruCache
+from konifer_edge.cache.shared import NodeLocks
+from konifer_edge.services.background import BackgroundTasks
 
 
 def test_body_cache_keeps_within_its_byte_budget() -> None:
@@ -89,3 +91,39 @@ def test_invalidation_payloads_stay_under_the_notification_limit_and_read_back()
     decoded = [decode_values(payload) for payload in payloads]
     assert {sender for sender, _ in decoded} == {"0123456789abcdef"}
     assert [value for _, part in decoded for value in part] == values
+
+
+def test_node_locks_exclude_each_other_across_openers_and_release(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        # Two holders stand for two worker processes: each lock is its own open file.
+        one, other = NodeLocks(tmp_path), NodeLocks(tmp_path)
+        token = await one.try_lock("render:a", 30)
+        assert token is not None
+        assert await other.try_lock("render:a", 30) is None
+        assert await other.try_lock("render:b", 30) is not None
+        await one.unlock("render:a", token)
+        assert await other.try_lock("render:a", 30) is not None
+        await one.close()
+        await other.close()
+
+    asyncio.run(scenario())
+
+
+def test_finishing_work_ends_before_shutdown_cancels_it() -> None:
+    async def scenario() -> list[str]:
+        done: list[str] = []
+        tasks = BackgroundTasks()
+
+        async def bookkeeping() -> None:
+            await asyncio.sleep(0.01)
+            done.append("finished")
+
+        async def forever() -> None:
+            await asyncio.Event().wait()
+
+        tasks.spawn(bookkeeping(), finish=True)
+        tasks.spawn(forever())
+        await tasks.stop()
+        return done
+
+    assert asyncio.run(scenario()) == ["finished"]

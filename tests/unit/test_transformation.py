@@ -28,6 +28,7 @@ from konifer_edge.domain.transformation import (
     RequestedTransformation,
     Rotation,
     is_identity,
+    keeps_placeholders,
     parse_transformation,
     plan_transformation,
     query_parameters,
@@ -661,3 +662,32 @@ def test_a_profile_box_open_on_one_side_covers_by_scaling() -> None:
         parse_transformation({"w": "128", "fit": "fill"}, {})
     with pytest.raises(BadRequest):
         parse_transformation({"profile": "thumbnail", "fit": "fill"}, profiles)
+
+
+@pytest.mark.parametrize(
+    ("params", "fmt", "kept"),
+    [
+        ({"w": "400"}, "jpg", True),
+        ({"w": "400", "format": "webp", "q": "50"}, "jpg", True),
+        ({"w": "400", "h": "300", "fit": "fill"}, "png", True),  # the original's own shape: a pure scale
+        ({"h": "100", "strip": "exif"}, "png", True),
+        ({"w": "400", "h": "400", "fit": "crop"}, "jpg", False),
+        ({"w": "400", "h": "400", "fit": "fill"}, "jpg", False),
+        ({"w": "400", "h": "100", "fit": "stretch"}, "jpg", False),
+        ({"w": "400", "r": "90"}, "jpg", False),
+        ({"w": "400", "f": "h"}, "jpg", False),
+        ({"w": "400", "filter": "grayscale"}, "jpg", False),
+        ({"w": "400", "blur": "5"}, "jpg", False),
+        ({"w": "400", "pad": "4"}, "jpg", False),
+        ({"w": "400", "cs": "p3"}, "jpg", False),
+        ({"w": "400", "strip": "icc"}, "jpg", False),
+        ({"w": "400", "format": "jpg"}, "png", False),  # transparency flattened
+    ],
+)
+def test_only_pure_scales_keep_the_originals_placeholders(params: Mapping[str, str], fmt: str, kept: bool) -> None:
+    assert keeps_placeholders(plan_for(params, fmt=fmt), Attributes(width=800, height=600, format=fmt)) is kept
+
+
+def test_an_oriented_original_keeps_no_placeholders() -> None:
+    plan = plan_for({"w": "400"})
+    assert not keeps_placeholders(plan, Attributes(width=800, height=600, format="jpg", orientation=6))
