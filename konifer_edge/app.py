@@ -129,7 +129,7 @@ def _known_label_values() -> dict[MetricWrapperBase, tuple[str, ...]]:
 
 
 def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False) -> Litestar:
-    """The app of one worker; ``alone``: the database is this node's own (embedded), no other node shares it."""
+    """The app of one worker; ``alone``: the database is this node's own embedded one."""
 
     async def start(app: Litestar, stack: AsyncExitStack) -> None:
         """Open everything a worker needs; each resource goes on `stack`, which releases it."""
@@ -179,7 +179,8 @@ def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False)
         if redis_client:
             shared = RedisState(redis_client)
         elif alone:
-            # Nothing outside this node can render into its database: its workers' file locks suffice.
+            # Its workers' file locks keep renders single here; another node pointed at an embedded database
+            # could still render the same variant once more, which the row insert settles.
             shared = NodeLocks(data_dir / "render-locks")
         else:
             # Locks are held for a render: at most as many as renders can run, plus one.
@@ -189,11 +190,9 @@ def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False)
         postgres_generations: PostgresGenerations | None = None
         if redis_client:
             generations = RedisGenerations(redis_client)
-        elif alone:
-            # No other node shares the embedded database: the workers' shared memory is every copy.
-            generations = SharedMemoryGenerations(data_dir / "generations.bin")
         else:
-            # Without Redis, other nodes on the same database hear of this node's writes through it.
+            # Without Redis, other nodes on the same database hear of this node's writes through it; an
+            # embedded database too, since another node may be pointed at it (the bench's second server is).
             local_generations = SharedMemoryGenerations(data_dir / "generations.bin")
             postgres_generations = PostgresGenerations(pool, dsn, local_generations)
             await postgres_generations.start()

@@ -56,6 +56,10 @@ class Generations(Protocol):
 
     async def bump(self, paths: Iterable[str]) -> None: ...
 
+    async def announce(self, paths: Iterable[str]) -> None:
+        """Bump on this node at once; other nodes hear of it shortly, without the caller waiting for them."""
+        ...
+
     def reader(self, path: str) -> GenerationReader | None:
         """A reader of ``path``'s generation that needs no waiting, or None when every read must wait."""
         ...
@@ -103,6 +107,9 @@ class SharedMemoryGenerations:
             for slot in {slot_of(path) for path in paths}:
                 offset = slot * _SLOT.size
                 _SLOT.pack_into(self._map, offset, _SLOT.unpack_from(self._map, offset)[0] + 1)
+
+    async def announce(self, paths: Iterable[str]) -> None:
+        await self.bump(paths)  # every copy is this node's
 
     def raise_to(self, values: Iterable[tuple[int, int]]) -> None:
         """Move each (slot, value) slot up to value; a value already reached changes nothing."""
@@ -176,6 +183,9 @@ class RedisGenerations:
         except BaseException:
             self._bump_lost = True
             raise
+
+    async def announce(self, paths: Iterable[str]) -> None:
+        await self.bump(paths)  # one round trip, and Redis is where every node reads
 
     async def _retire_if_bump_lost(self) -> None:
         if self._bump_lost:

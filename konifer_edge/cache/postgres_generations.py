@@ -82,6 +82,7 @@ class PostgresGenerations:
         self._resend = asyncio.Event()
         self._echoes: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._announcing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start listening; wait a little for the first connection so start-up serves from cache."""
@@ -92,6 +93,8 @@ class PostgresGenerations:
             log.warning("not yet listening for cache invalidations; reading through to the database meanwhile")
 
     async def close(self) -> None:
+        if self._announcing:
+            await asyncio.wait(self._announcing, timeout=_ECHO_WAIT_SECONDS)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -130,6 +133,19 @@ class PostgresGenerations:
             self._missed(slots)
             raise
         self._local.raise_to(values)
+
+    async def announce(self, paths: Iterable[str]) -> None:
+        """This node's workers see the bump at once; the table and the other nodes a moment later.
+
+        Until the table's value comes back, this node's counter may stand one ahead of it: a write
+        another node makes meanwhile then reaches here with a value already passed, and is seen
+        when this bump's own value arrives, milliseconds later.
+        """
+        paths = list(paths)
+        await self._local.bump(paths)
+        task = asyncio.create_task(self.bump(paths), name="generation announcement")
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
 
     def _missed(self, slots: Iterable[int]) -> None:
         self._pending.update(slots)

@@ -161,8 +161,15 @@ class ResolutionCache:
         await self._bump(list(paths))
 
     async def variants_added(self, paths: Iterable[str]) -> None:
-        """A variant was added at these paths: only what lists variants (metadata) is retired."""
-        await self._bump([variants_key(path) for path in paths])
+        """A variant was added at these paths: only what lists variants (metadata) is retired.
+
+        Announced rather than bumped: this node lists the variant at once, other nodes a moment later,
+        and the render's answer does not wait for them (its row is already in the database)."""
+        keys = [variants_key(path) for path in paths]
+        try:
+            await self._generations.announce(keys)
+        except _REDIS_ERRORS as error:
+            log.warning("could not bump generations (entries age out within %ss): %r", ENTRY_TTL_SECONDS, error)
 
     async def _bump(self, keys: list[str]) -> None:
         if keys:

@@ -162,6 +162,10 @@ class VariantCache(Invalidation, Protocol):
         """A render added a variant: what lists variants (metadata) is retired everywhere, nothing else."""
         ...
 
+    async def generation(self, path: str, *, with_variants: bool = False) -> int | None:
+        """The path's generation (with its variants generation); None when it cannot be told now."""
+        ...
+
 
 class AssetResolution(Protocol):
     """The assets a selector names at a path: which tier knew them, and the path's generation."""

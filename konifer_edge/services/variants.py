@@ -183,6 +183,8 @@ async def _stored_or_rendered(
     parts: VariantParts, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane
 ) -> tuple[Variant, str]:
     """The stored variant and where it came from: "rendered" only for the request that rendered it."""
+    # Every render at the path moves this before its lock is released (on this node at once).
+    listed_before = await parts.resolutions.generation(asset.path, with_variants=True)
     existing, tier = await parts.resolutions.variant(
         asset.path, asset, plan.key, lambda: parts.repository.find_variant(asset.id, plan.key)
     )
@@ -190,10 +192,10 @@ async def _stored_or_rendered(
         return existing, tier
 
     async def render_unless_stored() -> tuple[Variant, bool]:
-        # The database missed a moment ago; asking it again would only catch a render that ended in
-        # between. A render still running here is joined through the single flight, one elsewhere
-        # is caught by its lock below, and a race past both is settled by the row insert.
-        # Across nodes: one holds the render lock, the others wait for its row to appear.
+        # The database missed a moment ago. A render still running here is joined through the single
+        # flight, one elsewhere is caught by its lock below, and one that ended in between (its lock
+        # already released) moved the path's variants generation: only then is the database asked
+        # again. Across nodes, whose announcements arrive a moment later, the row insert settles ties.
         lock_name = f"render:{asset.id}:{plan.key}"
         token = await parts.shared.try_lock(lock_name, RENDER_LOCK_SECONDS)
         if token is None:
@@ -201,6 +203,11 @@ async def _stored_or_rendered(
             if rendered_elsewhere is not None:
                 return rendered_elsewhere, False
         try:
+            listed_now = await parts.resolutions.generation(asset.path, with_variants=True)
+            if listed_before is None or listed_now != listed_before:
+                stored_meanwhile = await parts.repository.find_variant(asset.id, plan.key)
+                if stored_meanwhile is not None:
+                    return stored_meanwhile, False
             # Without the lock here, its holder vanished: render anyway; the row insert settles ties.
             return await _render_and_store(parts, settings, asset, plan, lane, flight), True
         finally:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -485,6 +486,44 @@ def test_embedded_postgres_keeps_assets_across_a_restart(embedded_data_dir: Path
     # The per-path entry counter survived as well: ids go on, never restart.
     assert again.status_code == 201, again.text
     assert again.json()["entryId"] == stored.json()["entryId"] + 1
+
+
+def test_a_second_node_on_an_embedded_database_hears_of_its_writes(embedded_data_dir: Path) -> None:
+    """Another node may be pointed at a node's embedded PostgreSQL (the bench's second server is): the
+    embedded node's writes must reach it as they would through any shared database."""
+    objects = embedded_data_dir.parent / "objects"
+    config = embedded_data_dir.parent / "konifer.toml"
+    config.write_text(f'[object-store.filesystem]\nmount-path = "{objects}"\n')
+    owner = RunningServer(embedded_data_dir, config, env={"DATABASE_URL": "", "IN_MEMORY": ""}, startup_timeout=120)
+    path = "/shared-embedded/user/1"
+    newest = f"/assets{path}/-/metadata"
+    with owner, httpx.Client(base_url=owner.base_url, timeout=30) as writer:
+
+        def store() -> int:
+            stored = writer.post(
+                f"/assets{path}",
+                files={
+                    "metadata": (None, "{}", "application/json"),
+                    "asset": ("a.png", make_image("png", 30, 20), "image/png"),
+                },
+            )
+            assert stored.status_code == 201, stored.text
+            entry: int = stored.json()["entryId"]
+            return entry
+
+        store()
+        dsn = f"postgresql://postgres:@/postgres?host={embedded_data_dir / 'postgres'}"
+        other = RunningServer(
+            embedded_data_dir.parent / "other", config, env={"DATABASE_URL": dsn, "IN_MEMORY": ""}, startup_timeout=120
+        )
+        with other, httpx.Client(base_url=other.base_url, timeout=30) as reader:
+            for _ in range(2):  # the second answer is the recorded one
+                assert reader.get(newest).json()["entryId"] == 0
+            entry = store()
+            deadline = time.monotonic() + 10
+            while reader.get(newest).json()["entryId"] != entry:
+                assert time.monotonic() < deadline, "the second node kept serving the old newest"
+                time.sleep(0.01)
 
 
 def test_an_embedded_node_renders_a_variant_once_across_its_workers(embedded_data_dir: Path) -> None:
