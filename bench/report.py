@@ -71,8 +71,14 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"In turns, width by width ({paired['renders']} fresh widths, one request at a time, the order "
             f"rotating): konifer-edge {paired['server_median_ms']:.1f} ms per render (request to last byte), pyvips "
-            f"in-process {paired['pyvips_median_ms']:.1f} ms (median of per-width ratios "
-            f"{paired['median_of_pair_ratios']:.2f}x)"
+            f"in-process encoding as konifer-edge does {paired['pyvips_median_ms']:.1f} ms (median of per-width "
+            f"ratios {paired['median_of_pair_ratios']:.2f}x)"
+            + (
+                f", pyvips with Q=80 alone {paired['plain']['median_ms']:.1f} ms "
+                f"({paired['plain']['median_of_pair_ratios']:.2f}x)"
+                if paired.get("plain")
+                else ""
+            )
             + "".join(
                 f", {name} {peer['median_ms']:.1f} ms (konifer-edge / {name}, median of per-width ratios "
                 f"{peer['median_of_pair_ratios']:.2f}x)"
