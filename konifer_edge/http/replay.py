@@ -115,31 +115,16 @@ class Replay:
         kept = {name: value for name, value in response.headers.items() if name != "Content-Length"}
         selector = outcome.request.selector
         route_kind = f"fetch_{selector.return_format.value}"
-        resolutions = self.runtime.resolutions
-        generation_now = resolutions.generation_reader(
-            outcome.request.path, with_variants=selector.return_format.is_metadata
-        )
-        if selector.return_format.is_metadata:
-            # Metadata is a function of the rows alone: any write to the path moves its generation, and a
-            # render its variants generation (``outcome.generation`` combines both for metadata).
-            answer = _answer(
-                outcome.request.path,
-                outcome.generation,
-                route_kind,
-                kept,
-                "application/json",
-                content,
-                generation_now=generation_now,
-                with_variants=True,
-            )
-            self._put(scope, answer, by_accept=False, by_origin=False)
-            return
-        if selector.return_format is ReturnFormat.LINK:
-            # A link is the rows plus the URL it hands out, whose base may be where the request came in
-            # (without `http.public-url`). Its variant exists once answered, as a replayed image's does.
-            if "K-Cache-Status" in kept:
-                kept["K-Cache-Status"] = "hit"
+        listing = selector.return_format.is_metadata
+        generation_now = self.runtime.resolutions.generation_reader(outcome.request.path, with_variants=listing)
+        if listing or selector.return_format is ReturnFormat.LINK:
+            # JSON made of the rows alone: any write to the path moves its generation, and a render its
+            # variants generation, which metadata lists (``outcome.generation`` then combines both). A link
+            # adds the URL it hands out, whose base may be where the request came in (without
+            # `http.public-url`); its variant exists once answered, as a replayed image's does.
             stored = [resolved for resolved in outcome.variants if resolved.source is not None]
+            if "K-Cache-Status" in kept and not listing:
+                kept["K-Cache-Status"] = "hit"
             answer = _answer(
                 outcome.request.path,
                 outcome.generation,
@@ -147,12 +132,13 @@ class Replay:
                 kept,
                 "application/json",
                 content,
-                variant=stored[0].variant if stored else None,
-                counts_as_variant_lookup=bool(stored),
+                variant=stored[0].variant if stored and not listing else None,
+                counts_as_variant_lookup=bool(stored) and not listing,
                 generation_now=generation_now,
+                with_variants=listing,
             )
-            by_accept = any(resolved.negotiated for resolved in outcome.variants)
-            self._put(scope, answer, by_accept=by_accept, by_origin=True)
+            by_accept = not listing and any(resolved.negotiated for resolved in outcome.variants)
+            self._put(scope, answer, by_accept=by_accept, by_origin=not listing)
             return
         resolved = outcome.variants[0]
         assert outcome.body is not None
