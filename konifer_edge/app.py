@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import typing
@@ -241,10 +240,6 @@ def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False)
         # What start-up opened is released in reverse order at shutdown, and also when start-up fails.
         async with AsyncExitStack() as stack:
             await start(app, stack)
-            # What start-up made (modules, the app, pools, configuration) lives as long as the worker:
-            # moved out of the collector's reach, a full collection walks only what requests made, so
-            # the pause an answer may wait behind stays short.
-            gc.freeze()
             yield
 
     # With a metrics port of its own, /metrics is served there only (observability/metrics_server.py).
