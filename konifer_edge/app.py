@@ -26,7 +26,7 @@ from konifer_edge.http.answers import STREAMED_ROUTES
 from konifer_edge.http.collections import COLLECTION_ROUTES
 from konifer_edge.http.cors import cors_for_paths
 from konifer_edge.http.errors import EXCEPTION_HANDLERS
-from konifer_edge.http.replay import Replay, serve_recorded_answers
+from konifer_edge.http.replay import MAX_RECORDED_ANSWERS, Replay, serve_recorded_answers
 from konifer_edge.http.routes import ASSET_ROUTES
 from konifer_edge.http.rule_evaluations import RULE_EVALUATION_ROUTES
 from konifer_edge.http.shares import SHARE_ROUTES, SHARE_SERVE_OUTCOMES
@@ -229,7 +229,8 @@ def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False)
             keys=CachedKeys(KeyStore(pool), cache_ttl_from_environment()),
             rules=rules,
         )
-        app.state.replay = Replay(app.state.runtime)
+        # Recorded answers are resolutions too: `cache.resolution-entries = 0` sends every request to the database.
+        app.state.replay = Replay(app.state.runtime, min(MAX_RECORDED_ANSWERS, config.cache.resolution_entries))
         start_upkeep(app.state.runtime)
         stack.push_async_callback(stop_upkeep, app.state.runtime)
         # First at shutdown: /ready answers 503 while the rest is released.

@@ -102,11 +102,12 @@ class Replay:
 
     def __init__(self, runtime: Runtime, max_entries: int = MAX_RECORDED_ANSWERS) -> None:
         self.runtime = runtime
+        self._records = max_entries > 0
         self._answers = LruCache(max_entries)
 
     def record(self, request: AnyRequest, outcome: FetchOutcome, response: Response[Any]) -> None:
         """Keep ``response`` for the fast path when `_recordable` allows it."""
-        if not _recordable(request.method, outcome, response):
+        if not self._records or not _recordable(request.method, outcome, response):
             return
         scope = request.scope
         assert outcome.generation is not None

@@ -193,6 +193,29 @@ def test_first_requests_of_one_asset_read_its_original_once(fs_api: Deployment) 
     assert operations(fs_api, "object_store", "read") == reads + 1
 
 
+@pytest.fixture(scope="module")
+def uncached(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresService) -> Iterator[Deployment]:
+    config = """
+[paths."/**"]
+object-store.bucket = "assets"
+
+[cache]
+resolution-entries = 0
+"""
+    with running(tmp_path_factory, postgres, "fast-uncached", config) as deployment:
+        yield deployment
+
+
+def test_without_resolution_entries_every_request_reads_the_database(uncached: Deployment) -> None:
+    path = f"/fast/{uuid.uuid4().hex[:10]}"
+    stored(uncached.client, path, IMAGE, metadata=FIRST)
+    newest = f"/assets{path}/-/metadata"
+    reads = database_calls(uncached, "find_newest")
+    assert [uncached.client.get(newest).json()["entryId"] for _ in range(3)] == [0, 0, 0]
+    assert database_calls(uncached, "find_newest") == reads + 3
+    assert _replayed(uncached, "fetch_metadata") == 0
+
+
 def test_negotiated_answers_are_kept_per_accept(fs_api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
     stored(fs_api.client, path, IMAGE, metadata=FIRST)
