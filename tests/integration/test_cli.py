@@ -488,6 +488,20 @@ def test_embedded_postgres_keeps_assets_across_a_restart(embedded_data_dir: Path
     assert again.json()["entryId"] == stored.json()["entryId"] + 1
 
 
+def _store_png(client: httpx.Client, path: str, width: int, height: int) -> int:
+    """Store a PNG at ``path``; its entry id."""
+    stored = client.post(
+        f"/assets{path}",
+        files={
+            "metadata": (None, "{}", "application/json"),
+            "asset": ("a.png", make_image("png", width, height), "image/png"),
+        },
+    )
+    assert stored.status_code == 201, stored.text
+    entry: int = stored.json()["entryId"]
+    return entry
+
+
 def test_a_second_node_on_an_embedded_database_hears_of_its_writes(embedded_data_dir: Path) -> None:
     """Another node may be pointed at a node's embedded PostgreSQL (the bench's second server is): the
     embedded node's writes must reach it as they would through any shared database."""
@@ -498,20 +512,7 @@ def test_a_second_node_on_an_embedded_database_hears_of_its_writes(embedded_data
     path = "/shared-embedded/user/1"
     newest = f"/assets{path}/-/metadata"
     with owner, httpx.Client(base_url=owner.base_url, timeout=30) as writer:
-
-        def store() -> int:
-            stored = writer.post(
-                f"/assets{path}",
-                files={
-                    "metadata": (None, "{}", "application/json"),
-                    "asset": ("a.png", make_image("png", 30, 20), "image/png"),
-                },
-            )
-            assert stored.status_code == 201, stored.text
-            entry: int = stored.json()["entryId"]
-            return entry
-
-        store()
+        _store_png(writer, path, 30, 20)
         dsn = f"postgresql://postgres:@/postgres?host={embedded_data_dir / 'postgres'}"
         other = RunningServer(
             embedded_data_dir.parent / "other", config, env={"DATABASE_URL": dsn, "IN_MEMORY": ""}, startup_timeout=120
@@ -519,7 +520,7 @@ def test_a_second_node_on_an_embedded_database_hears_of_its_writes(embedded_data
         with other, httpx.Client(base_url=other.base_url, timeout=30) as reader:
             for _ in range(2):  # the second answer is the recorded one
                 assert reader.get(newest).json()["entryId"] == 0
-            entry = store()
+            entry = _store_png(writer, path, 30, 20)
             deadline = time.monotonic() + 10
             while reader.get(newest).json()["entryId"] != entry:
                 assert time.monotonic() < deadline, "the second node kept serving the old newest"
@@ -539,14 +540,7 @@ def test_an_embedded_node_renders_a_variant_once_across_its_workers(embedded_dat
     path = "/alone/user/1"
     with server:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
-            stored = client.post(
-                f"/assets{path}",
-                files={
-                    "metadata": (None, "{}", "application/json"),
-                    "asset": ("a.png", make_image("png", 300, 200), "image/png"),
-                },
-            )
-            assert stored.status_code == 201, stored.text
+            _store_png(client, path, 300, 200)
         url = f"{server.base_url}/assets{path}/-/content?w=77&format=webp"
 
         def fetch(_: int) -> str:
