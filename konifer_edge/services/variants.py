@@ -183,11 +183,16 @@ async def _stored_or_rendered(
     parts: VariantParts, settings: PathSettings, asset: Asset, plan: Plan, lane: Lane
 ) -> tuple[Variant, str]:
     """The stored variant and where it came from: "rendered" only for the request that rendered it."""
-    # Every render at the path moves this before its lock is released (on this node at once).
-    listed_before = await parts.resolutions.generation(asset.path, with_variants=True)
-    existing, tier = await parts.resolutions.variant(
-        asset.path, asset, plan.key, lambda: parts.repository.find_variant(asset.id, plan.key)
-    )
+    listed_before: int | None = None
+
+    async def from_database() -> Variant | None:
+        nonlocal listed_before
+        # Every render at the path moves this before its lock is released (on this node at once); read
+        # only when the caches missed, so that a hit costs nothing more.
+        listed_before = await parts.resolutions.generation(asset.path, with_variants=True)
+        return await parts.repository.find_variant(asset.id, plan.key)
+
+    existing, tier = await parts.resolutions.variant(asset.path, asset, plan.key, from_database)
     if existing is not None:
         return existing, tier
 
