@@ -184,7 +184,9 @@ def create_app(config: Config, data_dir: Path, dsn: str, *, alone: bool = False)
             shared = NodeLocks(data_dir / "render-locks")
         else:
             # Locks are held for a render: at most as many as renders can run, plus one.
-            shared = PostgresLocks(await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks"))
+            shared = PostgresLocks(
+                await create_pool(dsn, min_size=1, max_size=workers + 1, purpose="locks", holds_session_state=True)
+            )
         stack.push_async_callback(shared.close)
         generations: Generations
         postgres_generations: PostgresGenerations | None = None

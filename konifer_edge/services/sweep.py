@@ -243,7 +243,7 @@ async def sweep(
     """Retry the queued removals of `buckets`, then find (and unless `dry_run`, remove) their orphans."""
     progress = progress or _NoProgress()
     cutoff = (now or datetime.now(UTC)) - min_age
-    pool = await create_pool(dsn, min_size=1, max_size=2, purpose="sweep")
+    pool = await create_pool(dsn, min_size=1, max_size=2, purpose="sweep", holds_session_state=True)
     try:
         if not await schema_present(pool):
             raise SweepError("the database has no konifer-edge schema; is DATABASE_URL right? (`migrate` creates it)")

@@ -33,6 +33,18 @@ _VARIANT_COLUMNS = (
     "id, asset_id, transformation_key, transformation, bucket, store_key, width, height, format,"
     " page_count, loop, content_type, size_bytes, content_hash, lqip, color_space, orientation"
 )
+_VARIANT_VALUES = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18"
+_INSERT_VARIANT = (
+    f"INSERT INTO variant ({_VARIANT_COLUMNS}, created_at, last_accessed_at) VALUES ({_VARIANT_VALUES})"
+    f" RETURNING {_VARIANT_COLUMNS}"
+)
+# The same insert, committed without waiting for the WAL flush: set_config(..., true) lasts for the
+# statement's own transaction, and the FROM makes PostgreSQL evaluate it (an unreferenced CTE is not).
+_INSERT_DERIVED_VARIANT = (
+    f"INSERT INTO variant ({_VARIANT_COLUMNS}, created_at, last_accessed_at) SELECT {_VARIANT_VALUES}"
+    " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS commit_without_flush"
+    f" RETURNING {_VARIANT_COLUMNS}"
+)
 _ASSET_COLUMNS = "id, path, entry_id, alt, labels, tags, source, source_url, created_at, modified_at"
 
 
@@ -81,6 +93,16 @@ class ChildPath(msgspec.Struct, frozen=True):
     assets_below: int
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a returned connection needs beyond asyncpg's own rollback of an open transaction: nothing.
+
+    Queries here set no session variables, listen on nothing (the invalidation listener has a
+    connection of its own), hold no advisory lock and leave no cursor past its transaction, so
+    the default reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) would be a second
+    round trip after every query with nothing to undo.
+    """
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "jsonb",
@@ -91,16 +113,23 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, purpose: str = "requests") -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, purpose: str = "requests", holds_session_state: bool = False
+) -> asyncpg.Pool:
     """A pool whose connections name their purpose in ``pg_stat_activity.application_name``
     (unless the DSN names one), so that whoever counts connections against ``max_connections``
-    sees who holds them."""
+    sees who holds them.
+
+    ``holds_session_state``: its users take session-level state (advisory locks), which asyncpg's
+    reset query must clear when a connection comes back. Other pools skip that query.
+    """
     named = "application_name=" in dsn
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min(min_size, max_size),
         max_size=max_size,
         init=_init_connection,
+        reset=None if holds_session_state else _keep_session,
         command_timeout=30,
         server_settings=None if named else {"application_name": f"konifer-edge {purpose}"},
     )
@@ -223,20 +252,29 @@ class AssetRepository:
         return _asset_from_row(row, [variant])
 
     async def add_variant(self, asset_id: uuid.UUID, variant: NewVariant, now: datetime) -> Variant | None:
-        """Record a generated variant; None when the asset is gone or the variant already exists."""
+        """Record a generated variant; None when the asset is gone or the variant already exists.
+
+        The commit does not wait for its WAL flush: a generated variant is derived data, and a
+        database crash in the fraction of a second before the flush only forgets the row, so the
+        next request renders the variant again (and `sweep` collects the orphaned object). On a
+        first request, that wait was the largest cost after the render itself.
+        """
         async with self._pool.acquire() as connection:
             try:
-                return await self._insert_variant(connection, asset_id, variant, now)
+                return await self._insert_variant(connection, asset_id, variant, now, _INSERT_DERIVED_VARIANT)
             except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError):
                 return None
 
     async def _insert_variant(
-        self, connection: Connection, asset_id: uuid.UUID, variant: NewVariant, now: datetime
+        self,
+        connection: Connection,
+        asset_id: uuid.UUID,
+        variant: NewVariant,
+        now: datetime,
+        statement: str = _INSERT_VARIANT,
     ) -> Variant:
         row = await connection.fetchrow(
-            f"INSERT INTO variant ({_VARIANT_COLUMNS}, created_at, last_accessed_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
-            f" RETURNING {_VARIANT_COLUMNS}",
+            statement,
             uuid.uuid4(),
             asset_id,
             variant.transformation_key,
