@@ -11,14 +11,14 @@ import itertools
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from konifer_edge.observability import metrics
-from konifer_edge.observability.logs import ACCESS_LINES, ACCESS_LOGGER, access_line, fields, writes_lines_directly
+from konifer_edge.observability.logs import ACCESS_LINES, ACCESS_LOGGER, fields, utc_time, writes_lines_directly
 
 log = logging.getLogger(ACCESS_LOGGER)
 
@@ -35,8 +35,12 @@ _MAX_REQUEST_ID = 128
 
 
 class AccessLine(msgspec.Struct, omit_defaults=True):
-    """The request's fields of its access line, after the common ones (observability/logs.py)."""
+    """A request's access line: the fields every line starts with (observability/logs.py), then its own."""
 
+    time: str
+    level: str
+    logger: str
+    message: str
     method: str
     path: str
     route: str
@@ -155,9 +159,15 @@ def _log_access(
     sent: int,
     request_id: str,
 ) -> None:
+    method = str(scope.get("method", ""))
+    path = logged_path(str(scope.get("path", "")))
     line = AccessLine(
-        method=str(scope.get("method", "")),
-        path=logged_path(str(scope.get("path", ""))),
+        time=utc_time(time.time()),
+        level="info",
+        logger=ACCESS_LOGGER,
+        message=f"{method} {path} {status}",
+        method=method,
+        path=path,
         route=route,
         status=status,
         duration_ms=round(duration * 1000, 3),
@@ -166,8 +176,12 @@ def _log_access(
         request_id=request_id,
         failed=state.get(RESPONSE_CUT),
     )
-    message = f"{line.method} {line.path} {status}"
     if writes_lines_directly():
-        ACCESS_LINES.add(access_line(time.time(), message, line))
+        ACCESS_LINES.add(line)
     else:
-        log.info("%s", message, extra=fields(line))
+        own = {name: value for name, value in msgspec.structs.asdict(line).items() if name not in _COMMON_FIELDS}
+        log.info("%s", line.message, extra=fields({name: value for name, value in own.items() if value is not None}))
+
+
+# Written by the logging module itself when the lines do not go through `ACCESS_LINES`.
+_COMMON_FIELDS: Final = frozenset({"time", "level", "logger", "message"})

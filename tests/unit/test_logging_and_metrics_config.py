@@ -8,6 +8,7 @@ import logging
 import os
 import select
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from konifer_edge.observability.logs import (
     ACCESS_LOGGER,
     JsonFormatter,
     LineBatch,
-    access_line,
     fields,
     utc_time,
 )
@@ -94,6 +94,31 @@ class AccessFields(msgspec.Struct, omit_defaults=True):
     failed: str | None = None
 
 
+class AccessRecord(msgspec.Struct, omit_defaults=True):
+    """An access line as `LineBatch` takes it: the common fields first, then the request's."""
+
+    time: str
+    level: str
+    logger: str
+    message: str
+    method: str
+    path: str
+    status: int
+    failed: str | None = None
+
+
+class Numbered(msgspec.Struct):
+    n: int
+    pad: str
+
+
+def _written_by(batch_work: Callable[[LineBatch], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    with (tmp_path / "stderr").open("w") as stream:
+        monkeypatch.setattr(sys, "stderr", stream)
+        batch_work(LineBatch())
+    return (tmp_path / "stderr").read_bytes()
+
+
 @pytest.mark.parametrize("timestamp", [0.0, 1_765_000_000.0, 1_765_000_000.0004, 1_765_000_000.9991, 1_765_000_059.5])
 def test_the_cached_clock_writes_what_datetime_writes(timestamp: float) -> None:
     expected = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
@@ -101,14 +126,23 @@ def test_the_cached_clock_writes_what_datetime_writes(timestamp: float) -> None:
     assert utc_time(timestamp + 1) == datetime.fromtimestamp(timestamp + 1, UTC).isoformat(timespec="milliseconds")
 
 
-def test_an_access_line_is_the_line_the_formatter_writes() -> None:
+def test_an_access_line_is_the_line_the_formatter_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     values = AccessFields(method="GET", path='/a "b"\n', status=200)
     logger = logging.getLogger(ACCESS_LOGGER)
     made = logger.makeRecord(
         logger.name, logging.INFO, __file__, 1, "%s", ('GET /a "b"\n 200',), None, extra=fields(values)
     )
     made.created = 1_765_000_000.25
-    written = access_line(made.created, 'GET /a "b"\n 200', values)
+    line = AccessRecord(
+        time=utc_time(made.created),
+        level="info",
+        logger=ACCESS_LOGGER,
+        message='GET /a "b"\n 200',
+        method="GET",
+        path='/a "b"\n',
+        status=200,
+    )
+    written = _written_by(lambda batch: batch.add(line), tmp_path, monkeypatch)
     assert written == (JsonFormatter().format(made) + "\n").encode()
     assert written.count(b"\n") == 1
 
@@ -116,29 +150,34 @@ def test_an_access_line_is_the_line_the_formatter_writes() -> None:
 def test_lines_are_written_whole_in_batches_no_larger_than_a_pipe_takes_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes: list[int] = []
+    writes: list[bytes] = []
     real_write = os.write
 
     def counting_write(descriptor: int, data: bytes | memoryview) -> int:
-        writes.append(len(data))
+        writes.append(bytes(data))
         return real_write(descriptor, data)
 
-    with (tmp_path / "stderr").open("w") as stream:
-        monkeypatch.setattr(sys, "stderr", stream)
-        monkeypatch.setattr(os, "write", counting_write)
-        batch = LineBatch()
-        lines = [b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * (n % 300)) for n in range(200)]
-        for line in lines:  # no event loop here: each line is written at once
-            batch.add(line)
-        assert len(writes) == len(lines)
-        writes.clear()
+    monkeypatch.setattr(os, "write", counting_write)
+    lines = [Numbered(n=n, pad="x" * (n % 300)) for n in range(600)]
+    expected = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
 
+    def one_at_a_time(batch: LineBatch) -> None:  # no event loop here: each line is written at once
+        for line in lines:
+            batch.add(line)
+
+    assert _written_by(one_at_a_time, tmp_path, monkeypatch) == expected
+    assert len(writes) == len(lines)
+    writes.clear()
+
+    def batched(batch: LineBatch) -> None:
         async def add_all() -> None:
             for line in lines:
                 batch.add(line)
             await asyncio.sleep(ACCESS_FLUSH_SECONDS * 3)
 
         asyncio.run(add_all())
+
+    assert _written_by(batched, tmp_path, monkeypatch) == expected
     assert 1 < len(writes) < len(lines) / 4
-    assert max(writes) <= select.PIPE_BUF
-    assert (tmp_path / "stderr").read_bytes() == b"".join(lines) * 2
+    assert max(len(piece) for piece in writes) <= select.PIPE_BUF
+    assert all(piece.endswith(b"\n") for piece in writes)
