@@ -19,6 +19,7 @@ CONNECTIONS = ("1", "8", "32")
 COLOURS = {
     "nginx": "#7f7f7f",
     "granian_ceiling": "#bcbd22",
+    "granian_rsgi_ceiling": "#dbdb8d",
     "konifer": "#2b7a3d",
     "konifer_content_entry": "#2b7a3d",
     "konifer_entry_content": "#74c476",
@@ -28,6 +29,7 @@ COLOURS = {
 LABELS = {
     "nginx": "nginx static",
     "granian_ceiling": "bare ASGI on Granian",
+    "granian_rsgi_ceiling": "bare RSGI on Granian",
     "konifer": "konifer-edge",
     "konifer_content_entry": "konifer /-/content/entry/0",
     "konifer_entry_content": "konifer /-/entry/0/content",

@@ -1,5 +1,5 @@
-"""The peers konifer-edge is measured against: nginx (static file), a bare ASGI app on Granian (the stack's
-ceiling), thumbor and ipx. A peer that was not installed raises with the installer's log, and is recorded."""
+"""The peers konifer-edge is measured against: nginx (static file), bare ASGI and RSGI apps on Granian (the
+stack's ceilings), thumbor and ipx. A peer that was not installed raises with the installer's log, and is recorded."""
 
 from __future__ import annotations
 
@@ -76,15 +76,24 @@ def start_ipx(tmp: Path, images: Path) -> tuple[Service, int]:
     return service, port
 
 
-def start_ceiling(tmp: Path, static: Path) -> tuple[Service, int]:
-    """A bare ASGI app on Granian (bench/ceiling_app.py) serving the same bytes: the stack's own ceiling."""
+# The two ceilings: Granian's ASGI interface (the one konifer-edge runs on) and its native RSGI.
+CEILINGS = {
+    "granian_ceiling": ("asgi", "ceiling_app:app", "bare ASGI"),
+    "granian_rsgi_ceiling": ("rsgi", "ceiling_rsgi:app", "bare RSGI"),
+}
+
+
+def start_ceiling(tmp: Path, static: Path, name: str) -> tuple[Service, int]:
+    """A bare app on Granian (bench/ceiling_app.py, bench/ceiling_rsgi.py) serving the same bytes: the
+    stack's own ceiling on one of its interfaces."""
+    interface, target, _ = CEILINGS[name]
     port = free_port()
     granian = REPO / ".venv" / "bin" / "granian"
-    options = ["--interface", "asgi", "--host", HOST, "--port", str(port), "--workers", str(KONIFER_WORKERS)]
+    options = ["--interface", interface, "--host", HOST, "--port", str(port), "--workers", str(KONIFER_WORKERS)]
     service = start_service(
-        "granian-ceiling",
-        [str(granian), *options, "--loop", "auto", "--no-log", "--working-dir", str(BENCH), "ceiling_app:app"],
-        tmp / "granian-ceiling.log",
+        name,
+        [str(granian), *options, "--loop", "auto", "--no-log", "--working-dir", str(BENCH), target],
+        tmp / f"{name}.log",
         env={"BENCH_CEILING_FILE": str(static / "photo-400.jpg")},
         cwd=BENCH,
     )

@@ -20,6 +20,7 @@ SCENARIO_TITLES = {
 SERVER_NAMES = {
     "nginx": "nginx (static file)",
     "granian_ceiling": "bare ASGI on Granian (ceiling)",
+    "granian_rsgi_ceiling": "bare RSGI on Granian (ceiling)",
     "konifer_content_entry": "konifer-edge `/-/content/entry/0`",
     "konifer_entry_content": "konifer-edge `/-/entry/0/content`",
     "konifer": "konifer-edge",

@@ -11,7 +11,7 @@ from typing import Any
 
 from konifer import Konifer
 from load import series, url_file, wrk
-from peers import peer_versions, start_ceiling, start_ipx, start_nginx, start_thumbor
+from peers import CEILINGS, peer_versions, start_ceiling, start_ipx, start_nginx, start_thumbor
 from processes import http_request, multipart
 from settings import (
     BENCH,
@@ -44,7 +44,7 @@ class Run:
         self.peers: dict[str, int] = {}
         self.peer_hot = {"thumbor": "/unsafe/400x0/photo.jpg", "ipx": "/w_400/photo.jpg"}
         self.peer_etags: dict[str, str] = {}
-        self.ceiling_port = 0
+        self.ceiling_ports: dict[str, int] = {}
 
     def urls(self, name: str, paths: list[str]) -> str:
         return str(url_file(self.tmp, name, paths))
@@ -73,16 +73,17 @@ def prepare(run: Run, result: dict[str, Any]) -> None:
     if nginx_bytes != variant_bytes:
         raise RuntimeError("nginx does not serve the variant's bytes")
     run.nginx_etag = nginx_headers["etag"]
-    try:
-        _, run.ceiling_port = start_ceiling(run.tmp, static)
-        result["peers"]["granian_ceiling"] = {
-            "serves": "the same bytes from memory: a bare ASGI app on Granian with konifer-edge's workers, "
-            "no framework, database or logging (bench/ceiling_app.py)",
-            "workers": KONIFER_WORKERS,
-        }
-    except Exception as error:
-        log(f"granian ceiling: not available: {error}")
-        result["peers"]["granian_ceiling"] = {"error": str(error)[-2000:]}
+    for name, (interface, _, _) in CEILINGS.items():
+        try:
+            _, run.ceiling_ports[name] = start_ceiling(run.tmp, static, name)
+            result["peers"][name] = {
+                "serves": f"the same bytes from memory: a bare {interface.upper()} app on Granian with "
+                "konifer-edge's workers, no framework, database or logging (bench/ceiling_*.py)",
+                "workers": KONIFER_WORKERS,
+            }
+        except Exception as error:
+            log(f"{name}: not available: {error}")
+            result["peers"][name] = {"error": str(error)[-2000:]}
     result["peers"]["nginx"] = {
         "version": result["machine"]["nginx"],
         "workers": CORES,
@@ -122,9 +123,9 @@ def prepare(run: Run, result: dict[str, Any]) -> None:
 def scenario_hot(run: Run) -> dict[str, Any]:
     hot: dict[str, Any] = {}
     hot["nginx"] = series(run.nginx_port, ["urls", run.urls("nginx-hot", ["/photo-400.jpg"])], label="nginx static")
-    if run.ceiling_port:
-        hot["granian_ceiling"] = series(
-            run.ceiling_port, ["urls", run.urls("ceiling-hot", ["/photo-400.jpg"])], label="granian bare ASGI"
+    for name, port in run.ceiling_ports.items():
+        hot[name] = series(
+            port, ["urls", run.urls(f"{name}-hot", ["/photo-400.jpg"])], label=f"granian {CEILINGS[name][2]}"
         )
     hot["konifer_content_entry"] = series(
         run.konifer.port, ["urls", run.urls("k-hot-a", [run.hot_a])], label="konifer /-/content/entry/0"
@@ -141,7 +142,7 @@ def scenario_revalidate(run: Run) -> dict[str, Any]:
     reval: dict[str, Any] = {}
     checks = {
         "nginx": (run.nginx_port, "/photo-400.jpg", run.nginx_etag),
-        **({"granian_ceiling": (run.ceiling_port, "/photo-400.jpg", '"ceiling"')} if run.ceiling_port else {}),
+        **{name: (port, "/photo-400.jpg", '"ceiling"') for name, port in run.ceiling_ports.items()},
         "konifer": (run.konifer.port, run.hot_b, run.konifer_etag),
     }
     for name, port in run.peers.items():
