@@ -10,6 +10,7 @@ those are decoded whole, then thumbnailed.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 import msgspec
 
@@ -69,11 +70,7 @@ def render(source: bytes, source_pages: int, plan: Plan, lqip_kinds: tuple[str, 
         # The source is read sequentially, once; placeholders need the output pixels a second time.
         image = image.copy_memory()
     data = _encode(image, plan)
-    # What the bytes say about themselves, read back from their header: what the encoder kept.
-    if codecs.is_codec_format(plan.format):
-        written = codecs.decode(data, plan.format)
-    else:
-        written = pyvips.Image.new_from_buffer(data, "")
+    written = _as_written(image, data, plan)
     frames = page_count(image) if animated else 1
     attributes = Attributes(
         width=int(image.width),
@@ -87,6 +84,34 @@ def render(source: bytes, source_pages: int, plan: Plan, lqip_kinds: tuple[str, 
     return Rendered(
         data=data, attributes=attributes, lqip=compute_lqips(image, lqip_kinds), source_color_space=source_colour
     )
+
+
+def _as_written(image: pyvips.Image, data: bytes, plan: Plan) -> pyvips.Image:
+    """What the bytes say about themselves (profile, orientation): what the encoder kept.
+
+    Read back from their header, except where libvips writes that header from exactly the image's
+    own fields: a JPEG of 8-bit sRGB or grey pixels, with no profile or one for that many bands.
+    Reading a JPEG's header back parses its EXIF again: about 1% of a first request's render.
+    """
+    if plan.format is ImageFormat.JPEG and _jpeg_keeps_its_fields(image):
+        return image
+    if codecs.is_codec_format(plan.format):
+        return codecs.decode(data, plan.format)
+    return pyvips.Image.new_from_buffer(data, "")
+
+
+def _jpeg_keeps_its_fields(image: pyvips.Image) -> bool:
+    bands = _JPEG_BANDS.get(str(image.interpretation))
+    if image.format != "uchar" or bands is None or image.bands != bands:
+        return False
+    if "icc-profile-data" not in image.get_fields():
+        return True
+    # The saver may leave out a profile made for another number of bands: such bytes are read back.
+    profile = bytes(image.get("icc-profile-data"))
+    return profile[16:20] == (b"RGB " if bands == 3 else b"GRAY")
+
+
+_JPEG_BANDS: Final = {"srgb": 3, "b-w": 1}
 
 
 def _load(source: bytes, plan: Plan, animated: bool) -> pyvips.Image:
