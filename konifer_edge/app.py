@@ -67,6 +67,7 @@ REPOSITORY_OPERATIONS = (
     "find_entry",
     "find_newest",
     "find_variant",
+    "variant_keys",
     "update_metadata",
     "delete",
 )

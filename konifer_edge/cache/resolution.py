@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -160,16 +161,37 @@ class ResolutionCache:
         """Every node forgets what it resolved at these paths (both generations move, in effect)."""
         await self._bump(list(paths))
 
-    async def variants_added(self, paths: Iterable[str]) -> None:
-        """A variant was added at these paths: only what lists variants (metadata) is retired.
+    async def variant_added(self, path: str, asset_id: uuid.UUID, plan_key: str) -> None:
+        """A variant was added at this path: only what lists variants (metadata) is retired.
 
         Announced rather than bumped: this node lists the variant at once, other nodes a moment later,
-        and the render's answer does not wait for them (its row is already in the database)."""
-        keys = [variants_key(path) for path in paths]
+        and the render's answer does not wait for them (its row is already in the database). What this
+        worker knew of the asset's variant keys moves on to the new generation with the new key, so
+        the next first request of another variant of the asset need not ask the database. Another
+        render's bump landing between the two reads would be missed by that knowledge: its variant
+        would then be rendered once more, and the row insert settles that as any tie.
+        """
+        before = await self.generation(path, with_variants=True)
         try:
-            await self._generations.announce(keys)
+            await self._generations.announce([variants_key(path)])
         except _REDIS_ERRORS as error:
             log.warning("could not bump generations (entries age out within %ss): %r", ENTRY_TTL_SECONDS, error)
+            return
+        known = self.known_variant_keys(before, asset_id) if before is not None else None
+        if known is None:
+            return
+        after = await self.generation(path, with_variants=True)
+        if after is not None and after != before:
+            self.know_variant_keys(after, asset_id, known | {plan_key})
+
+    def known_variant_keys(self, generation: int, asset_id: uuid.UUID) -> frozenset[str] | None:
+        """Every stored variant key of the asset as of the path's combined ``generation``, if known here."""
+        known = self._local.get(f"k:{generation}:{asset_id}")
+        return known if isinstance(known, frozenset) else None
+
+    def know_variant_keys(self, generation: int, asset_id: uuid.UUID, keys: frozenset[str]) -> None:
+        """``keys`` are all the asset's stored variant keys as of ``generation`` (read from the database after it)."""
+        self._local.put(f"k:{generation}:{asset_id}", keys, ENTRY_TTL_SECONDS)
 
     async def _bump(self, keys: list[str]) -> None:
         if keys:

@@ -78,6 +78,10 @@ class VariantRecords(Protocol):
 
     async def find_variant(self, asset_id: uuid.UUID, transformation_key: str) -> Variant | None: ...
 
+    async def variant_keys(self, asset_id: uuid.UUID, limit: int) -> list[str]:
+        """The transformation keys of the asset's stored variants, at most ``limit`` of them."""
+        ...
+
     async def add_variant(self, asset_id: uuid.UUID, variant: NewVariant, now: datetime) -> Variant | None: ...
 
 
@@ -158,9 +162,15 @@ class VariantCache(Invalidation, Protocol):
         self, path: str, asset: Asset, plan_key: str, load: Callable[[], Awaitable[Variant | None]]
     ) -> tuple[Variant | None, str]: ...
 
-    async def variants_added(self, paths: Iterable[str]) -> None:
+    async def variant_added(self, path: str, asset_id: uuid.UUID, plan_key: str) -> None:
         """A render added a variant: what lists variants (metadata) is retired everywhere, nothing else."""
         ...
+
+    def known_variant_keys(self, generation: int, asset_id: uuid.UUID) -> frozenset[str] | None:
+        """Every stored variant key of the asset as of the path's combined ``generation``, if this worker knows them."""
+        ...
+
+    def know_variant_keys(self, generation: int, asset_id: uuid.UUID, keys: frozenset[str]) -> None: ...
 
     async def generation(self, path: str, *, with_variants: bool = False) -> int | None:
         """The path's generation (with its variants generation); None when it cannot be told now."""

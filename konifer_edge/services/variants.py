@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import logging
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
 
@@ -190,7 +190,7 @@ async def _stored_or_rendered(
         # Every render at the path moves this before its lock is released (on this node at once); read
         # only when the caches missed, so that a hit costs nothing more.
         listed_before = await parts.resolutions.generation(asset.path, with_variants=True)
-        return await parts.repository.find_variant(asset.id, plan.key)
+        return await _stored_variant(parts, asset, plan.key, listed_before)
 
     existing, tier = await parts.resolutions.variant(asset.path, asset, plan.key, from_database)
     if existing is not None:
@@ -230,6 +230,30 @@ async def _stored_or_rendered(
         parts.imaging.promote(flight)
         (variant, rendered), leader = await parts.renders.run(flight, render_unless_stored)
     return variant, "rendered" if rendered and leader else "database"
+
+
+async def _stored_variant(parts: VariantParts, asset: Asset, key: str, generation: int | None) -> Variant | None:
+    """The stored variant ``key`` of ``asset``, from the database unless this worker knows it is not there.
+
+    The asset's variant keys, read at the path's combined ``generation``, say which variants exist
+    until that generation moves; this worker's own renders carry them on (`variant_added`). So the
+    first requests of several widths of one image (a page's `srcset`) ask the database once, not
+    once each. An asset with very many variants is not listed.
+    """
+    if generation is None:
+        return await parts.repository.find_variant(asset.id, key)
+    known = parts.resolutions.known_variant_keys(generation, asset.id)
+    if known is None:
+        keys = await parts.repository.variant_keys(asset.id, _MOST_KNOWN_KEYS + 1)
+        if len(keys) > _MOST_KNOWN_KEYS:
+            return await parts.repository.find_variant(asset.id, key)
+        known = frozenset(keys)
+        parts.resolutions.know_variant_keys(generation, asset.id, known)
+    return await parts.repository.find_variant(asset.id, key) if key in known else None
+
+
+# An asset with more variants than this is looked up variant by variant: its listing would cost more than it saves.
+_MOST_KNOWN_KEYS: Final = 200
 
 
 async def _unlock(parts: VariantParts, name: str, token: str) -> None:
@@ -285,7 +309,7 @@ async def _render_and_store(
         parts.bodies.put(body_key(original.bucket, store_key), rendered.data)
         # The asset's metadata lists its variants; it must list this one now. Nothing else changed:
         # which asset each selector names, and every other variant, stay resolved and recorded.
-        await parts.resolutions.variants_added([asset.path])
+        await parts.resolutions.variant_added(asset.path, asset.id, plan.key)
         return variant
     # Another node stored it first (or the asset was deleted meanwhile): keep theirs.
     with contextlib.suppress(Exception):

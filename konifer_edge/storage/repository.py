@@ -428,6 +428,12 @@ class AssetRepository:
         )
         return None if row is None else _variant_from_row(row)
 
+    async def variant_keys(self, asset_id: uuid.UUID, limit: int) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT transformation_key FROM variant WHERE asset_id = $1 LIMIT $2", asset_id, limit
+        )
+        return [row["transformation_key"] for row in rows]
+
     async def update_metadata(
         self, path: str, entry_id: int, alt: str | None, labels: dict[str, str], tags: list[str], now: datetime
     ) -> Asset | None:

@@ -157,6 +157,11 @@ def database_calls(api: Deployment, operation: str) -> float:
     return operations(api, "database", operation)
 
 
+def variant_lookups(api: Deployment) -> float:
+    """Database asks for a variant: row lookups and listings of an image's variant keys."""
+    return database_calls(api, "find_variant") + database_calls(api, "variant_keys")
+
+
 def test_a_render_retires_only_what_lists_variants(fs_api: Deployment) -> None:
     path = f"/fast/{uuid.uuid4().hex[:10]}"
     stored(fs_api.client, path, IMAGE, metadata=FIRST)
@@ -165,11 +170,13 @@ def test_a_render_retires_only_what_lists_variants(fs_api: Deployment) -> None:
     first = fs_api.client.get(hot)
     assert first.status_code == 200 and first.headers["k-cache-status"] == "miss"
     assert len(fs_api.client.get(metadata).json()["variants"]) == 2
-    entries, lookups = database_calls(fs_api, "find_entry"), database_calls(fs_api, "find_variant")
+    entries, lookups = database_calls(fs_api, "find_entry"), variant_lookups(fs_api)
     rendered = fs_api.client.get(f"/assets{path}/-/entry/0/content?w=12")
     assert rendered.status_code == 200 and rendered.headers["k-cache-status"] == "miss"
-    # One lookup missed, then the render: no second lookup on the way.
-    assert database_calls(fs_api, "find_variant") == lookups + 1
+    # At most one lookup missed (none when the worker still knows the image's variants), then the
+    # render: no second lookup on the way.
+    looked_up = variant_lookups(fs_api)
+    assert looked_up <= lookups + 1
     # The entry stayed resolved across the render, and the recorded answer of the other variant
     # still answers: neither asks the database again.
     status, headers, content = comparable(first)
@@ -179,7 +186,7 @@ def test_a_render_retires_only_what_lists_variants(fs_api: Deployment) -> None:
     # What lists variants lists the new one at once.
     assert len(fs_api.client.get(metadata).json()["variants"]) == 3
     assert len(fs_api.client.get(f"/assets{path}/-/metadata").json()["variants"]) == 3
-    assert database_calls(fs_api, "find_variant") == lookups + 1
+    assert variant_lookups(fs_api) == looked_up
 
 
 def test_first_requests_of_one_asset_read_its_original_once(fs_api: Deployment) -> None:

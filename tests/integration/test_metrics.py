@@ -473,3 +473,36 @@ def test_a_fresh_server_exports_each_known_label_value_at_zero(fresh_server: Dep
         found = {dict(labels)[label]: value for labels, value in exposition.where(name).items()}
         assert values <= set(found), f"{name}: no series yet for {values - set(found)}"
         assert all(found[value] == 0 for value in values), (name, found)
+
+
+def test_the_first_requests_of_several_widths_of_one_image_ask_the_database_once(
+    tmp_path: Path, postgres: PostgresService
+) -> None:
+    """A page's `srcset` asks several widths of a new image at once: the worker that listed the image's
+    variants for the first of them, and rendered each, knows the others are not stored yet."""
+    deployment = Deployment(tmp_path, STANDARD_CONFIG, store="filesystem", postgres=postgres).start()
+    try:
+        path = f"/srcset/{uuid.uuid4().hex[:10]}"
+        store(deployment, path, make_image("jpg", 320, 240), "image/jpeg")
+        before = scrape(deployment)
+        widths = (40, 60, 80, 100)
+        for width in widths:
+            answer = deployment.client.get(f"/assets{path}/-/entry/0/content?w={width}")
+            assert (answer.status_code, answer.headers["K-Cache-Status"]) == (200, "miss"), answer.text
+        again = deployment.client.get(f"/assets{path}/-/entry/0/content?w=60")
+        assert (again.status_code, again.headers["K-Cache-Status"]) == (200, "hit")
+        after = scrape(deployment)
+        assert changes(before, after, "konifer_renders_total") == len(widths)
+        assert changes(before, after, "konifer_database_duration_seconds_count", operation="variant_keys") == 1
+        assert changes(before, after, "konifer_database_duration_seconds_count", operation="find_variant") == 0
+
+        # A change of the entry moves the path's generation: what was known goes, and is listed again.
+        updated = deployment.client.put(f"/assets{path}/-/entry/0", json={"alt": "changed"})
+        assert updated.status_code == 200, updated.text
+        listed = deployment.client.get(f"/assets{path}/-/entry/0/content?w=80")
+        assert (listed.status_code, listed.headers["K-Cache-Status"]) == (200, "hit")
+        later = scrape(deployment)
+        assert changes(after, later, "konifer_database_duration_seconds_count", operation="variant_keys") == 1
+        assert changes(after, later, "konifer_renders_total") == 0
+    finally:
+        deployment.stop()
