@@ -179,9 +179,17 @@ def _log_access(
     if writes_lines_directly():
         ACCESS_LINES.add(line)
     else:
-        own = {name: value for name, value in msgspec.structs.asdict(line).items() if name not in _COMMON_FIELDS}
-        log.info("%s", line.message, extra=fields({name: value for name, value in own.items() if value is not None}))
+        log.info("%s", line.message, extra=fields(record_fields(line)))
 
 
-# Written by the logging module itself when the lines do not go through `ACCESS_LINES`.
+def record_fields(line: AccessLine) -> dict[str, Any]:
+    """The line's own fields as a log record carries them (unset ones left out, as the Struct omits them):
+    the formatter writes the common ones itself."""
+    return {
+        name: value
+        for name, value in msgspec.structs.asdict(line).items()
+        if name not in _COMMON_FIELDS and value is not None
+    }
+
+
 _COMMON_FIELDS: Final = frozenset({"time", "level", "logger", "message"})

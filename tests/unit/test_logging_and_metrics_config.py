@@ -24,6 +24,7 @@ from konifer_edge.observability.logs import (
     fields,
     utc_time,
 )
+from konifer_edge.observability.request_log import AccessLine, record_fields
 
 
 def test_defaults_are_info_and_metrics_on_the_main_port() -> None:
@@ -87,26 +88,6 @@ def test_a_traceback_is_a_field_of_the_same_line() -> None:
     assert "ValueError: boom" in value["exception"] and "\n" not in line
 
 
-class AccessFields(msgspec.Struct, omit_defaults=True):
-    method: str
-    path: str
-    status: int
-    failed: str | None = None
-
-
-class AccessRecord(msgspec.Struct, omit_defaults=True):
-    """An access line as `LineBatch` takes it: the common fields first, then the request's."""
-
-    time: str
-    level: str
-    logger: str
-    message: str
-    method: str
-    path: str
-    status: int
-    failed: str | None = None
-
-
 class Numbered(msgspec.Struct):
     n: int
     pad: str
@@ -127,21 +108,25 @@ def test_the_cached_clock_writes_what_datetime_writes(timestamp: float) -> None:
 
 
 def test_an_access_line_is_the_line_the_formatter_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    values = AccessFields(method="GET", path='/a "b"\n', status=200)
-    logger = logging.getLogger(ACCESS_LOGGER)
-    made = logger.makeRecord(
-        logger.name, logging.INFO, __file__, 1, "%s", ('GET /a "b"\n 200',), None, extra=fields(values)
-    )
-    made.created = 1_765_000_000.25
-    line = AccessRecord(
-        time=utc_time(made.created),
+    line = AccessLine(
+        time=utc_time(1_765_000_000.25),
         level="info",
         logger=ACCESS_LOGGER,
         message='GET /a "b"\n 200',
         method="GET",
         path='/a "b"\n',
+        route="fetch_content",
         status=200,
+        duration_ms=1.5,
+        cache="memory",
+        bytes=10,
+        request_id="abc",
     )
+    logger = logging.getLogger(ACCESS_LOGGER)
+    made = logger.makeRecord(
+        logger.name, logging.INFO, __file__, 1, "%s", (line.message,), None, extra=fields(record_fields(line))
+    )
+    made.created = 1_765_000_000.25
     written = _written_by(lambda batch: batch.add(line), tmp_path, monkeypatch)
     assert written == (JsonFormatter().format(made) + "\n").encode()
     assert written.count(b"\n") == 1
